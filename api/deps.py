@@ -1,0 +1,70 @@
+"""Request dependencies: the wired services and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.identity import Caller, Role, TokenStore
+from api.problems import ProblemError
+from api.settings import Settings
+from domain.application import SanctionsLog
+
+
+@dataclass
+class Services:
+    """Everything a request may need, built once by `api.bootstrap`."""
+
+    settings: Settings
+    log: SanctionsLog
+    tokens: TokenStore
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+ServicesDep = Annotated[Services, Depends(services)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def identify(svc: Services, credentials: HTTPAuthorizationCredentials | None) -> Caller | None:
+    if credentials is None:
+        return None
+    return svc.tokens.authenticate(credentials.credentials)
+
+
+def require(role: Role, svc: Services, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    caller = identify(svc, credentials)
+    if caller is None:
+        detail = "a bearer token is required" if credentials is None else "unknown token"
+        raise ProblemError(401, detail, kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+    if not caller.may(role):
+        raise ProblemError(
+            403, f"{caller.name} has role {caller.role.label}; this needs {role.label}", kind="forbidden"
+        )
+    return caller
+
+
+def writer(svc: ServicesDep, credentials: Credentials) -> Caller:
+    return require(Role.WRITER, svc, credentials)
+
+
+def admin(svc: ServicesDep, credentials: Credentials) -> Caller:
+    return require(Role.ADMIN, svc, credentials)
+
+
+def reader(svc: ServicesDep, credentials: Credentials) -> Caller | None:
+    """Reads are open unless SANCTIONS_READS_REQUIRE_TOKEN is set."""
+    if svc.settings.reads_require_token:
+        return require(Role.READER, svc, credentials)
+    return None
+
+
+Writer = Annotated[Caller, Depends(writer)]
+Admin = Annotated[Caller, Depends(admin)]
+Reader = Annotated[Caller | None, Depends(reader)]

@@ -1,0 +1,135 @@
+"""Who is calling: bearer tokens with roles, kept hashed, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import IntEnum
+
+from domain.errors import InvalidInput
+from domain.persistence import SanctionsRecorderMixin
+
+
+class Role(IntEnum):
+    """Roles nest: admin ⊃ writer ⊃ reader."""
+
+    READER = 1
+    WRITER = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        try:
+            return cls[value.strip().upper()]
+        except KeyError:
+            raise InvalidInput(
+                "role", f"unknown role {value!r}: use reader, writer or admin"
+            ) from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: its name is what events record as `recorded_by`."""
+
+    name: str
+    role: Role
+
+    def may(self, needed: Role) -> bool:
+        return self.role >= needed
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    name: str
+    role: Role
+    token_hash: str
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random strings, so a plain SHA-256 cannot be brute-forced.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def parse_token_list(configured: str) -> list[TokenEntry]:
+    """Entries of SANCTIONS_API_TOKENS (`name:role:token,…`)."""
+    entries = []
+    for item in filter(None, (part.strip() for part in configured.split(","))):
+        name, sep, rest = item.partition(":")
+        role, sep2, token = rest.partition(":")
+        if not (sep and sep2 and name and token):
+            raise InvalidInput(
+                "SANCTIONS_API_TOKENS", "each entry must be name:role:token (the token is not shown)"
+            )
+        entries.append(TokenEntry(name, Role.parse(role), hash_token(token)))
+    return entries
+
+
+TOKENS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {table} ("
+    " name TEXT PRIMARY KEY,"
+    " role TEXT NOT NULL,"
+    " token_hash TEXT NOT NULL UNIQUE,"
+    " created_at TEXT NOT NULL,"
+    " revoked_at TEXT)"
+)
+
+
+class TokenStore:
+    """Tokens kept (hashed) in the service's own database, beside its data."""
+
+    def __init__(self, store: SanctionsRecorderMixin, configured: str = "") -> None:
+        self.store = store
+        self.table = store.qualified("api_tokens")
+        self.configured = parse_token_list(configured)
+        with store.transaction(commit=True) as cursor:
+            cursor.execute(TOKENS_TABLE.format(table=self.table))
+
+    def stored(self) -> list[TokenEntry]:
+        with self.store.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT name, role, token_hash FROM {self.table} WHERE revoked_at IS NULL"
+            )
+            rows = cursor.fetchall()
+        return [TokenEntry(row["name"], Role.parse(row["role"]), row["token_hash"]) for row in rows]
+
+    def has_any(self) -> bool:
+        with self.store.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT COUNT(*) AS n FROM {self.table}")
+            return int(cursor.fetchone()["n"]) > 0
+
+    def create(self, name: str, role: Role) -> str:
+        """Make a token for `name`; the only time its clear text exists is this answer."""
+        if not name.strip() or ":" in name or "," in name:
+            raise InvalidInput("name", "a token name is non-empty, without ':' or ','")
+        token = "st_" + secrets.token_urlsafe(32)
+        with self.store.transaction(commit=True) as cursor:
+            cursor.execute(f"SELECT 1 FROM {self.table} WHERE name = ?", (name,))
+            if cursor.fetchone() is not None:
+                raise InvalidInput("name", f"a token named {name!r} already exists")
+            cursor.execute(
+                f"INSERT INTO {self.table} VALUES (?,?,?,?,NULL)",
+                (name, role.label, hash_token(token), datetime.now(timezone.utc).isoformat()),
+            )
+        return token
+
+    def create_first_admin(self) -> str | None:
+        """On first start with no tokens at all, an admin token (else None)."""
+        if self.configured or self.has_any():
+            return None
+        return self.create("admin", Role.ADMIN)
+
+    def authenticate(self, token: str) -> Caller | None:
+        """The caller holding `token`, comparing against every entry in constant time."""
+        presented = hash_token(token)
+        found: Caller | None = None
+        for entry in [*self.configured, *self.stored()]:
+            if hmac.compare_digest(presented, entry.token_hash) and found is None:
+                found = Caller(entry.name, entry.role)
+        return found

@@ -1,0 +1,157 @@
+"""RFC 9457 problem documents, and the one place domain errors become HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    EventNotFound,
+    IdempotencyConflict,
+    InvalidInput,
+    RuleViolation,
+    VersionConflict,
+)
+
+PROBLEM_TYPE_BASE = "https://sanctions-timeline.dev/problems/"
+logger = logging.getLogger("sanctions.api")
+
+TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An `application/problem+json` answer."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + (kind or str(status)),
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(
+        jsonable_encoder(body),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+class ProblemError(Exception):
+    """Raised by routes and dependencies for a problem that is not a domain error."""
+
+    def __init__(
+        self, status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.headers = headers
+
+
+def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ())),
+            "message": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in errors
+    ]
+
+
+def invalid_input(error: InvalidInput, loc: tuple[str | int, ...] = ("body",)) -> JSONResponse:
+    location = ".".join(str(part) for part in (*loc, error.field))
+    return problem(
+        422,
+        f"{location}: {error.message}",
+        kind="invalid-input",
+        errors=[{"field": location, "message": error.message, "type": "value_error"}],
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Map every error the service can raise to a problem document."""
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors(list(exc.errors()))
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem(422, summary or "invalid request", kind="invalid-input", errors=errors)
+
+    @app.exception_handler(InvalidInput)
+    async def on_invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return invalid_input(exc, loc=())
+
+    @app.exception_handler(RuleViolation)
+    async def on_rule(_: Request, exc: RuleViolation) -> JSONResponse:
+        return problem(
+            409, exc.message, kind="rule-violation", breaks_event_id=exc.breaks_event_id
+        )
+
+    @app.exception_handler(VersionConflict)
+    async def on_version(_: Request, exc: VersionConflict) -> JSONResponse:
+        return problem(
+            409,
+            exc.message,
+            kind="version-conflict",
+            stream=exc.stream,
+            expected_version=exc.expected,
+            actual_version=exc.actual,
+        )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def on_idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return problem(409, exc.message, kind="idempotency-conflict")
+
+    @app.exception_handler(EventNotFound)
+    async def on_not_found(_: Request, exc: EventNotFound) -> JSONResponse:
+        return problem(404, exc.message, kind="not-found")
+
+    @app.exception_handler(ProblemError)
+    async def on_problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem(exc.status, exc.detail, kind=exc.kind, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PersistenceError)
+    async def on_storage(_: Request, exc: PersistenceError) -> JSONResponse:
+        logger.error("storage error: %s", type(exc).__name__)
+        return problem(
+            503, "the database is unavailable; nothing was recorded", kind="unavailable"
+        )
+
+    @app.exception_handler(Exception)
+    async def on_bug(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return problem(500, "an internal error occurred", kind="internal")

@@ -1,0 +1,133 @@
+"""Recording events and reading the log back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Response
+
+from api.deps import Reader, ServicesDep, Writer
+from api.inputs import located, optional
+from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
+from domain.application import IdempotentRequest, RecordedEvent
+from domain.keys import parse_authority, parse_commodity, parse_country
+from domain.persistence import EventFilter
+from domain.rules import EventType
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe writes: the same key and body answer the recorded event.",
+    ),
+]
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {"application/problem+json": {}}}
+    for code, text in {
+        401: "Missing or unknown token",
+        403: "Role not allowed",
+        409: "Breaks a domain rule, expected_version mismatch, or key reused",
+        413: "Body too large",
+        422: "Malformed or invalid input",
+    }.items()
+}
+
+
+def _out(recorded: RecordedEvent) -> EventOut:
+    return EventOut.of(recorded.position, recorded.event)
+
+
+def _idempotency(caller: str, key: str | None, body: Any) -> IdempotentRequest | None:
+    return None if key is None else IdempotentRequest.of(caller, key, body)
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    response_model=EventOut,
+    responses={200: {"description": "Idempotent replay", "model": EventOut}, **PROBLEMS},
+    summary="Record one event",
+)
+def record_event(
+    body: EventIn,
+    caller: Writer,
+    svc: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> EventOut:
+    draft = located(("body",), body.draft)
+    outcome = svc.log.record(
+        [draft],
+        recorded_by=caller.name,
+        idempotency=_idempotency(caller.name, idempotency_key, {"event": body.request_body()}),
+    )
+    event = _out(outcome.events[0])
+    response.status_code = 200 if outcome.replayed else 201
+    response.headers["Location"] = f"/v1/events/{event.event_id}"
+    return event
+
+
+@router.post(
+    "/events:batch",
+    status_code=201,
+    response_model=EventsOut,
+    responses={200: {"description": "Idempotent replay", "model": EventsOut}, **PROBLEMS},
+    summary="Record up to 1,000 events, all or none, in order",
+)
+def record_batch(
+    body: BatchIn,
+    caller: Writer,
+    svc: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> EventsOut:
+    drafts = [
+        located(("body", "events", index), event.draft) for index, event in enumerate(body.events)
+    ]
+    outcome = svc.log.record(
+        drafts,
+        recorded_by=caller.name,
+        idempotency=_idempotency(
+            caller.name, idempotency_key, {"batch": [e.request_body() for e in body.events]}
+        ),
+    )
+    response.status_code = 200 if outcome.replayed else 201
+    return EventsOut(events=[_out(recorded) for recorded in outcome.events])
+
+
+@router.get("/events", response_model=EventPage, summary="The log, in position order")
+def list_events(
+    svc: ServicesDep,
+    _: Reader,
+    authority: str | None = None,
+    country: str | None = None,
+    commodity: str | None = None,
+    type: EventType | None = None,
+    after: Annotated[int | None, Query(ge=0, description="a position")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    where = EventFilter(
+        authority=optional(parse_authority, authority, "authority"),
+        country=optional(parse_country, country, "country"),
+        commodity=optional(parse_commodity, commodity, "commodity"),
+        type=None if type is None else type.value,
+    )
+    found = svc.log.select_events(where, after=after, limit=limit + 1)
+    page = found[:limit]
+    next_after = page[-1].position if len(found) > limit else None
+    return EventPage(events=[_out(recorded) for recorded in page], next_after=next_after)
+
+
+@router.get(
+    "/events/{event_id}",
+    response_model=EventOut,
+    responses={404: PROBLEMS[422] | {"description": "Unknown event id"}},
+    summary="One stored event",
+)
+def get_event(event_id: UUID, svc: ServicesDep, _: Reader) -> EventOut:
+    return _out(svc.log.event(event_id))

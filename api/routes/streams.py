@@ -1,0 +1,39 @@
+"""One stream's whole history, and the commodity catalogue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Reader, ServicesDep
+from api.inputs import located
+from api.schemas import CommoditiesOut, CommodityOut, EventOut, StreamOut
+from domain.catalogue import CATALOGUE
+from domain.keys import StreamKey
+
+router = APIRouter(prefix="/v1", tags=["streams"])
+
+
+@router.get(
+    "/streams/{authority}/{country}/{commodity}",
+    response_model=StreamOut,
+    summary="Every event of one stream, in version order",
+)
+def get_stream(
+    authority: str, country: str, commodity: str, svc: ServicesDep, _: Reader
+) -> StreamOut:
+    key = located(("path",), lambda: StreamKey.parse(authority, country, commodity))
+    events = svc.log.stream_events(key)
+    return StreamOut(
+        stream=key.name,
+        version=events[-1].event.originator_version if events else 0,
+        events=[EventOut.of(recorded.position, recorded.event) for recorded in events],
+    )
+
+
+@router.get("/commodities", response_model=CommoditiesOut, summary="The commodity catalogue")
+def list_commodities(_: Reader) -> CommoditiesOut:
+    return CommoditiesOut(
+        commodities=[
+            CommodityOut(slug=c.slug, hs_code=c.hs_code, name=c.name) for c in CATALOGUE
+        ]
+    )

@@ -1,0 +1,196 @@
+"""Request and response models: the JSON shapes of the REST contract."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    UrlConstraints,
+)
+
+from domain.hashing import format_timestamp
+from domain.keys import StreamKey
+from domain.rules import EventType
+from domain.stream import EventDraft, SanctionsStream
+
+Measure = Literal[
+    "import_ban",
+    "export_ban",
+    "transit_ban",
+    "asset_freeze",
+    "financing_ban",
+    "services_ban",
+    "price_cap",
+    "quota",
+    "licence_requirement",
+]
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date_string(value: Any) -> Any:
+    # Only `YYYY-MM-DD`: pydantic alone would also take numbers as Unix times.
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.match(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_string)]
+HttpUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+
+
+class SourceIn(BaseModel):
+    """Where the fact comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    title: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    published: IsoDate | None = None
+
+
+class EventIn(BaseModel):
+    """An event as clients post it (SPEC §2, Writing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    authority: Annotated[StrictStr, Field(max_length=16)]
+    country: Annotated[StrictStr, Field(max_length=16)]
+    commodity: Annotated[StrictStr, Field(max_length=100)]
+    effective_date: IsoDate | None = None
+    measures: Annotated[list[Measure], Field(max_length=50)] | None = None
+    retracts: UUID | None = None
+    legal_basis: Annotated[StrictStr, Field(max_length=2000)] | None = None
+    source: SourceIn | None = None
+    note: Annotated[StrictStr, Field(max_length=8000)] | None = None
+    expected_version: Annotated[StrictInt, Field(ge=0)] | None = None
+
+    def draft(self) -> EventDraft:
+        """The domain draft; InvalidInput (422) for unknown codes or a misfit payload."""
+        return EventDraft(
+            type=self.type,
+            key=StreamKey.parse(self.authority, self.country, self.commodity),
+            effective_date=self.effective_date,
+            measures=frozenset(self.measures or ()),
+            retracts=self.retracts,
+            legal_basis=self.legal_basis,
+            source=None
+            if self.source is None
+            else {
+                "url": str(self.source.url),
+                "title": self.source.title,
+                "published": None
+                if self.source.published is None
+                else self.source.published.isoformat(),
+            },
+            note=self.note,
+            expected_version=self.expected_version,
+        )
+
+    def request_body(self) -> dict[str, Any]:
+        """The body as it matters for Idempotency-Key comparison."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class BatchIn(BaseModel):
+    """`POST /v1/events:batch`: all or none, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
+
+
+class SourceOut(BaseModel):
+    url: str
+    title: str | None = None
+    published: str | None = None
+
+
+class EventOut(BaseModel):
+    """A stored event: the posted fields plus the service's own."""
+
+    event_id: UUID
+    type: EventType
+    stream: str
+    authority: str
+    country: str
+    commodity: str
+    effective_date: date | None
+    measures: list[str]
+    retracts: UUID | None
+    legal_basis: str | None
+    source: SourceOut | None
+    note: str | None
+    version: int
+    position: int
+    recorded_at: str
+    recorded_by: str
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def of(cls, position: int, event: SanctionsStream.Event) -> EventOut:
+        key = event.key
+        return cls(
+            event_id=event.event_id,
+            type=event.TYPE,
+            stream=key.name,
+            authority=key.authority,
+            country=key.country,
+            commodity=key.commodity,
+            effective_date=event.effective,
+            measures=event.measure_list or [],
+            retracts=event.retracted_id,
+            legal_basis=event.legal_basis,
+            source=None if event.source is None else SourceOut(**event.source),
+            note=event.note,
+            version=event.originator_version,
+            position=position,
+            recorded_at=format_timestamp(event.recorded_at),
+            recorded_by=event.recorded_by,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+        )
+
+
+class EventsOut(BaseModel):
+    events: list[EventOut]
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null when this page is the last."
+    )
+
+
+class StreamOut(BaseModel):
+    stream: str
+    version: int
+    events: list[EventOut]
+
+
+class CommodityOut(BaseModel):
+    slug: str
+    hs_code: str
+    name: str
+
+
+class CommoditiesOut(BaseModel):
+    commodities: list[CommodityOut]
+
+
+class Health(BaseModel):
+    status: str

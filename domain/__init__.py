@@ -1,0 +1,1 @@
+"""The write side: sanctions streams, their events and the rules they obey."""

@@ -1,0 +1,59 @@
+"""Domain exceptions. The API maps each family to one HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: something the caller asked for cannot be done."""
+
+
+class InvalidInput(DomainError):
+    """A value is malformed or unknown (HTTP 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class RuleViolation(DomainError):
+    """Recording the event would break a rule of the timeline (HTTP 409)."""
+
+    def __init__(self, message: str, *, breaks_event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.breaks_event_id = breaks_event_id
+
+
+class VersionConflict(DomainError):
+    """The stream's version is not the one the caller expected (HTTP 409)."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        message = (
+            f"{stream} is at version {actual}, not at the expected version {expected}"
+        )
+        super().__init__(message)
+        self.message = message
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyConflict(DomainError):
+    """An Idempotency-Key was reused with a different request body (HTTP 409)."""
+
+    def __init__(self, key: str) -> None:
+        message = (
+            f"Idempotency-Key {key!r} was already used with a different request body"
+        )
+        super().__init__(message)
+        self.message = message
+
+
+class EventNotFound(DomainError):
+    """No event has the given id (HTTP 404)."""
+
+    def __init__(self, event_id: str) -> None:
+        message = f"no event has id {event_id}"
+        super().__init__(message)
+        self.message = message

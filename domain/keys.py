@@ -1,0 +1,81 @@
+"""Stream keys: who sanctions (authority), whom (country) and what (commodity)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pycountry
+
+from domain.catalogue import find_commodity
+from domain.errors import InvalidInput
+
+BLOCS = {"EU": "European Union", "UN": "United Nations"}
+
+# A fixed namespace so the same stream name always maps to the same aggregate id.
+STREAM_NAMESPACE = uuid.UUID("5b3f6c1e-8f0a-4a57-9d1e-2c6a7e0b4d21")
+
+
+def _country_name(code: str) -> str | None:
+    if len(code) != 2 or not code.isalpha():
+        return None
+    entry = pycountry.countries.get(alpha_2=code)
+    return None if entry is None else str(entry.name)
+
+
+def parse_country(value: str, field: str = "country") -> str:
+    """An ISO 3166-1 alpha-2 code, upper case; InvalidInput if unknown."""
+    code = value.strip().upper()
+    if _country_name(code) is None:
+        raise InvalidInput(field, f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def parse_authority(value: str) -> str:
+    """A sanctioning authority: an ISO 3166-1 alpha-2 country or a bloc (EU, UN)."""
+    code = value.strip().upper()
+    if code in BLOCS:
+        return code
+    if _country_name(code) is None:
+        raise InvalidInput(
+            "authority",
+            f"{value!r} is not a sanctioning authority: use an ISO 3166-1 alpha-2 "
+            f"country code or one of {', '.join(sorted(BLOCS))}",
+        )
+    return code
+
+
+def parse_commodity(value: str) -> str:
+    """A commodity slug from the catalogue; InvalidInput naming close matches."""
+    return find_commodity(value).slug
+
+
+@dataclass(frozen=True, order=True)
+class StreamKey:
+    """Identifies one sanctions stream, e.g. US/BY/potash."""
+
+    authority: str
+    country: str
+    commodity: str
+
+    @classmethod
+    def parse(cls, authority: str, country: str, commodity: str) -> StreamKey:
+        """Validate and normalise the three codes (InvalidInput on the first bad one)."""
+        return cls(parse_authority(authority), parse_country(country), parse_commodity(commodity))
+
+    @classmethod
+    def from_name(cls, name: str) -> StreamKey:
+        """The key of a stream name `AUTHORITY/COUNTRY/commodity` (trusted input)."""
+        authority, country, commodity = name.split("/")
+        return cls(authority, country, commodity)
+
+    @property
+    def name(self) -> str:
+        return f"{self.authority}/{self.country}/{self.commodity}"
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return uuid.uuid5(STREAM_NAMESPACE, self.name)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,311 @@
+"""The SanctionsStream aggregate: one authority's measures on one country's commodity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, ClassVar, cast
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import InvalidInput, RuleViolation
+from domain.hashing import GENESIS_HASH, event_hash, format_timestamp
+from domain.keys import StreamKey
+from domain.rules import (
+    MEASURES,
+    EventType,
+    TimelineEntry,
+    check_can_insert,
+    check_can_remove,
+)
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event as a caller asks for it, before the stream accepts it."""
+
+    type: EventType
+    key: StreamKey
+    effective_date: date | None = None
+    measures: frozenset[str] = frozenset()
+    retracts: UUID | None = None
+    legal_basis: str | None = None
+    source: dict[str, str | None] | None = None
+    note: str | None = None
+    expected_version: int | None = None
+
+    def __post_init__(self) -> None:
+        check_draft_is_well_formed(self)
+
+
+def check_draft_is_well_formed(draft: EventDraft) -> None:
+    """InvalidInput naming the field if the payload does not fit the event type."""
+    unknown = sorted(set(draft.measures) - set(MEASURES))
+    if unknown:
+        raise InvalidInput("measures", f"unknown measure(s): {', '.join(unknown)}")
+    if draft.type is EventType.RETRACTED:
+        if draft.retracts is None:
+            raise InvalidInput("retracts", "a retraction names the event it retracts")
+        if not (draft.note or "").strip():
+            raise InvalidInput("note", "a retraction needs a note saying why")
+        if draft.effective_date is not None:
+            raise InvalidInput(
+                "effective_date",
+                "a retraction has no effective date: it corrects the record, not the law",
+            )
+        if draft.measures:
+            raise InvalidInput("measures", "a retraction carries no measures")
+        return
+    if draft.retracts is not None:
+        raise InvalidInput("retracts", f"only a retraction names `retracts`, not {draft.type}")
+    if draft.effective_date is None:
+        raise InvalidInput("effective_date", f"an {draft.type} event needs an effective_date")
+    if draft.type is EventType.LIFTED:
+        if draft.measures:
+            raise InvalidInput("measures", "a lift ends every measure: name none")
+    elif not draft.measures:
+        raise InvalidInput("measures", f"an {draft.type} event names at least one measure")
+
+
+def payload_of(
+    type: EventType,
+    *,
+    measures: list[str] | None,
+    retracts: UUID | None,
+    legal_basis: str | None,
+    source: dict[str, Any] | None,
+    note: str | None,
+) -> dict[str, Any]:
+    """The part of an event, beyond its key and dates, that the hash chain covers."""
+    payload: dict[str, Any] = {"legal_basis": legal_basis, "source": source, "note": note}
+    if type in (EventType.IMPOSED, EventType.EXPANDED, EventType.EASED):
+        payload["measures"] = sorted(measures or [])
+    if type is EventType.RETRACTED:
+        payload["retracts"] = str(retracts)
+    return payload
+
+
+class SanctionsStream(Aggregate):
+    """The log of one stream, e.g. US/BY/potash, and the rules its events obey."""
+
+    class Event(Aggregate.Event):
+        """What every recorded event carries besides its type-specific payload."""
+
+        TYPE: ClassVar[EventType]
+
+        stream: str
+        event_id: UUID
+        recorded_at: datetime
+        recorded_by: str
+        legal_basis: str | None
+        source: dict[str, Any] | None
+        note: str | None
+        prev_hash: str
+        hash: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            # Any event may be a stream's first: there is no separate "created" event,
+            # so versions stay 1, 2, ... as the contract says.
+            if aggregate is None:
+                aggregate = SanctionsStream.empty(StreamKey.from_name(self.stream))
+            return super().mutate(aggregate)
+
+        def apply(self, aggregate: Any) -> None:
+            cast(SanctionsStream, aggregate).take(self)
+
+        @property
+        def key(self) -> StreamKey:
+            return StreamKey.from_name(self.stream)
+
+        @property
+        def effective(self) -> date | None:
+            return None
+
+        @property
+        def measure_list(self) -> list[str] | None:
+            return None
+
+        @property
+        def retracted_id(self) -> UUID | None:
+            return None
+
+        def payload(self) -> dict[str, Any]:
+            return payload_of(
+                self.TYPE,
+                measures=self.measure_list,
+                retracts=self.retracted_id,
+                legal_basis=self.legal_basis,
+                source=self.source,
+                note=self.note,
+            )
+
+        def computed_hash(self) -> str:
+            """The hash this event should carry, recomputed from its contents."""
+            return event_hash(
+                stream=self.stream,
+                version=self.originator_version,
+                type=self.TYPE.value,
+                effective_date=self.effective,
+                payload=self.payload(),
+                recorded_at=self.recorded_at,
+                recorded_by=self.recorded_by,
+                prev_hash=self.prev_hash,
+            )
+
+    class TakesEffect(Event):
+        effective_date: date
+        measures: list[str]
+
+        @property
+        def effective(self) -> date | None:
+            return self.effective_date
+
+        @property
+        def measure_list(self) -> list[str] | None:
+            return list(self.measures)
+
+        def entry(self) -> TimelineEntry:
+            return TimelineEntry(
+                str(self.event_id),
+                self.originator_version,
+                self.TYPE,
+                self.effective_date,
+                frozenset(self.measures),
+            )
+
+    class Imposed(TakesEffect):
+        TYPE = EventType.IMPOSED
+
+    class Expanded(TakesEffect):
+        TYPE = EventType.EXPANDED
+
+    class Eased(TakesEffect):
+        TYPE = EventType.EASED
+
+    class Lifted(TakesEffect):
+        TYPE = EventType.LIFTED
+
+    class Retracted(Event):
+        TYPE = EventType.RETRACTED
+        retracts: UUID
+
+        @property
+        def retracted_id(self) -> UUID | None:
+            return self.retracts
+
+    EVENT_CLASSES: ClassVar[dict[EventType, type[Event]]] = {}
+
+    @classmethod
+    def empty(cls, key: StreamKey) -> SanctionsStream:
+        """A stream with nothing recorded yet (version 0)."""
+        stream = cls.__new__(cls)
+        stream.__base_init__(
+            originator_id=key.aggregate_id,
+            originator_version=0,
+            timestamp=cls.Event.create_timestamp(),
+        )
+        stream.start_state(key)
+        return stream
+
+    def start_state(self, key: StreamKey) -> None:
+        # Set here, not as class annotations: the library would read those as the
+        # fields of a "created" event, which this aggregate does not have.
+        self.key: StreamKey = key
+        self.entries: dict[str, TimelineEntry] = {}  # take effect, not retracted
+        self.types: dict[str, EventType] = {}  # every event of the stream, by id
+        self.retracted: set[str] = set()
+        self.last_hash: str = GENESIS_HASH
+
+    def take(self, event: SanctionsStream.Event) -> None:
+        """Evolve the state by one recorded event (on recording and on replay)."""
+        event_id = str(event.event_id)
+        self.types[event_id] = event.TYPE
+        self.last_hash = event.hash
+        if isinstance(event, SanctionsStream.TakesEffect):
+            self.entries[event_id] = event.entry()
+        elif isinstance(event, SanctionsStream.Retracted):
+            target = str(event.retracts)
+            self.entries.pop(target, None)
+            self.retracted.add(target)
+
+    def record(
+        self,
+        draft: EventDraft,
+        *,
+        event_id: UUID,
+        recorded_at: datetime,
+        recorded_by: str,
+    ) -> SanctionsStream.Event:
+        """Check the draft against the timeline and record it as the next event."""
+        version = self.version + 1
+        fields: dict[str, Any]
+        if draft.type is EventType.RETRACTED:
+            assert draft.retracts is not None
+            self.check_can_retract(str(draft.retracts))
+            fields = {"retracts": draft.retracts}
+        else:
+            assert draft.effective_date is not None
+            entry = TimelineEntry(
+                str(event_id), version, draft.type, draft.effective_date, draft.measures
+            )
+            check_can_insert(self.key.name, list(self.entries.values()), entry)
+            fields = {"effective_date": draft.effective_date, "measures": sorted(draft.measures)}
+        payload = payload_of(
+            draft.type,
+            measures=fields.get("measures"),
+            retracts=draft.retracts,
+            legal_basis=draft.legal_basis,
+            source=draft.source,
+            note=draft.note,
+        )
+        digest = event_hash(
+            stream=self.key.name,
+            version=version,
+            type=draft.type.value,
+            effective_date=draft.effective_date,
+            payload=payload,
+            recorded_at=recorded_at,
+            recorded_by=recorded_by,
+            prev_hash=self.last_hash,
+        )
+        self.trigger_event(
+            self.EVENT_CLASSES[draft.type],
+            stream=self.key.name,
+            event_id=event_id,
+            recorded_at=recorded_at,
+            recorded_by=recorded_by,
+            legal_basis=draft.legal_basis,
+            source=draft.source,
+            note=draft.note,
+            prev_hash=self.last_hash,
+            hash=digest,
+            **fields,
+        )
+        return cast(SanctionsStream.Event, self.pending_events[-1])
+
+    def check_can_retract(self, target: str) -> None:
+        kind = self.types.get(target)
+        if kind is None:
+            raise RuleViolation(f"{self.key} has no event {target} to retract")
+        if kind is EventType.RETRACTED:
+            raise RuleViolation(
+                f"event {target} is itself a retraction and cannot be retracted; "
+                "record the retracted event again instead"
+            )
+        if target in self.retracted:
+            raise RuleViolation(f"event {target} of {self.key} is already retracted")
+        check_can_remove(self.key.name, list(self.entries.values()), self.entries[target])
+
+
+SanctionsStream.EVENT_CLASSES.update(
+    {
+        EventType.IMPOSED: SanctionsStream.Imposed,
+        EventType.EXPANDED: SanctionsStream.Expanded,
+        EventType.EASED: SanctionsStream.Eased,
+        EventType.LIFTED: SanctionsStream.Lifted,
+        EventType.RETRACTED: SanctionsStream.Retracted,
+    }
+)
+
+__all__ = ["EventDraft", "SanctionsStream", "format_timestamp", "payload_of"]
