@@ -36,10 +36,11 @@ def serve(
         )
     first = svc.tokens.create_first_admin()
     if first is not None:
-        console.print(
-            "No API tokens were configured, so an admin token was created. "
-            "It is shown this once only:\n"
-            f"  name: admin   role: admin   token: [bold]{first}[/bold]"
+        # Plain echo, not Rich: a wrapped token could not be copied whole.
+        typer.echo(
+            "No API tokens were configured, so an admin token was created; "
+            "it is shown this once only:\n"
+            f"  name: admin  role: admin  token: {first}"
         )
     uvicorn.run(create_app(svc), host=host, port=port, log_level="info")
 
@@ -72,7 +73,7 @@ def token_create(
         raise typer.Exit(2) from None
     finally:
         svc.log.close()
-    console.print(token)
+    typer.echo(token)
 
 
 if __name__ == "__main__":  # pragma: no cover

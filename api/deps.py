@@ -42,10 +42,14 @@ def require(role: Role, svc: Services, credentials: HTTPAuthorizationCredentials
     caller = identify(svc, credentials)
     if caller is None:
         detail = "a bearer token is required" if credentials is None else "unknown token"
-        raise ProblemError(401, detail, kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        raise ProblemError(
+            401, detail, kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"}
+        )
     if not caller.may(role):
         raise ProblemError(
-            403, f"{caller.name} has role {caller.role.label}; this needs {role.label}", kind="forbidden"
+            403,
+            f"{caller.name} has role {caller.role.label}; this needs {role.label}",
+            kind="forbidden",
         )
     return caller
 

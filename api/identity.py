@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import IntEnum
 
 from domain.errors import InvalidInput
@@ -65,7 +65,8 @@ def parse_token_list(configured: str) -> list[TokenEntry]:
         role, sep2, token = rest.partition(":")
         if not (sep and sep2 and name and token):
             raise InvalidInput(
-                "SANCTIONS_API_TOKENS", "each entry must be name:role:token (the token is not shown)"
+                "SANCTIONS_API_TOKENS",
+                "each entry must be name:role:token (the token is not shown)",
             )
         entries.append(TokenEntry(name, Role.parse(role), hash_token(token)))
     return entries
@@ -115,7 +116,7 @@ class TokenStore:
                 raise InvalidInput("name", f"a token named {name!r} already exists")
             cursor.execute(
                 f"INSERT INTO {self.table} VALUES (?,?,?,?,NULL)",
-                (name, role.label, hash_token(token), datetime.now(timezone.utc).isoformat()),
+                (name, role.label, hash_token(token), datetime.now(UTC).isoformat()),
             )
         return token
 

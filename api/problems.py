@@ -67,7 +67,12 @@ class ProblemError(Exception):
     """Raised by routes and dependencies for a problem that is not a domain error."""
 
     def __init__(
-        self, status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -112,9 +117,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RuleViolation)
     async def on_rule(_: Request, exc: RuleViolation) -> JSONResponse:
-        return problem(
-            409, exc.message, kind="rule-violation", breaks_event_id=exc.breaks_event_id
-        )
+        return problem(409, exc.message, kind="rule-violation", breaks_event_id=exc.breaks_event_id)
 
     @app.exception_handler(VersionConflict)
     async def on_version(_: Request, exc: VersionConflict) -> JSONResponse:
@@ -147,9 +150,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PersistenceError)
     async def on_storage(_: Request, exc: PersistenceError) -> JSONResponse:
         logger.error("storage error: %s", type(exc).__name__)
-        return problem(
-            503, "the database is unavailable; nothing was recorded", kind="unavailable"
-        )
+        return problem(503, "the database is unavailable; nothing was recorded", kind="unavailable")
 
     @app.exception_handler(Exception)
     async def on_bug(_: Request, exc: Exception) -> JSONResponse:

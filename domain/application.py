@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -75,10 +75,10 @@ class TransactionClock:
     """Recording times that strictly increase within this process."""
 
     def __init__(self) -> None:
-        self._last = datetime.min.replace(tzinfo=timezone.utc)
+        self._last = datetime.min.replace(tzinfo=UTC)
 
     def now(self) -> datetime:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
         if moment <= self._last:
             moment = self._last + timedelta(microseconds=1)
         self._last = moment
@@ -183,7 +183,9 @@ class SanctionsLog(Application[uuid.UUID]):
                 event.originator_version,
                 event.event_id,
                 event.stream,
-                *event.stream.split("/"),
+                event.key.authority,
+                event.key.country,
+                event.key.commodity,
                 event.TYPE.value,
             )
             for event in events
@@ -204,10 +206,16 @@ class SanctionsLog(Application[uuid.UUID]):
         return RecordedEvent(positioned.position, cast(SanctionsStream.Event, event))
 
     def select_events(
-        self, where: EventFilter = EventFilter(), *, after: int | None = None, limit: int | None = None
+        self,
+        where: EventFilter = EventFilter(),
+        *,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[RecordedEvent]:
         """Events matching the filter, in position order."""
-        return [self.decode(p) for p in self.store.select_positioned(where, after=after, limit=limit)]
+        return [
+            self.decode(p) for p in self.store.select_positioned(where, after=after, limit=limit)
+        ]
 
     def events_by_ids(self, event_ids: Sequence[str]) -> list[RecordedEvent]:
         """The events with these ids, in the order given."""

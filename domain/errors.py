@@ -29,9 +29,7 @@ class VersionConflict(DomainError):
     """The stream's version is not the one the caller expected (HTTP 409)."""
 
     def __init__(self, stream: str, expected: int, actual: int) -> None:
-        message = (
-            f"{stream} is at version {actual}, not at the expected version {expected}"
-        )
+        message = f"{stream} is at version {actual}, not at the expected version {expected}"
         super().__init__(message)
         self.message = message
         self.stream = stream
@@ -43,9 +41,7 @@ class IdempotencyConflict(DomainError):
     """An Idempotency-Key was reused with a different request body (HTTP 409)."""
 
     def __init__(self, key: str) -> None:
-        message = (
-            f"Idempotency-Key {key!r} was already used with a different request body"
-        )
+        message = f"Idempotency-Key {key!r} was already used with a different request body"
         super().__init__(message)
         self.message = message
 

@@ -23,7 +23,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain.errors import InvalidInput
 
@@ -260,9 +260,7 @@ class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder)
     position_column = "rowid"
 
     def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + self.side_table_statements(
-            "TEXT"
-        )
+        return super().construct_create_table_statements() + self.side_table_statements("TEXT")
 
     def qualified(self, table: str) -> str:
         return table
@@ -293,7 +291,7 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.sql_create_statements.extend(
-            SQL(statement)  # type: ignore[arg-type]
+            Composed([SQL(statement)])
             for statement in self.side_table_statements("uuid")
         )
 
@@ -319,9 +317,7 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
     ) -> Sequence[int] | None:
         # After the events, so inside the table lock: writing the key before it
         # could deadlock two requests that share an Idempotency-Key.
-        notification_ids = super()._fetch_ids_after_insert_events(
-            curs, stored_events, **kwargs
-        )
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         with curs.connection.pipeline():  # syncs on exit: a conflict raises here
             self.write_side_rows(Cursor(curs, "postgres"), kwargs)
         return notification_ids

@@ -136,9 +136,7 @@ def in_valid_time_order(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]
     return sorted(entries, key=lambda entry: entry.order)
 
 
-def fold(
-    stream: str, entries: Iterable[TimelineEntry], as_of: date | None = None
-) -> StreamState:
+def fold(stream: str, entries: Iterable[TimelineEntry], as_of: date | None = None) -> StreamState:
     """The state on `as_of` (or after every entry) of a valid timeline."""
     state = NOTHING_YET
     for entry in in_valid_time_order(entries):
@@ -148,9 +146,7 @@ def fold(
     return state
 
 
-def first_broken(
-    stream: str, entries: Iterable[TimelineEntry]
-) -> tuple[TimelineEntry, str] | None:
+def first_broken(stream: str, entries: Iterable[TimelineEntry]) -> tuple[TimelineEntry, str] | None:
     """The first entry, in valid-time order, that cannot take effect, and why."""
     state = NOTHING_YET
     for entry in in_valid_time_order(entries):
@@ -161,9 +157,7 @@ def first_broken(
     return None
 
 
-def check_can_insert(
-    stream: str, entries: Sequence[TimelineEntry], new: TimelineEntry
-) -> None:
+def check_can_insert(stream: str, entries: Sequence[TimelineEntry], new: TimelineEntry) -> None:
     """RuleViolation if `new` cannot take effect, or would break a later event."""
     broken = first_broken(stream, [*entries, new])
     if broken is None:
@@ -178,9 +172,7 @@ def check_can_insert(
     )
 
 
-def check_can_remove(
-    stream: str, entries: Sequence[TimelineEntry], target: TimelineEntry
-) -> None:
+def check_can_remove(stream: str, entries: Sequence[TimelineEntry], target: TimelineEntry) -> None:
     """RuleViolation if a remaining event depends on `target` (retract it first)."""
     remaining = [entry for entry in entries if entry.event_id != target.event_id]
     broken = first_broken(stream, remaining)

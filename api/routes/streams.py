@@ -33,7 +33,5 @@ def get_stream(
 @router.get("/commodities", response_model=CommoditiesOut, summary="The commodity catalogue")
 def list_commodities(_: Reader) -> CommoditiesOut:
     return CommoditiesOut(
-        commodities=[
-            CommodityOut(slug=c.slug, hs_code=c.hs_code, name=c.name) for c in CATALOGUE
-        ]
+        commodities=[CommodityOut(slug=c.slug, hs_code=c.hs_code, name=c.name) for c in CATALOGUE]
     )

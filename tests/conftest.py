@@ -1,0 +1,73 @@
+"""Fixtures: every storage-dependent test runs on SQLite and on PostgreSQL.
+
+Each test gets its own SQLite file or its own PostgreSQL schema, dropped afterwards,
+so runs never leak into each other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.sql import SQL, Identifier
+
+from api.bootstrap import build_services, create_app
+from api.deps import Services
+from api.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "SANCTIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TOKENS = "alice:admin:admin-token,wendy:writer:writer-token,rita:reader:reader-token"
+ADMIN = {"Authorization": "Bearer admin-token"}
+WRITER = {"Authorization": "Bearer writer-token"}
+READER = {"Authorization": "Bearer reader-token"}
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store: a SQLite file or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/sanctions.db"
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{POSTGRES_URL}?schema={schema}"
+    drop_schema(schema)
+
+
+@pytest.fixture
+def make_services(database_url: str) -> Iterator[Callable[..., Services]]:
+    """Build services on the test's store; several builds act like restarts."""
+    built: list[Services] = []
+
+    def make(**settings: object) -> Services:
+        svc = build_services(
+            Settings(database_url=database_url, **{"api_tokens": TOKENS, **settings})
+        )
+        built.append(svc)
+        return svc
+
+    yield make
+    for svc in built:
+        svc.log.close()
+
+
+@pytest.fixture
+def services(make_services: Callable[..., Services]) -> Services:
+    return make_services()
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(services)) as test_client:
+        yield test_client
