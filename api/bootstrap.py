@@ -11,15 +11,21 @@ from api import problems
 from api.deps import Services
 from api.identity import TokenStore
 from api.limits import BodySizeLimit
-from api.routes import events, health, streams
+from api.routes import admin, events, health, status, streams
 from api.settings import Settings
 from domain.application import SanctionsLog
+from projections.projector import Projector, open_view
 
 
 def build_services(settings: Settings) -> Services:
-    """Open the store (creating its tables) and the token store beside it."""
+    """Open the store and the read models beside it (creating their tables)."""
     log = SanctionsLog(settings.database_url)
-    return Services(settings=settings, log=log, tokens=TokenStore(log.store, settings.api_tokens))
+    return Services(
+        settings=settings,
+        log=log,
+        tokens=TokenStore(log.store, settings.api_tokens),
+        projector=Projector(log, open_view(log)),
+    )
 
 
 def create_app(svc: Services) -> FastAPI:
@@ -27,8 +33,10 @@ def create_app(svc: Services) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if svc.settings.embedded_projector:
+            svc.projector.start(svc.settings.projector_poll_seconds)
         yield
-        svc.log.close()
+        svc.close()
 
     app = FastAPI(
         title="sanctions-timeline",
@@ -38,7 +46,7 @@ def create_app(svc: Services) -> FastAPI:
     )
     app.state.services = svc
     problems.install(app)
-    for module in (events, streams, health):
+    for module in (events, status, streams, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit)
     return app

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from api.answers import key_filter, status_answer, timeline_answer
 from api.bootstrap import build_services, create_app
+from api.deps import Services
 from api.identity import Role
+from api.inputs import parse_as_of, parse_known_at
 from api.seed import seed as seed_timeline
 from api.settings import Settings
 from domain.errors import DomainError
@@ -74,6 +84,137 @@ def token_create(
     finally:
         svc.log.close()
     typer.echo(token)
+
+
+@contextmanager
+def services(**overrides: Any) -> Iterator[Services]:
+    """Services for one command; domain errors end it with a message and exit code 2."""
+    svc = build_services(Settings(**overrides))
+    try:
+        yield svc
+    except DomainError as error:
+        errors.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    finally:
+        svc.close()
+
+
+@app.command()
+def project(
+    poll: Annotated[float, typer.Option(help="Seconds between looks for new events.")] = 0.25,
+) -> None:
+    """Run the projector alone (for API processes sharing one PostgreSQL)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with services(embedded_projector=False) as svc:
+        console.print(f"projecting from position {svc.projector.position()}")
+        svc.projector.start(poll)
+        while not stop.wait(1.0):
+            pass
+        console.print(f"stopped at position {svc.projector.position()}")
+
+
+@app.command()
+def rebuild(
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+) -> None:
+    """Drop every read model and rebuild it from the log, with a progress bar."""
+    with services() as svc:
+        total = svc.log.recorder.max_notification_id() or 0
+        with Progress(
+            TextColumn("rebuilding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("rebuild", total=total)
+            report = svc.projector.rebuild(
+                batch_size=batch,
+                progress=lambda _done, position: bar.update(task, completed=position),
+            )
+        rate = report.events / report.seconds if report.seconds else 0.0
+        console.print(
+            f"{report.events} events projected in {report.seconds:.2f} s ({rate:,.0f} events/s); "
+            + ", ".join(f"{table}: {n} rows" for table, n in report.rows.items())
+        )
+
+
+@app.command()
+def status(
+    country: Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")],
+    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
+    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Valid time, YYYY-MM-DD (default today).")
+    ] = None,
+    known_at: Annotated[
+        str | None, typer.Option(help="Transaction time, RFC 3339 (default now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What was in force on a date, as known at a moment."""
+    with services() as svc:
+        svc.projector.catch_up()
+        now = datetime.now(UTC)
+        answer = status_answer(
+            svc.projector.view,
+            key_filter(authority, country, commodity),
+            parse_as_of(as_of, now.date()),
+            parse_known_at(known_at, now),
+        )
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    table = Table(title=f"as of {answer.as_of}, known at {answer.known_at}")
+    for column in ("stream", "status", "measures", "since"):
+        table.add_column(column)
+    for row in answer.results:
+        table.add_row(
+            row.stream, _styled(row.status), ", ".join(row.measures), str(row.since or "")
+        )
+    console.print(table)
+
+
+@app.command()
+def timeline(
+    country: Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")],
+    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
+    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
+    known_at: Annotated[
+        str | None, typer.Option(help="Transaction time, RFC 3339 (default now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The validity intervals of each stream, as known at a moment."""
+    with services() as svc:
+        svc.projector.catch_up()
+        answer = timeline_answer(
+            svc.projector.view,
+            key_filter(authority, country, commodity),
+            parse_known_at(known_at, datetime.now(UTC)),
+        )
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    table = Table(title=f"known at {answer.known_at}")
+    for column in ("stream", "from", "to", "status", "measures"):
+        table.add_column(column)
+    for row in answer.intervals:
+        table.add_row(
+            row.stream,
+            str(row.valid_from),
+            str(row.valid_to or "…"),
+            _styled(row.status),
+            ", ".join(row.measures),
+        )
+    console.print(table)
+
+
+def _styled(status: str) -> str:
+    colour = {"active": "red", "lifted": "green"}.get(status, "dim")
+    return f"[{colour}]{status}[/{colour}]"
 
 
 if __name__ == "__main__":  # pragma: no cover

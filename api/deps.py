@@ -11,7 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.identity import Caller, Role, TokenStore
 from api.problems import ProblemError
 from api.settings import Settings
-from domain.application import SanctionsLog
+from domain.application import SanctionsLog, WriteOutcome
+from projections.projector import Projector
 
 
 @dataclass
@@ -21,6 +22,24 @@ class Services:
     settings: Settings
     log: SanctionsLog
     tokens: TokenStore
+    projector: Projector
+
+    def show_writes(self, outcome: WriteOutcome) -> None:
+        """Return only once every read on this server reflects the written events."""
+        position = max(recorded.position for recorded in outcome.events)
+        if self.settings.embedded_projector:
+            self.projector.catch_up()
+        if not self.projector.wait_for(position, self.settings.read_your_writes_timeout):
+            raise ProblemError(
+                503,
+                f"the event at position {position} is recorded, but the read models have "
+                "not caught up with it yet; retry reads shortly",
+                kind="projection-lag",
+            )
+
+    def close(self) -> None:
+        self.projector.stop()
+        self.log.close()
 
 
 def services(request: Request) -> Services:

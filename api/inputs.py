@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from domain.errors import InvalidInput
@@ -31,3 +32,38 @@ def _parse_named(parse: Callable[[str], str], value: str, field: str) -> str:
         return parse(value)
     except InvalidInput as error:
         raise InvalidInput(field, error.message) from None
+
+
+def parse_as_of(value: str | None, today: date) -> date:
+    """`as_of`: a date `YYYY-MM-DD`, today (UTC) when absent."""
+    if value is None:
+        return today
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("query.as_of", f"{value!r} is not a date written YYYY-MM-DD") from None
+
+
+def parse_known_at(value: str | None, now: datetime) -> datetime:
+    """`known_at`: an RFC 3339 timestamp (UTC when no offset is given), now when absent.
+
+    A moment after now is answered as now: the record cannot yet say what will be
+    known later, and an answer must never change once given.
+    """
+    if value is None:
+        return now
+    text = value.strip().replace(" ", "+") if "T" in value else value.strip()
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
+        else:
+            moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            "query.known_at", f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-01-15T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(moment.astimezone(UTC), now)

@@ -194,3 +194,43 @@ class CommoditiesOut(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class StatusResult(BaseModel):
+    authority: str
+    country: str
+    commodity: str
+    stream: str
+    status: Literal["active", "lifted", "none"]
+    measures: list[str]
+    since: date | None = Field(description="Effective date of the last change")
+    event_ids: list[str] = Field(description="The events that built this state")
+
+
+class StatusOut(BaseModel):
+    as_of: date
+    known_at: str
+    results: list[StatusResult]
+
+
+class IntervalOut(BaseModel):
+    stream: str
+    authority: str
+    country: str
+    commodity: str
+    valid_from: date
+    valid_to: date | None = Field(description="Exclusive; null while open")
+    status: Literal["active", "lifted"]
+    measures: list[str]
+    event_id: str = Field(description="The event that began this interval")
+
+
+class TimelineOut(BaseModel):
+    known_at: str
+    intervals: list[IntervalOut]
+
+
+class RebuildOut(BaseModel):
+    events: int
+    seconds: float
+    read_models: dict[str, int]

@@ -20,3 +20,13 @@ class Settings(BaseSettings):
 
     reads_require_token: bool = False
     """When true, reads need a reader token too."""
+
+    embedded_projector: bool = True
+    """Run the projector in the API process (the default). Set false when a separate
+    `sanctions project` process keeps the read models of a shared PostgreSQL."""
+
+    projector_poll_seconds: float = 0.25
+    """How often the projector looks for events recorded by other processes."""
+
+    read_your_writes_timeout: float = 10.0
+    """How long a write waits for the read models to show it before answering."""

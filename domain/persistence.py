@@ -291,8 +291,7 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.sql_create_statements.extend(
-            Composed([SQL(statement)])
-            for statement in self.side_table_statements("uuid")
+            Composed([SQL(statement)]) for statement in self.side_table_statements("uuid")
         )
 
     def qualified(self, table: str) -> str:

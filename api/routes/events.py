@@ -66,6 +66,7 @@ def record_event(
         recorded_by=caller.name,
         idempotency=_idempotency(caller.name, idempotency_key, {"event": body.request_body()}),
     )
+    svc.show_writes(outcome)
     event = _out(outcome.events[0])
     response.status_code = 200 if outcome.replayed else 201
     response.headers["Location"] = f"/v1/events/{event.event_id}"
@@ -96,6 +97,7 @@ def record_batch(
             caller.name, idempotency_key, {"batch": [e.request_body() for e in body.events]}
         ),
     )
+    svc.show_writes(outcome)
     response.status_code = 200 if outcome.replayed else 201
     return EventsOut(events=[_out(recorded) for recorded in outcome.events])
 

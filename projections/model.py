@@ -1,0 +1,177 @@
+"""The status read model as pure data: what a projection stores, without any SQL.
+
+A stream's valid-time timeline is a list of intervals (`valid_from` inclusive,
+`valid_to` exclusive, `None` when open). Each time the stream's record changes (an
+event, late or not, or a retraction), the intervals that no longer hold are closed
+in transaction time (`tx_to`) and the new ones opened (`tx_from`), both at the
+`recorded_at` of the event that changed the record. Nothing is rewritten in place,
+so any read by `as_of` and `known_at` is a lookup of the one row whose valid interval
+holds `as_of` and whose transaction interval holds `known_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from itertools import groupby
+
+from domain.rules import (
+    NOTHING_YET,
+    RuleBroken,
+    Status,
+    StreamState,
+    TimelineEntry,
+    apply,
+    in_valid_time_order,
+)
+from domain.stream import SanctionsStream
+
+
+@dataclass(frozen=True)
+class ValidInterval:
+    """One stretch of valid time over which a stream's status does not change."""
+
+    valid_from: date
+    valid_to: date | None
+    status: Status
+    measures: tuple[str, ...]
+    event_ids: tuple[str, ...]
+    event_id: str
+
+    @property
+    def since(self) -> date:
+        """The effective date of the last change: where this interval begins."""
+        return self.valid_from
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """A valid interval as known over a transaction-time interval."""
+
+    stream: str
+    interval: ValidInterval
+    tx_from: datetime
+    tx_to: datetime | None = None
+
+
+def valid_intervals(stream: str, entries: Iterable[TimelineEntry]) -> list[ValidInterval]:
+    """The consecutive intervals of a timeline, from its first effective event.
+
+    Events effective on the same day fold into one interval. An entry that cannot
+    take effect (possible only in a store altered behind the service's back) is
+    passed over, so a projection never stops on it; `verify` reports such stores.
+    """
+    days: list[tuple[date, StreamState, str]] = []
+    state = NOTHING_YET
+    for day, same_day in groupby(in_valid_time_order(entries), key=lambda e: e.effective_date):
+        last_id = None
+        for entry in same_day:
+            try:
+                state = apply(stream, state, entry)
+            except RuleBroken:
+                continue
+            last_id = entry.event_id
+        if last_id is not None:
+            days.append((day, state, last_id))
+    return [
+        ValidInterval(
+            valid_from=day,
+            valid_to=days[index + 1][0] if index + 1 < len(days) else None,
+            status=state.status,
+            measures=tuple(sorted(state.measures)),
+            event_ids=state.event_ids,
+            event_id=event_id,
+        )
+        for index, (day, state, event_id) in enumerate(days)
+    ]
+
+
+@dataclass
+class StreamRecord:
+    """What the projection keeps of one stream to recompute it on the next event."""
+
+    stream: str
+    entries: dict[str, TimelineEntry] = field(default_factory=dict)
+    open_rows: list[IntervalRow] = field(default_factory=list)
+    version: int = 0
+    last_position: int = 0
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The row changes one event causes: rows to close (at `at`) and rows to open."""
+
+    stream: str
+    at: datetime
+    closed: list[IntervalRow]
+    opened: list[IntervalRow]
+    added_entry: TimelineEntry | None
+    retracted_id: str | None
+
+
+def project(record: StreamRecord, event: SanctionsStream.Event, position: int) -> Changes:
+    """Evolve `record` by one event, returning the rows it closes and opens."""
+    added: TimelineEntry | None = None
+    retracted: str | None = None
+    if isinstance(event, SanctionsStream.TakesEffect):
+        added = event.entry()
+        record.entries[added.event_id] = added
+    elif isinstance(event, SanctionsStream.Retracted):
+        retracted = str(event.retracts)
+        record.entries.pop(retracted, None)
+    record.version = event.originator_version
+    record.last_position = position
+    at = event.recorded_at
+    wanted = valid_intervals(record.stream, record.entries.values())
+    kept = {row.interval for row in record.open_rows}
+    closed = [replace(row, tx_to=at) for row in record.open_rows if row.interval not in set(wanted)]
+    opened = [
+        IntervalRow(record.stream, interval, at) for interval in wanted if interval not in kept
+    ]
+    record.open_rows = [row for row in record.open_rows if row.interval in set(wanted)] + opened
+    record.open_rows.sort(key=lambda row: row.interval.valid_from)
+    return Changes(record.stream, at, closed, opened, added, retracted)
+
+
+def current_interval(record: StreamRecord) -> ValidInterval | None:
+    """The last interval of the stream as known now (the state after every event)."""
+    return record.open_rows[-1].interval if record.open_rows else None
+
+
+def row_holds(row: IntervalRow, as_of: date, known_at: datetime) -> bool:
+    """Whether the row answers a read for `as_of` known at `known_at`."""
+    interval = row.interval
+    return (
+        interval.valid_from <= as_of
+        and (interval.valid_to is None or as_of < interval.valid_to)
+        and row.tx_from <= known_at
+        and (row.tx_to is None or known_at < row.tx_to)
+    )
+
+
+class InMemoryStatusModel:
+    """The whole read model built in memory from the log: for verification and tests."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, StreamRecord] = {}
+        self.closed_rows: list[IntervalRow] = []
+
+    def apply(self, event: SanctionsStream.Event, position: int) -> None:
+        record = self.records.setdefault(event.stream, StreamRecord(event.stream))
+        changes = project(record, event, position)
+        self.closed_rows.extend(changes.closed)
+
+    def rows(self) -> list[IntervalRow]:
+        every = self.closed_rows + [r for rec in self.records.values() for r in rec.open_rows]
+        return sorted(every, key=lambda row: (row.stream, row.tx_from, row.interval.valid_from))
+
+    def status(self, stream: str, as_of: date, known_at: datetime) -> ValidInterval | None:
+        for row in self.rows():
+            if row.stream == stream and row_holds(row, as_of, known_at):
+                return row.interval
+        return None
+
+
+def sorted_rows(rows: Sequence[IntervalRow]) -> list[IntervalRow]:
+    return sorted(rows, key=lambda row: (row.stream, row.tx_from, row.interval.valid_from))

@@ -1,0 +1,175 @@
+"""The projector: feeds the log, in position order and in batches, to the status view.
+
+The library's `ProjectionRunner` needs `subscribe()`, which its SQLite recorder does
+not have, and it commits one event per transaction. This runner is a catch-up loop
+over `select_notifications` that works on both databases, commits many events with
+one tracking record per transaction, and lets a writer in the same process project
+its own event before answering (read-your-writes without a fixed sleep).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.projection import Projection
+
+from domain.application import SanctionsLog
+from domain.stream import SanctionsStream
+from projections.view import (
+    TRACKED_APPLICATION,
+    PostgresStatusView,
+    ProjectionMoved,
+    SQLiteStatusView,
+    StatusViewMixin,
+)
+
+logger = logging.getLogger("sanctions.projector")
+StatusView = SQLiteStatusView | PostgresStatusView
+Progress = Callable[[int, int], None]
+
+
+class StatusProjection(Projection[StatusView]):
+    """The library's projection interface over the status view."""
+
+    name = "status"
+
+    def process_event(self, domain_event: object, tracking: Tracking) -> None:
+        view = cast(StatusViewMixin, self.view)
+        view.project_batch(
+            [(cast(SanctionsStream.Event, domain_event), tracking.notification_id)],
+            tracking,
+            expected_position=view.position(),
+        )
+
+
+def open_view(log: SanctionsLog) -> StatusView:
+    """The status view in the same database (and connection pool) as the log."""
+    datastore = log.factory.datastore  # type: ignore[attr-defined]
+    view: StatusView
+    if log.store.dialect == "sqlite":
+        view = SQLiteStatusView(datastore)
+    else:
+        view = PostgresStatusView(datastore)
+    view.create_table()
+    return view
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    events: int
+    seconds: float
+    rows: dict[str, int]
+
+
+class Projector:
+    """Keeps the status view caught up with the log."""
+
+    def __init__(self, log: SanctionsLog, view: StatusView, *, batch_size: int = 1000) -> None:
+        self.log = log
+        self.view = view
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._caught_up = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def position(self) -> int:
+        """The position of the last event the view has committed."""
+        return self.view.position(TRACKED_APPLICATION)
+
+    def lag(self) -> int:
+        """Events recorded but not yet projected."""
+        return max(0, (self.log.recorder.max_notification_id() or 0) - self.position())
+
+    def catch_up(self, *, batch_size: int | None = None, progress: Progress | None = None) -> int:
+        """Project everything recorded so far; the number of events projected."""
+        size = batch_size or self.batch_size
+        done = 0
+        with self._lock:
+            position = self.position()
+            while True:
+                notifications = self.log.recorder.select_notifications(
+                    start=position, limit=size, inclusive_of_start=False
+                )
+                if not notifications:
+                    break
+                events = []
+                for notification in notifications:
+                    try:
+                        event = self.log.mapper.to_domain_event(notification)
+                    except Exception:  # an altered store; `verify` reports it
+                        logger.error("cannot decode the event at position %s", notification.id)
+                        continue
+                    events.append((cast(SanctionsStream.Event, event), notification.id))
+                last = notifications[-1].id
+                try:
+                    self.view.project_batch(
+                        events, Tracking(TRACKED_APPLICATION, last), expected_position=position
+                    )
+                except (ProjectionMoved, IntegrityError):
+                    position = self.position()  # another projector got there first
+                    continue
+                position = last
+                done += len(events)
+                if progress is not None:
+                    progress(done, last)
+                with self._caught_up:
+                    self._caught_up.notify_all()
+        return done
+
+    def wait_for(self, position: int, timeout: float = 10.0) -> bool:
+        """Block until the view has projected `position` (polling, for another process)."""
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while self.position() < position:
+            if time.monotonic() >= deadline:
+                return False
+            with self._caught_up:
+                self._caught_up.wait(pause)
+            pause = min(pause * 2, 0.05)
+        return True
+
+    def rebuild(self, *, batch_size: int = 5000, progress: Progress | None = None) -> RebuildReport:
+        """Drop every read model and project the whole log again."""
+        started = time.perf_counter()
+        with self._lock:
+            self.view.reset(TRACKED_APPLICATION)
+        events = self.catch_up(batch_size=batch_size, progress=progress)
+        return RebuildReport(events, time.perf_counter() - started, self.view.counts())
+
+    # Running in the background
+
+    def start(self, poll_interval: float = 0.25) -> None:
+        """Catch up now, then keep catching up in a thread until `stop()`."""
+        self.catch_up()
+        self._thread = threading.Thread(
+            target=self.run, args=(poll_interval,), name="projector", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, poll_interval: float = 0.25) -> None:
+        """Catch up, then wait to be woken (or poll), until stopped."""
+        while not self._stop.is_set():
+            try:
+                self.catch_up()
+            except Exception:
+                logger.exception("projector failed; retrying")
+                self._stop.wait(1.0)
+            self._wake.wait(poll_interval)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
