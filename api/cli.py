@@ -102,12 +102,14 @@ def services(**overrides: Any) -> Iterator[Services]:
 @app.command()
 def project(
     poll: Annotated[float, typer.Option(help="Seconds between looks for new events.")] = 0.25,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 1000,
 ) -> None:
     """Run the projector alone (for API processes sharing one PostgreSQL)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with services(embedded_projector=False) as svc:
+        svc.projector.batch_size = batch
         console.print(f"projecting from position {svc.projector.position()}")
         svc.projector.start(poll)
         while not stop.wait(1.0):
