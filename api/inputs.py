@@ -21,8 +21,8 @@ def located(location: tuple[str | int, ...], build: Callable[[], T]) -> T:
 
 
 def optional(parse: Callable[[str], str], value: str | None, field: str) -> str | None:
-    """Parse a query parameter that may be absent."""
-    if value is None:
+    """Parse a query parameter that may be absent (or given empty, which is the same)."""
+    if value is None or not value.strip():
         return None
     return located(("query",), lambda: _parse_named(parse, value, field))
 
@@ -35,8 +35,8 @@ def _parse_named(parse: Callable[[str], str], value: str, field: str) -> str:
 
 
 def parse_as_of(value: str | None, today: date) -> date:
-    """`as_of`: a date `YYYY-MM-DD`, today (UTC) when absent."""
-    if value is None:
+    """`as_of`: a date `YYYY-MM-DD`, today (UTC) when absent or empty."""
+    if value is None or not value.strip():
         return today
     try:
         if len(value) != 10:
@@ -49,10 +49,12 @@ def parse_as_of(value: str | None, today: date) -> date:
 def parse_known_at(value: str | None, now: datetime) -> datetime:
     """`known_at`: an RFC 3339 timestamp (UTC when no offset is given), now when absent.
 
+    A bare date means the start of that day, UTC.
+
     A moment after now is answered as now: the record cannot yet say what will be
     known later, and an answer must never change once given.
     """
-    if value is None:
+    if value is None or not value.strip():
         return now
     text = value.strip().replace(" ", "+") if "T" in value else value.strip()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -112,3 +113,46 @@ def test_seed_command_is_idempotent(database_url: str) -> None:
     assert re.search(r"[1-9]\d* events recorded, 0 already there", first.stdout)
     second = run_cli(database_url, "seed")
     assert re.search(r"^0 events recorded, [1-9]\d* already there", second.stdout)
+
+
+def test_status_timeline_and_rebuild_commands(database_url: str) -> None:
+    assert run_cli(database_url, "seed").returncode == 0
+    then = run_cli(database_url, "status", "BY", "potash", "--as-of", "2023-06-01", "--json")
+    assert then.returncode == 0, then.stderr
+    statuses = {r["stream"]: r["status"] for r in json.loads(then.stdout)["results"]}
+    assert statuses["US/BY/potash"] == "active" and statuses["EU/BY/potash"] == "active"
+    later = json.loads(
+        run_cli(
+            database_url, "status", "by", "--authority", "us", "--as-of", "2026-01-15", "--json"
+        ).stdout
+    )
+    assert {r["stream"]: r["status"] for r in later["results"]}["US/BY/potash"] == "lifted"
+    before_any = json.loads(
+        run_cli(
+            database_url,
+            "status",
+            "BY",
+            "potash",
+            "--authority",
+            "US",
+            "--known-at",
+            "2020-01-01T00:00:00Z",
+            "--json",
+        ).stdout
+    )
+    assert before_any["results"][0]["status"] == "none"
+    table = run_cli(database_url, "status", "BY", "potash", "--as-of", "2026-01-15")
+    assert "US/BY/potash" in table.stdout and "lifted" in table.stdout
+    timeline = json.loads(run_cli(database_url, "timeline", "BY", "potash", "--json").stdout)
+    us = [i for i in timeline["intervals"] if i["stream"] == "US/BY/potash"]
+    assert [(i["valid_from"], i["valid_to"]) for i in us] == [
+        ("2021-08-09", "2022-04-01"),
+        ("2022-04-01", "2025-12-13"),
+        ("2025-12-13", None),
+    ]
+    rebuilt = run_cli(database_url, "rebuild")
+    assert rebuilt.returncode == 0 and "events projected" in rebuilt.stdout
+    again = json.loads(run_cli(database_url, "timeline", "BY", "potash", "--json").stdout)
+    assert again["intervals"] == timeline["intervals"]
+    bad = run_cli(database_url, "status", "XX")
+    assert bad.returncode == 2 and "ISO 3166" in bad.stderr

@@ -21,4 +21,5 @@ def test_compose_file_has_postgres_api_and_projector_running_real_commands() -> 
         command = services[name]["command"]
         assert command[0] == "sanctions" and command[1] in commands, (name, command)
         assert services[name]["environment"]["SANCTIONS_DATABASE_URL"].startswith("postgresql://")
+    assert services["api"]["environment"]["SANCTIONS_EMBEDDED_PROJECTOR"] == "false"
     assert (ROOT / "Dockerfile").read_text().count("COPY") >= 4
