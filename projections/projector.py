@@ -74,7 +74,7 @@ class Projector:
         self.log = log
         self.view = view
         self.batch_size = batch_size
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # rebuild holds it across reset and catch-up
         self._caught_up = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -141,7 +141,7 @@ class Projector:
         started = time.perf_counter()
         with self._lock:
             self.view.reset(TRACKED_APPLICATION)
-        events = self.catch_up(batch_size=batch_size, progress=progress)
+            events = self.catch_up(batch_size=batch_size, progress=progress)
         return RebuildReport(events, time.perf_counter() - started, self.view.counts())
 
     # Running in the background

@@ -343,6 +343,8 @@ class StatusViewMixin:
     # Reading
 
     def _key_clauses(self, where: KeyFilter) -> tuple[list[str], list[Any]]:
+        if where.is_one_stream:  # the narrowest index: one stream's rows
+            return ["stream = ?"], [f"{where.authority}/{where.country}/{where.commodity}"]
         clauses, params = [], []
         for column in ("authority", "country", "commodity"):
             value = getattr(where, column)
