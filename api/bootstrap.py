@@ -11,7 +11,7 @@ from api import problems
 from api.deps import Services
 from api.identity import TokenStore
 from api.limits import BodySizeLimit
-from api.routes import admin, events, health, status, streams
+from api.routes import admin, audit, events, health, status, streams
 from api.settings import Settings
 from domain.application import SanctionsLog
 from projections.projector import Projector, open_view
@@ -46,7 +46,8 @@ def create_app(svc: Services) -> FastAPI:
     )
     app.state.services = svc
     problems.install(app)
-    for module in (events, status, streams, admin, health):
+    # audit first: its /v1/events/stream must win over /v1/events/{event_id}.
+    for module in (audit, events, status, streams, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit)
     return app

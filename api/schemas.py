@@ -234,3 +234,33 @@ class RebuildOut(BaseModel):
     events: int
     seconds: float
     read_models: dict[str, int]
+
+
+class StreamStatusOut(BaseModel):
+    status: Literal["active", "lifted", "none"]
+    measures: list[str]
+    since: date | None
+
+
+class ReplayStepOut(BaseModel):
+    event: EventOut
+    stream_status: StreamStatusOut
+
+
+class ReplayOut(BaseModel):
+    steps: list[ReplayStepOut]
+
+
+class ProblemOut(BaseModel):
+    kind: str
+    stream: str | None
+    version: int | None
+    detail: str
+
+
+class VerifyOut(BaseModel):
+    events_checked: int
+    streams_checked: int
+    chain_ok: bool
+    projections_ok: bool
+    problems: list[ProblemOut]

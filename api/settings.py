@@ -30,3 +30,12 @@ class Settings(BaseSettings):
 
     read_your_writes_timeout: float = 10.0
     """How long a write waits for the read models to show it before answering."""
+
+    sse_poll_seconds: float = 0.2
+    """How often the live event stream looks for new events."""
+
+    sse_ping_seconds: float = 15.0
+    """Keep-alive comments on an idle live event stream, every this many seconds."""
+
+    ready_max_lag_events: int = 1000
+    """`/readyz` answers 503 while the read models are more events behind than this."""

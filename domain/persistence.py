@@ -255,6 +255,72 @@ class SanctionsRecorderMixin:
         ]
 
 
+    # For verification: the store read as it is, without trusting it.
+
+    def stream_ids(self) -> list[UUID]:
+        """Every stream id found in the events table or in the index written with it."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT originator_id FROM {self.qualified(self.events_table_name)}"
+                f" UNION SELECT originator_id FROM {self.qualified('event_index')}"
+            )
+            ids = {self.id_value(row["originator_id"]) for row in cursor.fetchall()}
+        return sorted(ids)
+
+    def stored_stream(self, originator_id: UUID) -> list[PositionedEvent]:
+        """One stream's stored events, in version order, with their positions."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT {self.position_column} AS event_position, originator_id,"
+                " originator_version, topic, state"
+                f" FROM {self.qualified(self.events_table_name)}"
+                " WHERE originator_id = ? ORDER BY originator_version",
+                (self.id_param(originator_id),),
+            )
+            rows = cursor.fetchall()
+        return [
+            PositionedEvent(
+                int(row["event_position"]),
+                StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=int(row["originator_version"]),
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                ),
+            )
+            for row in rows
+        ]
+
+    def indexed_stream(self, originator_id: UUID) -> list[IndexRow]:
+        """What the index, written in the same transactions, says the stream holds."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT * FROM {self.qualified('event_index')}"
+                " WHERE originator_id = ? ORDER BY originator_version",
+                (self.id_param(originator_id),),
+            )
+            rows = cursor.fetchall()
+        return [
+            IndexRow(
+                originator_id,
+                int(row["originator_version"]),
+                UUID(row["event_id"]),
+                row["stream"],
+                row["authority"],
+                row["country"],
+                row["commodity"],
+                row["type"],
+            )
+            for row in rows
+        ]
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute("SELECT 1 AS ok")
+            cursor.fetchone()
+
+
 class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder):
     dialect: Dialect = "sqlite"
     position_column = "rowid"

@@ -410,6 +410,39 @@ class StatusViewMixin:
             cursor.execute(f"SELECT * FROM {self.qualified('status_intervals')}")
             return [interval_row_of(row) for row in cursor.fetchall()]
 
+    def stream_rows(self, stream: str) -> list[IntervalRow]:
+        """Every row of one stream in the bitemporal table."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT * FROM {self.qualified('status_intervals')} WHERE stream = ?", (stream,)
+            )
+            return [interval_row_of(row) for row in cursor.fetchall()]
+
+    def current_row(self, stream: str) -> dict[str, Any] | None:
+        """The stored current status of one stream, in plain values."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT * FROM {self.qualified('current_status')} WHERE stream = ?", (stream,)
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return {
+            "version": int(row["version"]),
+            "status": row["status"],
+            "measures": json.loads(row["measures"]),
+            "since": row["since"],
+        }
+
+    def projected_streams(self) -> list[str]:
+        """Every stream any read model holds a row for."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT stream FROM {self.qualified('status_intervals')}"
+                f" UNION SELECT stream FROM {self.qualified('current_status')}"
+            )
+            return [row["stream"] for row in cursor.fetchall()]
+
     def counts(self) -> dict[str, int]:
         counts = {}
         with self.transaction(commit=False) as cursor:

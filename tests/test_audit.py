@@ -1,0 +1,232 @@
+"""Replay and verification, with the database altered behind the service's back."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.deps import Services
+from api.seed import seed
+from domain.keys import StreamKey
+from tests.conftest import POSTGRES_URL, WRITER
+
+Execute = Callable[[str, tuple[Any, ...]], list[Any]]
+
+
+@contextmanager
+def behind_the_back(services: Services) -> Iterator[Execute]:
+    """A raw connection to the service's database, not through the service."""
+    url = services.log.database_url
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.split("sqlite:///", 1)[1])
+
+        def run(sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+            return conn.execute(sql.replace("%s", "?"), params).fetchall()
+
+        try:
+            yield run
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    schema = url.split("schema=", 1)[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as pg:
+        pg.execute(f'SET search_path TO "{schema}"')
+
+        def run_pg(sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+            cursor = pg.execute(sql, params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+        yield run_pg
+
+
+def events_table(services: Services) -> str:
+    return services.log.store.events_table_name
+
+
+def stream_id(services: Services, stream: str) -> Any:
+    key = StreamKey.from_name(stream).aggregate_id
+    return key.hex if services.log.store.dialect == "sqlite" else key
+
+
+@pytest.fixture
+def seeded(services: Services, client: TestClient) -> TestClient:
+    seed(services.log)
+    services.projector.catch_up()
+    return client
+
+
+def verify(client: TestClient) -> dict[str, Any]:
+    response = client.get("/v1/audit/verify")
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+def kinds(report: dict[str, Any], stream: str) -> set[tuple[str, int | None]]:
+    return {(p["kind"], p["version"]) for p in report["problems"] if p["stream"] == stream}
+
+
+def test_an_untouched_store_verifies_clean(seeded: TestClient) -> None:
+    report = verify(seeded)
+    assert report["chain_ok"] and report["projections_ok"] and report["problems"] == []
+    assert report["events_checked"] == 47 and report["streams_checked"] == 24
+
+
+def test_a_changed_payload_byte_is_detected(services: Services, seeded: TestClient) -> None:
+    with behind_the_back(services) as sql:
+        [(state,)] = sql(
+            f"SELECT state FROM {events_table(services)} WHERE originator_id = %s"
+            " AND originator_version = 2",
+            (stream_id(services, "US/BY/potash"),),
+        )
+        altered = bytes(state).replace(b"financing_ban", b"financing_bam", 1)
+        assert altered != bytes(state)
+        sql(
+            f"UPDATE {events_table(services)} SET state = %s WHERE originator_id = %s"
+            " AND originator_version = 2",
+            (altered, stream_id(services, "US/BY/potash")),
+        )
+    report = verify(seeded)
+    assert not report["chain_ok"]
+    assert ("hash_mismatch", 2) in kinds(report, "US/BY/potash")
+
+
+def test_a_byte_that_breaks_decoding_is_reported_not_crashed(
+    services: Services, seeded: TestClient
+) -> None:
+    with behind_the_back(services) as sql:
+        sql(
+            f"UPDATE {events_table(services)} SET state = %s WHERE originator_id = %s"
+            " AND originator_version = 1",
+            (b"{not json", stream_id(services, "EU/BY/potash")),
+        )
+    report = verify(seeded)
+    assert ("undecodable", 1) in kinds(report, "EU/BY/potash")
+    assert ("broken_link", 2) in kinds(report, "EU/BY/potash")
+    assert seeded.get("/v1/status", params={"country": "BY"}).status_code == 200
+
+
+def test_a_deleted_middle_event_is_detected(services: Services, seeded: TestClient) -> None:
+    with behind_the_back(services) as sql:
+        sql(
+            f"DELETE FROM {events_table(services)} WHERE originator_id = %s"
+            " AND originator_version = 2",
+            (stream_id(services, "US/BY/potash"),),
+        )
+    report = verify(seeded)
+    found = kinds(report, "US/BY/potash")
+    assert ("missing_event", 2) in found and ("broken_link", 3) in found
+    assert not report["chain_ok"] and not report["projections_ok"]
+
+
+def test_a_deleted_last_event_is_detected(services: Services, seeded: TestClient) -> None:
+    with behind_the_back(services) as sql:
+        sql(
+            f"DELETE FROM {events_table(services)} WHERE originator_id = %s"
+            " AND originator_version = 3",
+            (stream_id(services, "US/BY/potash"),),
+        )
+    report = verify(seeded)
+    assert ("missing_event", 3) in kinds(report, "US/BY/potash")
+    assert any("lifted" in p["detail"] for p in report["problems"])
+
+
+def test_swapped_versions_are_detected(services: Services, seeded: TestClient) -> None:
+    table, sid = events_table(services), stream_id(services, "US/BY/potash")
+    with behind_the_back(services) as sql:
+        sql(
+            f"UPDATE {table} SET originator_version = 99 WHERE originator_id = %s"
+            " AND originator_version = 2",
+            (sid,),
+        )
+        sql(
+            f"UPDATE {table} SET originator_version = 2 WHERE originator_id = %s"
+            " AND originator_version = 3",
+            (sid,),
+        )
+        sql(
+            f"UPDATE {table} SET originator_version = 3 WHERE originator_id = %s"
+            " AND originator_version = 99",
+            (sid,),
+        )
+    report = verify(seeded)
+    found = {kind for kind, _ in kinds(report, "US/BY/potash")}
+    assert {"hash_mismatch", "broken_link", "out_of_order"} <= found
+
+
+def test_an_edited_read_model_row_is_detected(services: Services, seeded: TestClient) -> None:
+    with behind_the_back(services) as sql:
+        sql(
+            "UPDATE status_intervals SET measures = %s WHERE stream = %s AND status = %s",
+            ('["import_ban"]', "GB/BY/potash", "active"),
+        )
+        sql("UPDATE current_status SET status = %s WHERE stream = %s", ("lifted", "EU/BY/potash"))
+    report = verify(seeded)
+    assert report["chain_ok"] and not report["projections_ok"]
+    assert {k for k, _ in kinds(report, "GB/BY/potash")} == {
+        "read_model_row_differs",
+        "read_model_row_missing",
+    }
+    assert ("current_status_differs", 3) in kinds(report, "EU/BY/potash")
+
+
+def test_replay_shows_each_step_with_the_status_after_it(seeded: TestClient) -> None:
+    response = seeded.get(
+        "/v1/audit/replay", params={"authority": "US", "country": "BY", "commodity": "potash"}
+    )
+    assert response.status_code == 200
+    steps = response.json()["steps"]
+    assert [
+        (s["event"]["type"], s["stream_status"]["status"], s["stream_status"]["since"])
+        for s in steps
+    ] == [
+        ("imposed", "active", "2021-08-09"),
+        ("expanded", "active", "2022-04-01"),
+        ("lifted", "lifted", "2025-12-13"),
+    ]
+    positions = [s["event"]["position"] for s in steps]
+    assert positions == sorted(positions)
+    everything = seeded.get("/v1/audit/replay").json()["steps"]
+    assert len(everything) == 47
+    assert seeded.get("/v1/audit/replay", params={"known_at": "2020-01-01T00:00:00Z"}).json() == {
+        "steps": []
+    }
+    assert seeded.get("/v1/audit/replay", params={"country": "XX"}).status_code == 422
+
+
+def test_replay_of_a_retraction_shows_the_corrected_status(client: TestClient) -> None:
+    base = {"authority": "US", "country": "BY", "commodity": "potash"}
+    first = client.post(
+        "/v1/events",
+        headers=WRITER,
+        json={
+            **base,
+            "type": "imposed",
+            "effective_date": "2021-08-09",
+            "measures": ["import_ban"],
+        },
+    )
+    wrong = client.post(
+        "/v1/events",
+        headers=WRITER,
+        json={**base, "type": "expanded", "effective_date": "2022-01-01", "measures": ["quota"]},
+    ).json()
+    client.post(
+        "/v1/events",
+        headers=WRITER,
+        json={**base, "type": "retracted", "retracts": wrong["event_id"], "note": "no quota"},
+    )
+    assert first.status_code == 201
+    steps = client.get("/v1/audit/replay").json()["steps"]
+    assert [s["stream_status"]["measures"] for s in steps] == [
+        ["import_ban"],
+        ["import_ban", "quota"],
+        ["import_ban"],
+    ]
