@@ -11,6 +11,7 @@ from api import problems
 from api.deps import Services
 from api.identity import TokenStore
 from api.limits import BodySizeLimit
+from api.observability import RequestObserver
 from api.routes import admin, audit, events, health, status, streams
 from api.settings import Settings
 from domain.application import SanctionsLog
@@ -50,4 +51,5 @@ def create_app(svc: Services) -> FastAPI:
     for module in (audit, events, status, streams, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestObserver, metrics=svc.metrics)
     return app

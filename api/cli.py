@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,9 +23,11 @@ from api.bootstrap import build_services, create_app
 from api.deps import Services
 from api.identity import Role
 from api.inputs import parse_as_of, parse_known_at
+from api.routes.audit import event_filter
 from api.seed import seed as seed_timeline
 from api.settings import Settings
-from domain.errors import DomainError
+from api.transfer import count_lines, exported, import_events, write_csv, write_jsonl
+from domain.errors import DomainError, InvalidInput
 
 app = typer.Typer(help="sanctions-timeline: sanctions policy as a verifiable event log.")
 token_app = typer.Typer(help="Manage API tokens.")
@@ -52,7 +57,88 @@ def serve(
             "it is shown this once only:\n"
             f"  name: admin  role: admin  token: {first}"
         )
-    uvicorn.run(create_app(svc), host=host, port=port, log_level="info")
+    configure_logging()
+    # uvicorn's own access log is off: it would print query strings; ours prints routes.
+    uvicorn.run(
+        create_app(svc),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def configure_logging() -> None:
+    """The service's own log lines (JSON, one per request) to standard error."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("sanctions")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@app.command("export")
+def export_events(
+    country: Annotated[str | None, typer.Option(help="Target country.")] = None,
+    commodity: Annotated[str | None, typer.Option(help="Commodity slug.")] = None,
+    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")
+    ] = None,
+) -> None:
+    """Write the log (or the matching part) as JSON Lines or CSV, in position order."""
+    if format not in ("jsonl", "csv"):
+        errors.print("[red]error:[/red] --format is jsonl or csv")
+        raise typer.Exit(2)
+    with services() as svc:
+        where = event_filter(authority, country, commodity)
+        total = svc.log.store.count(where)
+        out = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
+        try:
+            with progress_bar("exporting", total, visible=output is not None) as advance:
+                write = write_jsonl if format == "jsonl" else write_csv
+                count = write(exported(svc.log, where), out, advance)
+        finally:
+            if output is not None:
+                out.close()
+    errors.print(f"{count} events exported")
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="JSON Lines of events, as the API takes them.")],
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 500,
+) -> None:
+    """Record a file of events, all or nothing per batch; safe to re-run (idempotent)."""
+    if not file.is_file():
+        errors.print(f"[red]error:[/red] no file {file}")
+        raise typer.Exit(2)
+    with services() as svc, progress_bar("importing", count_lines(file)) as advance:
+        report = import_events(svc.log, file, batch_size=batch, progress=advance)
+        svc.projector.catch_up()
+    console.print(
+        f"{report.recorded} events recorded, {report.already_there} already there "
+        f"({report.batches} batches)"
+    )
+
+
+@contextmanager
+def progress_bar(
+    label: str, total: int, *, visible: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on standard error; yields a function taking the count done."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        disable=not visible,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 @app.command()
@@ -67,6 +153,29 @@ def seed() -> None:
     finally:
         svc.log.close()
     console.print(f"{report.recorded} events recorded, {report.already_there} already there")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: names, roles, dates (never a token or its hash)."""
+    with services() as svc:
+        entries = svc.tokens.listing()
+    table = Table()
+    for column in ("name", "role", "created_at", "revoked_at", "source"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(
+            *(entry[c] or "" for c in ("name", "role", "created_at", "revoked_at", "source"))
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+    """Revoke a stored token: it stops working at once."""
+    with services() as svc:
+        svc.tokens.revoke(name)
+    console.print(f"revoked {name}")
 
 
 @token_app.command("create")
@@ -93,7 +202,8 @@ def services(**overrides: Any) -> Iterator[Services]:
     try:
         yield svc
     except DomainError as error:
-        errors.print(f"[red]error:[/red] {error}")
+        where = f"{error.field}: " if isinstance(error, InvalidInput) else ""
+        errors.print(f"[red]error:[/red] {where}{error}", highlight=False)
         raise typer.Exit(2) from None
     finally:
         svc.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.identity import Caller, Role, TokenStore
+from api.observability import Metrics
 from api.problems import ProblemError
 from api.settings import Settings
 from domain.application import SanctionsLog, WriteOutcome
@@ -23,9 +24,13 @@ class Services:
     log: SanctionsLog
     tokens: TokenStore
     projector: Projector
+    metrics: Metrics = field(default_factory=Metrics)
 
     def show_writes(self, outcome: WriteOutcome) -> None:
         """Return only once every read on this server reflects the written events."""
+        if not outcome.replayed:
+            for recorded in outcome.events:
+                self.metrics.recorded.labels(recorded.event.TYPE.value).inc()
         position = max(recorded.position for recorded in outcome.events)
         if self.settings.embedded_projector:
             self.projector.catch_up()
@@ -57,8 +62,15 @@ def identify(svc: Services, credentials: HTTPAuthorizationCredentials | None) ->
     return svc.tokens.authenticate(credentials.credentials)
 
 
-def require(role: Role, svc: Services, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+def require(
+    role: Role,
+    svc: Services,
+    credentials: HTTPAuthorizationCredentials | None,
+    request: Request | None = None,
+) -> Caller:
     caller = identify(svc, credentials)
+    if caller is not None and request is not None:
+        request.state.caller = caller.name  # for the request log: the name, never the token
     if caller is None:
         detail = "a bearer token is required" if credentials is None else "unknown token"
         raise ProblemError(
@@ -73,18 +85,18 @@ def require(role: Role, svc: Services, credentials: HTTPAuthorizationCredentials
     return caller
 
 
-def writer(svc: ServicesDep, credentials: Credentials) -> Caller:
-    return require(Role.WRITER, svc, credentials)
+def writer(request: Request, svc: ServicesDep, credentials: Credentials) -> Caller:
+    return require(Role.WRITER, svc, credentials, request)
 
 
-def admin(svc: ServicesDep, credentials: Credentials) -> Caller:
-    return require(Role.ADMIN, svc, credentials)
+def admin(request: Request, svc: ServicesDep, credentials: Credentials) -> Caller:
+    return require(Role.ADMIN, svc, credentials, request)
 
 
-def reader(svc: ServicesDep, credentials: Credentials) -> Caller | None:
+def reader(request: Request, svc: ServicesDep, credentials: Credentials) -> Caller | None:
     """Reads are open unless SANCTIONS_READS_REQUIRE_TOKEN is set."""
     if svc.settings.reads_require_token:
-        return require(Role.READER, svc, credentials)
+        return require(Role.READER, svc, credentials, request)
     return None
 
 

@@ -120,6 +120,52 @@ class TokenStore:
             )
         return token
 
+    def listing(self) -> list[dict[str, str | None]]:
+        """Every stored token's name, role and dates (never its hash)."""
+        with self.store.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT name, role, created_at, revoked_at FROM {self.table} ORDER BY name"
+            )
+            rows = cursor.fetchall()
+        stored = [
+            {
+                "name": row["name"],
+                "role": row["role"],
+                "created_at": row["created_at"],
+                "revoked_at": row["revoked_at"],
+                "source": "database",
+            }
+            for row in rows
+        ]
+        configured: list[dict[str, str | None]] = [
+            {
+                "name": entry.name,
+                "role": entry.role.label,
+                "created_at": None,
+                "revoked_at": None,
+                "source": "SANCTIONS_API_TOKENS",
+            }
+            for entry in self.configured
+        ]
+        return configured + stored
+
+    def revoke(self, name: str) -> None:
+        """Stop the stored token `name` from working (it stays listed, as revoked)."""
+        with self.store.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"SELECT revoked_at FROM {self.table} WHERE name = ?",
+                (name,),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise InvalidInput("name", f"no stored token is named {name!r}")
+            if row["revoked_at"] is not None:
+                raise InvalidInput("name", f"the token {name!r} is already revoked")
+            cursor.execute(
+                f"UPDATE {self.table} SET revoked_at = ? WHERE name = ?",
+                (datetime.now(UTC).isoformat(), name),
+            )
+
     def create_first_admin(self) -> str | None:
         """On first start with no tokens at all, an admin token (else None)."""
         if self.configured or self.has_any():

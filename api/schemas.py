@@ -264,3 +264,8 @@ class VerifyOut(BaseModel):
     chain_ok: bool
     projections_ok: bool
     problems: list[ProblemOut]
+
+
+class Readiness(BaseModel):
+    status: str
+    projection_lag_events: int

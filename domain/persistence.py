@@ -254,6 +254,21 @@ class SanctionsRecorderMixin:
             for row in rows
         ]
 
+    def count(self, where: EventFilter = EventFilter()) -> int:
+        """How many events match `where`."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("authority", "country", "commodity", "type", "stream"):
+            value = getattr(where, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        statement = f"SELECT COUNT(*) AS n FROM {self.qualified('event_index')}"
+        if clauses:
+            statement += " WHERE " + " AND ".join(clauses)
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(statement, params)
+            return int(cursor.fetchone()["n"])
 
     # For verification: the store read as it is, without trusting it.
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import cast
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -87,6 +88,21 @@ class Projector:
     def lag(self) -> int:
         """Events recorded but not yet projected."""
         return max(0, (self.log.recorder.max_notification_id() or 0) - self.position())
+
+    def lag_detail(self) -> tuple[int, datetime | None]:
+        """Events not yet projected, and when the oldest of them was recorded."""
+        position = self.position()
+        waiting = self.log.recorder.select_notifications(
+            start=position, limit=1, inclusive_of_start=False
+        )
+        if not waiting:
+            return 0, None
+        latest = self.log.recorder.max_notification_id() or 0
+        try:
+            event = cast(SanctionsStream.Event, self.log.mapper.to_domain_event(waiting[0]))
+        except Exception:
+            return latest - position, None
+        return latest - position, event.recorded_at
 
     def catch_up(self, *, batch_size: int | None = None, progress: Progress | None = None) -> int:
         """Project everything recorded so far; the number of events projected."""

@@ -1,10 +1,15 @@
-"""Operations: is the process up."""
+"""Operations: liveness, readiness, metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
 
-from api.schemas import Health
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import ServicesDep
+from api.problems import ProblemError
+from api.schemas import Health, Readiness
 
 router = APIRouter(tags=["operations"])
 
@@ -12,3 +17,32 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", response_model=Health, summary="The process is up")
 def healthz() -> Health:
     return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"description": "Database unreachable or projections behind"}},
+    summary="The database answers and the read models are caught up within a bound",
+)
+def readyz(svc: ServicesDep) -> Readiness:
+    try:
+        svc.log.store.ping()
+        lag = svc.projector.lag()
+    except Exception:
+        raise ProblemError(503, "the database cannot be reached", kind="not-ready") from None
+    bound = svc.settings.ready_max_lag_events
+    if lag > bound:
+        raise ProblemError(
+            503, f"the read models are {lag} events behind (bound {bound})", kind="not-ready"
+        )
+    return Readiness(status="ready", projection_lag_events=lag)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(svc: ServicesDep) -> Response:
+    lag, oldest = svc.projector.lag_detail()
+    svc.metrics.lag_events.set(lag)
+    age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+    svc.metrics.lag_seconds.set(max(0.0, age))
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

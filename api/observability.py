@@ -1,0 +1,99 @@
+"""Operations: Prometheus metrics and one structured log line per request.
+
+The log line names the route, status, duration and the caller's token *name* (when
+known): never a token, never a query string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_log = logging.getLogger("sanctions.requests")
+
+
+class Metrics:
+    """The service's metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sanctions_http_requests",
+            "HTTP requests answered, by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sanctions_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.recorded = Counter(
+            "sanctions_events_recorded",
+            "Events recorded through this process, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.lag_events = Gauge(
+            "sanctions_projection_lag_events",
+            "Events recorded but not yet in the read models",
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "sanctions_projection_lag_seconds",
+            "Age of the oldest event not yet in the read models (0 when caught up)",
+            registry=self.registry,
+        )
+
+
+def route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestObserver:
+    """Counts, times and logs every HTTP request (pure ASGI, so streams are not held)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_of(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            line: dict[str, Any] = {
+                "at": datetime.now(UTC).isoformat(),
+                "method": method,
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "ms": round(elapsed * 1000, 2),
+                "caller": scope.get("state", {}).get("caller"),
+            }
+            request_log.info(json.dumps(line))
