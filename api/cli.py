@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -23,11 +24,14 @@ from api.bootstrap import build_services, create_app
 from api.deps import Services
 from api.identity import Role
 from api.inputs import parse_as_of, parse_known_at
-from api.routes.audit import event_filter
+from api.routes.audit import event_filter, step_out
 from api.seed import seed as seed_timeline
 from api.settings import Settings
 from api.transfer import count_lines, exported, import_events, write_csv, write_jsonl
 from domain.errors import DomainError, InvalidInput
+from domain.hashing import format_timestamp
+from projections.replay import replay_steps
+from projections.verify import verify as verify_store
 
 app = typer.Typer(help="sanctions-timeline: sanctions policy as a verifiable event log.")
 token_app = typer.Typer(help="Manage API tokens.")
@@ -322,6 +326,82 @@ def timeline(
             ", ".join(row.measures),
         )
     console.print(table)
+
+
+@app.command()
+def replay(
+    country: Annotated[str | None, typer.Argument(help="Target country.")] = None,
+    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
+    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
+    known_at: Annotated[
+        str | None, typer.Option(help="Only what was recorded by then (RFC 3339).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one step a line.")] = False,
+) -> None:
+    """The log event by event, each with its stream's status after it (streamed)."""
+    with services() as svc:
+        svc.projector.catch_up()
+        where = event_filter(authority, country, commodity)
+        moment = None if known_at is None else parse_known_at(known_at, datetime.now(UTC))
+        steps = replay_steps(svc.log, svc.projector.view, where, moment)
+        if as_json:
+            for step in steps:
+                typer.echo(step_out(step).model_dump_json())
+            return
+        table = Table()
+        for column in (
+            "position",
+            "stream",
+            "v",
+            "event",
+            "effective",
+            "recorded_at",
+            "status after",
+        ):
+            table.add_column(column)
+        for step in steps:
+            event = step.event
+            what = event.TYPE.value + (
+                f" {', '.join(event.measure_list or [])}" if event.measure_list else ""
+            )
+            table.add_row(
+                str(step.position),
+                event.stream,
+                str(event.originator_version),
+                what,
+                str(event.effective or ""),
+                format_timestamp(event.recorded_at),
+                f"{_styled(step.status)} {', '.join(step.measures)}",
+            )
+        console.print(table)
+
+
+@app.command()
+def verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute every hash chain and compare every read model with a fresh replay.
+
+    Exits 1 when anything is wrong."""
+    with services() as svc:
+        svc.projector.catch_up()
+        report = verify_store(svc.log, svc.projector.view)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        console.print(
+            f"{report.events_checked} events in {report.streams_checked} streams checked: "
+            f"chain {'[green]ok[/green]' if report.chain_ok else '[red]BROKEN[/red]'}, "
+            f"read models {'[green]ok[/green]' if report.projections_ok else '[red]DIFFER[/red]'}"
+        )
+        for problem in report.problems:
+            console.print(
+                f"  {problem.kind}: {problem.stream or '?'}"
+                f"{'' if problem.version is None else f' v{problem.version}'}: {problem.detail}",
+                highlight=False,
+            )
+    if report.problems:
+        raise typer.Exit(1)
 
 
 def _styled(status: str) -> str:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +21,7 @@ from api.seed import seed
 from domain.keys import StreamKey
 from tests.conftest import POSTGRES_URL, WRITER
 
+ROOT = Path(__file__).resolve().parents[1]
 Execute = Callable[[str, tuple[Any, ...]], list[Any]]
 
 
@@ -229,4 +235,50 @@ def test_replay_of_a_retraction_shows_the_corrected_status(client: TestClient) -
         ["import_ban"],
         ["import_ban", "quota"],
         ["import_ban"],
+    ]
+
+
+def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "SANCTIONS_DATABASE_URL": database_url,
+        "SANCTIONS_API_TOKENS": "x:reader:y",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_replay_and_verify(services: Services, seeded: TestClient) -> None:
+    url = services.log.database_url
+    lines = run_cli(
+        url, "replay", "BY", "potash", "--authority", "US", "--json"
+    ).stdout.splitlines()
+    assert [json.loads(line)["stream_status"]["status"] for line in lines] == [
+        "active",
+        "active",
+        "lifted",
+    ]
+    table = run_cli(url, "replay", "BY", "potash", "--authority", "US")
+    assert "US/BY/potash" in table.stdout and "lifted" in table.stdout
+    clean = run_cli(url, "verify")
+    assert clean.returncode == 0 and "47 events in 24 streams checked" in clean.stdout
+    with behind_the_back(services) as sql:
+        sql(
+            f"DELETE FROM {events_table(services)} WHERE originator_id = %s"
+            " AND originator_version = 3",
+            (stream_id(services, "US/BY/potash"),),
+        )
+    tampered = run_cli(url, "verify", "--json")
+    assert tampered.returncode == 1
+    report = json.loads(tampered.stdout)
+    assert not report["chain_ok"]
+    assert {"kind": "missing_event", "stream": "US/BY/potash", "version": 3} in [
+        {k: p[k] for k in ("kind", "stream", "version")} for p in report["problems"]
     ]
