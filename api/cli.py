@@ -399,6 +399,7 @@ def verify(
                 f"  {problem.kind}: {problem.stream or '?'}"
                 f"{'' if problem.version is None else f' v{problem.version}'}: {problem.detail}",
                 highlight=False,
+                markup=False,
             )
     if report.problems:
         raise typer.Exit(1)

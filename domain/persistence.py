@@ -98,6 +98,11 @@ SIDE_TABLES = (
 )
 
 
+def as_bytes(value: Any) -> bytes:
+    """A stored event's state; text when the column was rewritten behind our back."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
 class Cursor:
     """A DB-API-like cursor that takes `?` placeholders on either database."""
 
@@ -248,7 +253,7 @@ class SanctionsRecorderMixin:
                     originator_id=self.id_value(row["originator_id"]),
                     originator_version=int(row["originator_version"]),
                     topic=row["topic"],
-                    state=bytes(row["state"]),
+                    state=as_bytes(row["state"]),
                 ),
             )
             for row in rows
@@ -300,7 +305,7 @@ class SanctionsRecorderMixin:
                     originator_id=originator_id,
                     originator_version=int(row["originator_version"]),
                     topic=row["topic"],
-                    state=bytes(row["state"]),
+                    state=as_bytes(row["state"]),
                 ),
             )
             for row in rows

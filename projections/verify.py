@@ -53,6 +53,7 @@ CHAIN_KINDS = {
     "broken_link",
     "wrong_stream",
     "out_of_order",
+    "unreadable",
 }
 
 
