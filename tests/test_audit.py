@@ -282,3 +282,20 @@ def test_cli_replay_and_verify(services: Services, seeded: TestClient) -> None:
     assert {"kind": "missing_event", "stream": "US/BY/potash", "version": 3} in [
         {k: p[k] for k in ("kind", "stream", "version")} for p in report["problems"]
     ]
+
+
+def test_a_payload_rewritten_by_sql_text_functions_is_detected(
+    services: Services, seeded: TestClient
+) -> None:
+    """SQLite's replace() on the state column stores text: still checked, not skipped."""
+    if services.log.store.dialect != "sqlite":
+        pytest.skip("a SQLite storage-class quirk")
+    with behind_the_back(services) as sql:
+        sql(
+            f"UPDATE {events_table(services)} SET state = replace(state, 'transit_ban',"
+            " 'transit_bam') WHERE originator_id = %s",
+            (stream_id(services, "LT/BY/potash"),),
+        )
+    report = verify(seeded)
+    assert ("hash_mismatch", 1) in kinds(report, "LT/BY/potash")
+    assert not any(p["kind"] == "unreadable" for p in report["problems"])
