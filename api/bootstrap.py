@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.deps import Services
 from api.identity import TokenStore
 from api.limits import BodySizeLimit
 from api.observability import RequestObserver
-from api.routes import admin, audit, events, health, status, streams
+from api.routes import admin, audit, events, health, page, status, streams
 from api.settings import Settings
 from domain.application import SanctionsLog
 from projections.projector import Projector, open_view
@@ -48,8 +49,9 @@ def create_app(svc: Services) -> FastAPI:
     app.state.services = svc
     problems.install(app)
     # audit first: its /v1/events/stream must win over /v1/events/{event_id}.
-    for module in (audit, events, status, streams, admin, health):
+    for module in (audit, events, status, streams, admin, health, page):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestObserver, metrics=svc.metrics)
     return app
