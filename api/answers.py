@@ -8,6 +8,8 @@ from api.inputs import optional
 from api.schemas import IntervalOut, StatusOut, StatusResult, TimelineOut
 from domain.hashing import format_timestamp
 from domain.keys import StreamKey, parse_authority, parse_commodity, parse_country
+from domain.persistence import EventFilter
+from domain.rules import EventType
 from projections.view import KeyFilter, StatusViewMixin
 
 
@@ -17,6 +19,19 @@ def key_filter(authority: str | None, country: str | None, commodity: str | None
         authority=optional(parse_authority, authority, "authority"),
         country=optional(parse_country, country, "country"),
         commodity=optional(parse_commodity, commodity, "commodity"),
+    )
+
+
+def event_filter(
+    authority: str | None, country: str | None, commodity: str | None, type: EventType | None = None
+) -> EventFilter:
+    """Validated key filters (as for status reads), plus an event type."""
+    keys = key_filter(authority, country, commodity)
+    return EventFilter(
+        authority=keys.authority,
+        country=keys.country,
+        commodity=keys.commodity,
+        type=None if type is None else type.value,
     )
 
 

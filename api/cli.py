@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.answers import key_filter, status_answer, timeline_answer
+from api.answers import event_filter, key_filter, status_answer, timeline_answer
 from api.bootstrap import build_services, create_app
 from api.deps import Services
 from api.identity import Role
 from api.inputs import parse_as_of, parse_known_at
-from api.routes.audit import event_filter, step_out
+from api.routes.audit import step_out
 from api.seed import seed as seed_timeline
 from api.settings import Settings
 from api.transfer import count_lines, exported, import_events, write_csv, write_jsonl
@@ -32,6 +32,12 @@ from domain.errors import DomainError, InvalidInput
 from domain.hashing import format_timestamp
 from projections.replay import replay_steps
 from projections.verify import verify as verify_store
+
+CountryArg = Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")]
+CommodityArg = Annotated[str | None, typer.Argument(help="Commodity slug.")]
+AuthorityOpt = Annotated[str | None, typer.Option(help="Sanctioning authority.")]
+KnownAtOpt = Annotated[str | None, typer.Option(help="Transaction time, RFC 3339 (default now).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 app = typer.Typer(help="sanctions-timeline: sanctions policy as a verifiable event log.")
 token_app = typer.Typer(help="Manage API tokens.")
@@ -259,16 +265,14 @@ def rebuild(
 
 @app.command()
 def status(
-    country: Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")],
-    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
-    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
+    country: CountryArg,
+    commodity: CommodityArg = None,
+    authority: AuthorityOpt = None,
     as_of: Annotated[
         str | None, typer.Option(help="Valid time, YYYY-MM-DD (default today).")
     ] = None,
-    known_at: Annotated[
-        str | None, typer.Option(help="Transaction time, RFC 3339 (default now).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    known_at: KnownAtOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """What was in force on a date, as known at a moment."""
     with services() as svc:
@@ -295,13 +299,11 @@ def status(
 
 @app.command()
 def timeline(
-    country: Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")],
-    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
-    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
-    known_at: Annotated[
-        str | None, typer.Option(help="Transaction time, RFC 3339 (default now).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    country: CountryArg,
+    commodity: CommodityArg = None,
+    authority: AuthorityOpt = None,
+    known_at: KnownAtOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """The validity intervals of each stream, as known at a moment."""
     with services() as svc:

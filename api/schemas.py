@@ -20,20 +20,9 @@ from pydantic import (
 
 from domain.hashing import format_timestamp
 from domain.keys import StreamKey
-from domain.rules import EventType
+from domain.rules import EventType, Measure
 from domain.stream import EventDraft, SanctionsStream
 
-Measure = Literal[
-    "import_ban",
-    "export_ban",
-    "transit_ban",
-    "asset_freeze",
-    "financing_ban",
-    "services_ban",
-    "price_cap",
-    "quota",
-    "licence_requirement",
-]
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

@@ -408,48 +408,86 @@ def rebuild_in_process(svc: Services, total: int) -> Phase:
 
 @dataclass(frozen=True)
 class Child:
-    """What a finished subprocess left: exit code, output, peak resident set size."""
+    """What a finished subprocess left: exit code, output, peak resident set sizes (MB)."""
 
     returncode: int
     stdout: str
     stderr: str
-    peak_rss_mb: float
+    peak_rss_mb: float  # VmHWM of the child's own image, as it reported it at exit
+    ru_maxrss_mb: float  # os.wait4's ru_maxrss: includes the loader's RSS at fork
 
 
-def run_child(args: list[str], database_url: str) -> Child:
-    """Run `python args...` on the store and reap it with `os.wait4` for its own peak RSS."""
+# Linux carries the high-water mark of the image a process replaces across execve
+# (the kernel keeps max(old mm's peak, new mm's peak) in ru_maxrss), and a child is
+# forked from this loader: getrusage(RUSAGE_CHILDREN) or wait4's ru_maxrss therefore
+# never reads below the loader's own RSS at the fork. VmHWM in /proc/self/status
+# belongs to the address space the child's exec created, so the child reads that at
+# exit and prints it; ru_maxrss is kept beside it for comparison.
+PEAK_PROBE = """\
+import atexit, runpy, sys
+
+def _peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                print("PEAK_RSS_KIB", line.split()[1], file=sys.stderr, flush=True)
+
+atexit.register(_peak)
+"""
+RUN_CLI = PEAK_PROBE + (
+    "sys.argv = ['sanctions', *sys.argv[1:]]\n"
+    "runpy.run_module('api.cli', run_name='__main__', alter_sys=True)\n"
+)
+OPEN_ONLY = PEAK_PROBE + (
+    "from api.bootstrap import build_services\n"
+    "from api.settings import Settings\n"
+    "import api.cli\n"
+    "svc = build_services(Settings())\n"
+    "print(svc.log.recorder.max_notification_id())\n"
+    "svc.log.close()\n"
+)
+PEAK = re.compile(r"^PEAK_RSS_KIB (\d+)$", re.MULTILINE)
+REBUILT = re.compile(r"(\d+) events projected in ([\d.]+) s")
+
+
+def run_child(code: str, args: list[str], database_url: str) -> Child:
+    """Run `python -c code args...` on the store; its peak RSS, and wait4's figure."""
     env = {**os.environ, "SANCTIONS_DATABASE_URL": database_url, "COLUMNS": "200"}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
-            [sys.executable, *args], cwd=PROJECT, env=env, stdout=out, stderr=err, text=True
+            [sys.executable, "-c", code, *args],
+            cwd=PROJECT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            text=True,
         )
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        # ru_maxrss is in KiB on Linux.
-        return Child(process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
-
-
-OPEN_ONLY = (
-    "from api.bootstrap import build_services; from api.settings import Settings; "
-    "import api.cli; svc = build_services(Settings()); "
-    "print(svc.log.recorder.max_notification_id()); svc.log.close()"
-)
-REBUILT = re.compile(r"(\d+) events projected in ([\d.]+) s")
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise BenchError(f"child {args or code[-60:]!r} failed: {stderr[-2000:]}")
+    peak = PEAK.search(stderr)
+    if peak is None:
+        raise BenchError(f"child {args or code[-60:]!r} did not report its peak RSS")
+    # Both figures are in KiB on Linux.
+    return Child(process.returncode, stdout, stderr, int(peak[1]) / 1024, usage.ru_maxrss / 1024)
 
 
 def rebuild_in_child(database_url: str) -> tuple[Phase, float, float]:
     """The CLI's rebuild in a fresh process: its rate, its peak RSS, and an idle child's RSS."""
-    idle = run_child(["-c", OPEN_ONLY], database_url)
-    if idle.returncode != 0:
-        raise BenchError(f"the open-only child failed: {idle.stderr[-2000:]}")
-    child = run_child(["-m", "api.cli", "rebuild", "--batch", str(PROJECT_BATCH)], database_url)
-    if child.returncode != 0:
-        raise BenchError(f"`sanctions rebuild` failed: {child.stderr[-2000:]}")
+    idle = run_child(OPEN_ONLY, [], database_url)
+    child = run_child(RUN_CLI, ["rebuild", "--batch", str(PROJECT_BATCH)], database_url)
     found = REBUILT.search(child.stdout)
     if found is None:
         raise BenchError(f"cannot read the rebuild's report in: {child.stdout[-2000:]}")
+    say(
+        f"  peak RSS (VmHWM): rebuild {child.peak_rss_mb:.0f} MB, open only "
+        f"{idle.peak_rss_mb:.0f} MB; wait4 ru_maxrss would say {child.ru_maxrss_mb:.0f} "
+        f"and {idle.ru_maxrss_mb:.0f} MB (this loader's RSS at fork counts there)"
+    )
     phase = Phase("rebuild (`python -m api.cli rebuild`)", int(found[1]), float(found[2]))
     return phase, child.peak_rss_mb, idle.peak_rss_mb
 

@@ -74,6 +74,17 @@ class EventFilter:
     stream: str | None = None
     event_id: UUID | None = None
 
+    def clauses(self, prefix: str = "") -> tuple[list[str], list[Any]]:
+        """SQL conditions on the event index (`?` placeholders) for the key filters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("authority", "country", "commodity", "type", "stream"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{prefix}{column} = ?")
+                params.append(value)
+        return clauses, params
+
 
 SIDE_TABLES = (
     "CREATE TABLE IF NOT EXISTS {event_index} ("
@@ -213,13 +224,7 @@ class SanctionsRecorderMixin:
         event_ids: Sequence[str] = (),
     ) -> list[PositionedEvent]:
         """Stored events matching `where`, in position order, with their positions."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("authority", "country", "commodity", "type", "stream"):
-            value = getattr(where, column)
-            if value is not None:
-                clauses.append(f"i.{column} = ?")
-                params.append(value)
+        clauses, params = where.clauses("i.")
         if where.event_id is not None:
             clauses.append("i.event_id = ?")
             params.append(str(where.event_id))
@@ -261,13 +266,7 @@ class SanctionsRecorderMixin:
 
     def count(self, where: EventFilter = EventFilter()) -> int:
         """How many events match `where`."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("authority", "country", "commodity", "type", "stream"):
-            value = getattr(where, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+        clauses, params = where.clauses()
         statement = f"SELECT COUNT(*) AS n FROM {self.qualified('event_index')}"
         if clauses:
             statement += " WHERE " + " AND ".join(clauses)

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 from domain.errors import RuleViolation
 
-MEASURES: tuple[str, ...] = (
+Measure = Literal[
     "import_ban",
     "export_ban",
     "transit_ban",
@@ -25,7 +25,8 @@ MEASURES: tuple[str, ...] = (
     "price_cap",
     "quota",
     "licence_requirement",
-)
+]
+MEASURES: tuple[str, ...] = get_args(Measure)
 
 
 class EventType(StrEnum):

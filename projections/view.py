@@ -353,19 +353,22 @@ class StatusViewMixin:
                 params.append(value)
         return clauses, params
 
+    def _select_intervals(self, clauses: list[str], params: list[Any], order: str) -> list[Any]:
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT * FROM {self.qualified('status_intervals')}"
+                f" WHERE {' AND '.join(clauses)} ORDER BY {order}",
+                params,
+            )
+            return cursor.fetchall()
+
     def status(self, where: KeyFilter, as_of: date, known_at: datetime) -> list[StatusRow]:
         """Each matching stream's status on `as_of`, as recorded by `known_at`."""
         clauses, params = self._key_clauses(where)
         day, moment = as_of.isoformat(), format_timestamp(known_at)
         clauses += ["valid_from <= ?", "valid_to > ?", "tx_from <= ?", "tx_to > ?"]
         params += [day, day, moment, moment]
-        with self.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT * FROM {self.qualified('status_intervals')}"
-                f" WHERE {' AND '.join(clauses)} ORDER BY stream",
-                params,
-            )
-            rows = cursor.fetchall()
+        rows = self._select_intervals(clauses, params, "stream")
         return [
             StatusRow(
                 stream=row["stream"],
@@ -383,13 +386,7 @@ class StatusViewMixin:
         moment = format_timestamp(known_at)
         clauses += ["tx_from <= ?", "tx_to > ?"]
         params += [moment, moment]
-        with self.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT * FROM {self.qualified('status_intervals')}"
-                f" WHERE {' AND '.join(clauses)} ORDER BY stream, valid_from",
-                params,
-            )
-            rows = cursor.fetchall()
+        rows = self._select_intervals(clauses, params, "stream, valid_from")
         return [
             TimelineRow(
                 stream=row["stream"],

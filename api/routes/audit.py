@@ -13,28 +13,16 @@ from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
+from api.answers import event_filter
 from api.deps import Reader, ServicesDep
-from api.inputs import optional, parse_known_at
+from api.inputs import parse_known_at
 from api.schemas import EventOut, ProblemOut, ReplayOut, ReplayStepOut, StreamStatusOut, VerifyOut
 from domain.errors import InvalidInput
-from domain.keys import parse_authority, parse_commodity, parse_country
-from domain.persistence import EventFilter
 from domain.rules import EventType
 from projections.replay import ReplayStep, replay_steps
 from projections.verify import verify
 
 router = APIRouter(prefix="/v1", tags=["audit"])
-
-
-def event_filter(
-    authority: str | None, country: str | None, commodity: str | None, type: EventType | None = None
-) -> EventFilter:
-    return EventFilter(
-        authority=optional(parse_authority, authority, "authority"),
-        country=optional(parse_country, country, "country"),
-        commodity=optional(parse_commodity, commodity, "commodity"),
-        type=None if type is None else type.value,
-    )
 
 
 def step_out(step: ReplayStep) -> ReplayStepOut:

@@ -7,12 +7,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
+from api.answers import event_filter
 from api.deps import Reader, ServicesDep, Writer
-from api.inputs import located, optional
+from api.inputs import located
 from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
 from domain.application import IdempotentRequest, RecordedEvent
-from domain.keys import parse_authority, parse_commodity, parse_country
-from domain.persistence import EventFilter
 from domain.rules import EventType
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -113,12 +112,7 @@ def list_events(
     after: Annotated[int | None, Query(ge=0, description="a position")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
-    where = EventFilter(
-        authority=optional(parse_authority, authority, "authority"),
-        country=optional(parse_country, country, "country"),
-        commodity=optional(parse_commodity, commodity, "commodity"),
-        type=None if type is None else type.value,
-    )
+    where = event_filter(authority, country, commodity, type)
     found = svc.log.select_events(where, after=after, limit=limit + 1)
     page = found[:limit]
     next_after = page[-1].position if len(found) > limit else None
