@@ -19,7 +19,8 @@ def canonical_json(value: Any) -> bytes:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a `Z`, as every answer shows it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime and gives the same text here.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def event_hash(

@@ -274,6 +274,48 @@ class SanctionsRecorderMixin:
             cursor.execute(statement, params)
             return int(cursor.fetchone()["n"])
 
+    def streams_in_order(self, up_to: int, page: int = 5000) -> Iterator[list[PositionedEvent]]:
+        """Every stream's stored events (positions up to `up_to`), one stream at a time,
+        in version order: keyset pages over the (stream id, version) primary key."""
+        table = self.qualified(self.events_table_name)
+        after: tuple[Any, int] | None = None
+        current: list[PositionedEvent] = []
+        while True:
+            statement = (
+                f"SELECT {self.position_column} AS event_position, originator_id,"
+                f" originator_version, topic, state FROM {table}"
+                f" WHERE {self.position_column} <= ?"
+            )
+            params: list[Any] = [up_to]
+            if after is not None:
+                statement += " AND (originator_id, originator_version) > (?, ?)"
+                params.extend(after)
+            statement += " ORDER BY originator_id, originator_version LIMIT ?"
+            params.append(page)
+            with self.transaction(commit=False) as cursor:
+                cursor.execute(statement, params)
+                rows = cursor.fetchall()
+            if not rows:
+                break
+            for row in rows:
+                positioned = PositionedEvent(
+                    int(row["event_position"]),
+                    StoredEvent(
+                        originator_id=self.id_value(row["originator_id"]),
+                        originator_version=int(row["originator_version"]),
+                        topic=row["topic"],
+                        state=as_bytes(row["state"]),
+                    ),
+                )
+                if current and current[0].stored.originator_id != positioned.stored.originator_id:
+                    yield current
+                    current = []
+                current.append(positioned)
+            last = rows[-1]
+            after = (last["originator_id"], int(last["originator_version"]))
+        if current:
+            yield current
+
     # For verification: the store read as it is, without trusting it.
 
     def stream_ids(self) -> list[UUID]:

@@ -124,12 +124,13 @@ def project(record: StreamRecord, event: SanctionsStream.Event, position: int) -
     record.last_position = position
     at = event.recorded_at
     wanted = valid_intervals(record.stream, record.entries.values())
+    wanted_set = set(wanted)
     kept = {row.interval for row in record.open_rows}
-    closed = [replace(row, tx_to=at) for row in record.open_rows if row.interval not in set(wanted)]
+    closed = [replace(row, tx_to=at) for row in record.open_rows if row.interval not in wanted_set]
     opened = [
         IntervalRow(record.stream, interval, at) for interval in wanted if interval not in kept
     ]
-    record.open_rows = [row for row in record.open_rows if row.interval in set(wanted)] + opened
+    record.open_rows = [row for row in record.open_rows if row.interval in wanted_set] + opened
     record.open_rows.sort(key=lambda row: row.interval.valid_from)
     return Changes(record.stream, at, closed, opened, added, retracted)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -78,33 +79,40 @@ class TimelineRow:
     event_id: str
 
 
-TABLES = (
-    "CREATE TABLE IF NOT EXISTS {status_intervals} ("
+TABLES = {
+    "status_intervals": "CREATE TABLE IF NOT EXISTS {name} ("
     " stream {text} NOT NULL, authority {text} NOT NULL, country {text} NOT NULL,"
     " commodity {text} NOT NULL, valid_from {text} NOT NULL, valid_to {text} NOT NULL,"
     " status {text} NOT NULL, measures {text} NOT NULL, event_ids {text} NOT NULL,"
     " event_id {text} NOT NULL, tx_from {text} NOT NULL, tx_to {text} NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS status_intervals_stream ON {status_intervals} (stream, valid_from)",
-    "CREATE INDEX IF NOT EXISTS status_intervals_open ON {status_intervals} (stream, tx_to)",
-    "CREATE INDEX IF NOT EXISTS status_intervals_country"
-    " ON {status_intervals} (country, commodity, valid_from)",
-    "CREATE INDEX IF NOT EXISTS status_intervals_authority"
-    " ON {status_intervals} (authority, valid_from)",
-    "CREATE TABLE IF NOT EXISTS {projected_entries} ("
+    "projected_entries": "CREATE TABLE IF NOT EXISTS {name} ("
     " event_id {text} PRIMARY KEY, stream {text} NOT NULL, version BIGINT NOT NULL,"
     " type {text} NOT NULL, effective_date {text} NOT NULL, measures {text} NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS projected_entries_stream ON {projected_entries} (stream)",
-    "CREATE TABLE IF NOT EXISTS {current_status} ("
+    "current_status": "CREATE TABLE IF NOT EXISTS {name} ("
     " stream {text} PRIMARY KEY, authority {text} NOT NULL, country {text} NOT NULL,"
     " commodity {text} NOT NULL, version BIGINT NOT NULL, last_position BIGINT NOT NULL,"
     " status {text} NOT NULL, measures {text} NOT NULL, since {text},"
     " event_ids {text} NOT NULL)",
+}
+INDEXES = (
+    ("status_intervals_stream", "status_intervals", "stream, valid_from"),
+    ("status_intervals_open", "status_intervals", "stream, tx_to"),
+    ("status_intervals_country", "status_intervals", "country, commodity, valid_from"),
+    ("status_intervals_authority", "status_intervals", "authority, valid_from"),
+    ("projected_entries_stream", "projected_entries", "stream"),
 )
+SHADOW_SUFFIX = "_rebuild"
 READ_MODELS = ("status_intervals", "projected_entries", "current_status")
 
 
-def _json(values: Sequence[str]) -> str:
+@lru_cache(maxsize=4096)
+def _json_of(values: tuple[str, ...]) -> str:
     return json.dumps(list(values), separators=(",", ":"))
+
+
+def _json(values: Sequence[str]) -> str:
+    """A compact JSON array; measure sets and event-id lists repeat, so it is cached."""
+    return _json_of(tuple(values))
 
 
 def _interval_params(row: IntervalRow) -> tuple[Any, ...]:
@@ -171,8 +179,16 @@ class StatusViewMixin:
     _insert_tracking: Any  # the library's tracking recorder provides it
 
     def read_model_statements(self) -> list[str]:
-        names = {table: self.qualified(table) for table in READ_MODELS}
-        return [s.format(text=self.text_type, **names) for s in TABLES]
+        return [self._table_ddl(table, table) for table in READ_MODELS] + self._index_ddl()
+
+    def _table_ddl(self, table: str, name: str) -> str:
+        return TABLES[table].format(name=self.qualified(name), text=self.text_type)
+
+    def _index_ddl(self) -> list[str]:
+        return [
+            f"CREATE INDEX IF NOT EXISTS {index} ON {self.qualified(table)} ({columns})"
+            for index, table, columns in INDEXES
+        ]
 
     # Projecting
 
@@ -317,16 +333,73 @@ class StatusViewMixin:
             _json(() if interval is None else interval.event_ids),
         )
 
-    def reset(self, application_name: str) -> None:
-        """Empty every read model and forget the tracking position (for a rebuild)."""
+    # Rebuilding into shadow tables, swapped in at the end in one transaction
+
+    def begin_shadow(self) -> None:
+        """Fresh, index-less copies of the read-model tables to rebuild into."""
+        with self.transaction(commit=True) as cursor:
+            for table in READ_MODELS:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table + SHADOW_SUFFIX)}")
+                cursor.execute(self._table_ddl(table, table + SHADOW_SUFFIX))
+
+    def write_shadow(self, records: Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> None:
+        """Write whole streams (their final record and every row) into the shadow tables."""
+        rows = [_interval_params(row) for _, stream_rows in records for row in stream_rows]
+        entries = [
+            (
+                entry.event_id,
+                record.stream,
+                entry.version,
+                entry.type.value,
+                entry.effective_date.isoformat(),
+                _json(sorted(entry.measures)),
+            )
+            for record, _ in records
+            for entry in record.entries.values()
+        ]
+        currents = [self._current_params(record) for record, _ in records]
+        suffix = SHADOW_SUFFIX
+        with self.transaction(commit=True) as cursor:
+            if rows:
+                cursor.executemany(
+                    f"INSERT INTO {self.qualified('status_intervals' + suffix)}"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+            if entries:
+                cursor.executemany(
+                    f"INSERT INTO {self.qualified('projected_entries' + suffix)}"
+                    " VALUES (?,?,?,?,?,?)",
+                    entries,
+                )
+            if currents:
+                cursor.executemany(
+                    f"INSERT INTO {self.qualified('current_status' + suffix)}"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    currents,
+                )
+
+    def swap_shadow(self, application_name: str, position: int) -> None:
+        """Replace the read models by the shadow tables, and the tracking record by
+        `position` (the last event the shadow tables hold), in one transaction."""
         with self.transaction(commit=True) as cursor:
             self.claim(cursor)
             for table in READ_MODELS:
-                cursor.execute(f"DELETE FROM {self.qualified(table)}")
+                cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
+                shadow = self.qualified(table + SHADOW_SUFFIX)
+                cursor.execute(f"ALTER TABLE {shadow} RENAME TO {self.bare(table)}")
+            for statement in self._index_ddl():
+                cursor.execute(statement)
             cursor.execute(
                 f"DELETE FROM {self.tracking_table()} WHERE application_name = ?",
                 (application_name,),
             )
+            if position > 0:
+                self._insert_tracking(cursor.raw, Tracking(application_name, position))
+
+    def bare(self, table: str) -> str:
+        """A table's name as ALTER TABLE ... RENAME TO wants it (never qualified)."""
+        return table
 
     def tracking_table(self) -> str:
         raise NotImplementedError
@@ -499,6 +572,9 @@ class PostgresStatusView(StatusViewMixin, PostgresTrackingRecorder):
 
     def tracking_table(self) -> str:
         return self.qualified(self.tracking_table_name)
+
+    def bare(self, table: str) -> str:
+        return Identifier(table).as_string()
 
     @contextmanager
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:

@@ -423,3 +423,62 @@ def test_bad_read_parameters_are_422(client: TestClient, params: dict[str, str])
 def test_known_at_in_the_future_is_answered_as_now(client: TestClient) -> None:
     answer = client.get("/v1/status", params={"known_at": "2999-01-01T00:00:00Z"}).json()
     assert answer["known_at"] < "2999"
+
+
+def test_a_rebuild_that_dies_half_way_leaves_the_read_models_as_they_were(
+    services: Services, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = client.get("/v1/timeline").json()["intervals"]
+
+    def dies_while_writing(records: Any) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(services.projector.view, "write_shadow", dies_while_writing)
+    with pytest.raises(RuntimeError):
+        services.projector.rebuild(batch_size=1)
+    monkeypatch.undo()
+    assert client.get("/v1/timeline").json()["intervals"] == before
+    post(
+        client,
+        {
+            **BASE,
+            "authority": "GB",
+            "type": "imposed",
+            "effective_date": "2022-01-01",
+            "measures": ["quota"],
+        },
+    )
+    report = services.projector.rebuild(batch_size=2)
+    assert report.events == 6 and report.rows["current_status"] == 3
+    after = client.get("/v1/timeline").json()["intervals"]
+    assert [i for i in after if i["authority"] != "GB"] == before
+
+
+def test_events_recorded_during_a_rebuild_are_projected_after_the_swap(
+    services: Services, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = services.projector.view
+    write_shadow = view.write_shadow
+    recorded: list[dict[str, Any]] = []
+
+    def write_while_someone_posts(records: Any) -> None:
+        if not recorded:
+            recorded.append(
+                post(
+                    client,
+                    {
+                        **BASE,
+                        "authority": "CA",
+                        "type": "imposed",
+                        "effective_date": "2021-08-09",
+                        "measures": ["quota"],
+                    },
+                )
+            )
+        write_shadow(records)
+
+    monkeypatch.setattr(view, "write_shadow", write_while_someone_posts)
+    report = services.projector.rebuild(batch_size=1)
+    assert report.events == 6
+    assert status(client, "CA", as_of="2022-01-01")[:2] == ("active", ["quota"])
+    assert services.projector.lag() == 0
