@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import cast
 
 from eventsourcing.persistence import IntegrityError, Tracking
-from eventsourcing.projection import Projection
 
 from domain.application import SanctionsLog
 from domain.persistence import PositionedEvent
@@ -29,26 +28,11 @@ from projections.view import (
     PostgresStatusView,
     ProjectionMoved,
     SQLiteStatusView,
-    StatusViewMixin,
 )
 
 logger = logging.getLogger("sanctions.projector")
 StatusView = SQLiteStatusView | PostgresStatusView
 Progress = Callable[[int, int], None]
-
-
-class StatusProjection(Projection[StatusView]):
-    """The library's projection interface over the status view."""
-
-    name = "status"
-
-    def process_event(self, domain_event: object, tracking: Tracking) -> None:
-        view = cast(StatusViewMixin, self.view)
-        view.project_batch(
-            [(cast(SanctionsStream.Event, domain_event), tracking.notification_id)],
-            tracking,
-            expected_position=view.position(),
-        )
 
 
 def open_view(log: SanctionsLog) -> StatusView:
@@ -77,7 +61,7 @@ class Projector:
         self.log = log
         self.view = view
         self.batch_size = batch_size
-        self._lock = threading.RLock()  # rebuild holds it across reset and catch-up
+        self._lock = threading.RLock()  # a rebuild's swap holds it, then catches up
         self._caught_up = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
