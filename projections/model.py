@@ -12,9 +12,10 @@ holds `as_of` and whose transaction interval holds `known_at`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import groupby
+from typing import NamedTuple
 
 from domain.rules import (
     NOTHING_YET,
@@ -28,9 +29,11 @@ from domain.rules import (
 from domain.stream import SanctionsStream
 
 
-@dataclass(frozen=True)
-class ValidInterval:
-    """One stretch of valid time over which a stream's status does not change."""
+class ValidInterval(NamedTuple):
+    """One stretch of valid time over which a stream's status does not change.
+
+    (Named tuples, not dataclasses: a rebuild hashes and compares millions of them.)
+    """
 
     valid_from: date
     valid_to: date | None
@@ -45,8 +48,7 @@ class ValidInterval:
         return self.valid_from
 
 
-@dataclass(frozen=True)
-class IntervalRow:
+class IntervalRow(NamedTuple):
     """A valid interval as known over a transaction-time interval."""
 
     stream: str
@@ -123,16 +125,47 @@ def project(record: StreamRecord, event: SanctionsStream.Event, position: int) -
     record.version = event.originator_version
     record.last_position = position
     at = event.recorded_at
-    wanted = valid_intervals(record.stream, record.entries.values())
+    wanted = None if added is None else appended(record, added)
+    if wanted is None:
+        wanted = valid_intervals(record.stream, record.entries.values())
     wanted_set = set(wanted)
     kept = {row.interval for row in record.open_rows}
-    closed = [replace(row, tx_to=at) for row in record.open_rows if row.interval not in wanted_set]
+    closed = [row._replace(tx_to=at) for row in record.open_rows if row.interval not in wanted_set]
     opened = [
         IntervalRow(record.stream, interval, at) for interval in wanted if interval not in kept
     ]
     record.open_rows = [row for row in record.open_rows if row.interval in wanted_set] + opened
     record.open_rows.sort(key=lambda row: row.interval.valid_from)
     return Changes(record.stream, at, closed, opened, added, retracted)
+
+
+def appended(record: StreamRecord, added: TimelineEntry) -> list[ValidInterval] | None:
+    """The intervals after an entry that lands at the end of valid time (the usual
+    case), from the last interval alone; None when a full refold is needed."""
+    current = [row.interval for row in record.open_rows]
+    if not current or any(
+        entry.effective_date > added.effective_date
+        for entry in record.entries.values()
+        if entry is not added
+    ):
+        return None
+    last = current[-1]
+    state = StreamState(last.status, frozenset(last.measures), last.valid_from, last.event_ids)
+    try:
+        after = apply(record.stream, state, added)
+    except RuleBroken:
+        return current  # passed over, as a full fold would
+    interval = ValidInterval(
+        valid_from=added.effective_date,
+        valid_to=None,
+        status=after.status,
+        measures=tuple(sorted(after.measures)),
+        event_ids=after.event_ids,
+        event_id=added.event_id,
+    )
+    if added.effective_date == last.valid_from:  # the same day folds into one interval
+        return [*current[:-1], interval]
+    return [*current[:-1], last._replace(valid_to=added.effective_date), interval]
 
 
 def current_interval(record: StreamRecord) -> ValidInterval | None:
