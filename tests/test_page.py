@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,13 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def site(live_server: Callable[..., str], make_services: Callable[..., Any]) -> str:
     base = live_server()
-    # The server's own services hold the store; seed through a second handle on it.
+    # The server's own services hold the store; seed through a second handle on it,
+    # then wait for the server's projector to pick the events up (it polls).
     seed(make_services().log)
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{base}/readyz").json()["projection_lag_events"] > 0:
+        assert time.monotonic() < deadline, "the server's projector did not catch up"
+        time.sleep(0.05)
     return base
 
 
