@@ -21,6 +21,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	.ci/ensure-postgres
+	.ci/ensure-chromium
 	$(BIN)/pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest ran no test: failing"; exit 1; fi; \
 	exit $$status
