@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -53,12 +51,12 @@ from urllib.parse import urlencode
 import httpx
 import psycopg
 import pycountry
-import uvicorn
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from psycopg.sql import SQL, Identifier
+from serving import BenchError, serving  # bench/serving.py
 
-from api.bootstrap import build_services, create_app
+from api.bootstrap import build_services
 from api.settings import Settings
 from domain.persistence import environment_for
 
@@ -81,13 +79,6 @@ MORE_MEASURES = (
 )
 CODES = sorted(str(country.alpha_2) for country in pycountry.countries)
 PAIRS = [(authority, country) for authority in CODES for country in CODES]
-
-
-class BenchError(RuntimeError):
-    """The run cannot go on: an unexpected answer, or a server that will not start."""
-
-
-# The events
 
 
 def event_body(index: int) -> dict[str, Any]:
@@ -142,50 +133,12 @@ class Stores:
 # The service over HTTP
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_service(database_url: str) -> Iterator[httpx.Client]:
     """The service on `database_url`, served by uvicorn in a thread; a client bound to it."""
     svc = build_services(Settings(database_url=database_url, api_tokens=API_TOKENS))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="bench-uvicorn", daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=60.0,
-        ) as client:
-            wait_until_healthy(client, thread)
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        svc.log.close()  # the app's lifespan closes it too; closing twice is harmless
-        if thread.is_alive():
-            raise BenchError("uvicorn did not stop within 30 s")
-
-
-def wait_until_healthy(client: httpx.Client, thread: threading.Thread) -> None:
-    """Return once `/healthz` answers 200 (this also opens the keep-alive connection)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise BenchError("uvicorn stopped before answering /healthz")
-        with contextlib.suppress(httpx.TransportError):
-            if client.get("/healthz").status_code == 200:
-                return
-        time.sleep(0.05)
-    raise BenchError("/healthz did not answer within 30 s")
+    with serving(svc, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client
 
 
 def expect_created(response: httpx.Response, events: int) -> None:

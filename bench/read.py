@@ -59,11 +59,9 @@ import contextlib
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,7 +74,6 @@ from urllib.parse import urlencode
 import httpx
 import psycopg
 import pycountry
-import uvicorn
 from psycopg.sql import SQL, Identifier
 from rich.console import Console
 from rich.progress import (
@@ -87,9 +84,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from serving import BenchError, serving  # bench/serving.py
 
 from api.answers import status_answer
-from api.bootstrap import build_services, create_app
+from api.bootstrap import build_services
 from api.deps import Services
 from api.seed import bundled_events, seed
 from api.settings import Settings
@@ -143,10 +141,6 @@ LAST_STEP_ODD = (EventType.EXPANDED, date(2022, 1, 1), ("quota",))
 EVENTS_PER_STREAM = len(RECIPE) + 1
 
 console = Console(stderr=True)
-
-
-class BenchError(RuntimeError):
-    """The run cannot go on: a wrong answer, a failed child, a server that will not start."""
 
 
 def say(message: str) -> None:
@@ -498,13 +492,6 @@ def rebuild_in_child(database_url: str) -> tuple[Phase, float, float]:
 # The store and the server
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def store_url(kind: str, postgres_url: str, keep: Path | None) -> Iterator[str]:
     """A fresh, empty store; a PostgreSQL schema is dropped at the end, a temp dir removed."""
@@ -526,40 +513,6 @@ def store_url(kind: str, postgres_url: str, keep: Path | None) -> Iterator[str]:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
         say(f"dropped schema {schema}")
-
-
-@contextlib.contextmanager
-def serving(svc: Services) -> Iterator[httpx.Client]:
-    """The app on `svc`, served by uvicorn in a thread; a keep-alive client bound to it."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="bench-uvicorn", daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0) as client:
-            wait_until_healthy(client, thread)
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        svc.close()  # the app's lifespan closes it too; closing twice is harmless
-        if thread.is_alive():
-            raise BenchError("uvicorn did not stop within 30 s")
-
-
-def wait_until_healthy(client: httpx.Client, thread: threading.Thread) -> None:
-    """Return once `/healthz` answers 200 (this also opens the keep-alive connection)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise BenchError("uvicorn stopped before answering /healthz")
-        with contextlib.suppress(httpx.TransportError):
-            if client.get("/healthz").status_code == 200:
-                return
-        time.sleep(0.05)
-    raise BenchError("/healthz did not answer within 30 s")
 
 
 # The run

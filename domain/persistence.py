@@ -215,6 +215,19 @@ class SanctionsRecorderMixin:
             caller, key, row["request_hash"], tuple(json.loads(row["event_ids"]))
         )
 
+    def positioned(self, row: Any) -> PositionedEvent:
+        """A stored event (and its position) from a row selected as `event_position`,
+        `originator_id`, `originator_version`, `topic`, `state`."""
+        return PositionedEvent(
+            int(row["event_position"]),
+            StoredEvent(
+                originator_id=self.id_value(row["originator_id"]),
+                originator_version=int(row["originator_version"]),
+                topic=row["topic"],
+                state=as_bytes(row["state"]),
+            ),
+        )
+
     def select_positioned(
         self,
         where: EventFilter = EventFilter(),
@@ -251,18 +264,7 @@ class SanctionsRecorderMixin:
         with self.transaction(commit=False) as cursor:
             cursor.execute(statement, params)
             rows = cursor.fetchall()
-        return [
-            PositionedEvent(
-                int(row["event_position"]),
-                StoredEvent(
-                    originator_id=self.id_value(row["originator_id"]),
-                    originator_version=int(row["originator_version"]),
-                    topic=row["topic"],
-                    state=as_bytes(row["state"]),
-                ),
-            )
-            for row in rows
-        ]
+        return [self.positioned(row) for row in rows]
 
     def count(self, where: EventFilter = EventFilter()) -> int:
         """How many events match `where`."""
@@ -298,15 +300,7 @@ class SanctionsRecorderMixin:
             if not rows:
                 break
             for row in rows:
-                positioned = PositionedEvent(
-                    int(row["event_position"]),
-                    StoredEvent(
-                        originator_id=self.id_value(row["originator_id"]),
-                        originator_version=int(row["originator_version"]),
-                        topic=row["topic"],
-                        state=as_bytes(row["state"]),
-                    ),
-                )
+                positioned = self.positioned(row)
                 if current and current[0].stored.originator_id != positioned.stored.originator_id:
                     yield current
                     current = []
@@ -339,18 +333,7 @@ class SanctionsRecorderMixin:
                 (self.id_param(originator_id),),
             )
             rows = cursor.fetchall()
-        return [
-            PositionedEvent(
-                int(row["event_position"]),
-                StoredEvent(
-                    originator_id=originator_id,
-                    originator_version=int(row["originator_version"]),
-                    topic=row["topic"],
-                    state=as_bytes(row["state"]),
-                ),
-            )
-            for row in rows
-        ]
+        return [self.positioned(row) for row in rows]
 
     def indexed_stream(self, originator_id: UUID) -> list[IndexRow]:
         """What the index, written in the same transactions, says the stream holds."""
