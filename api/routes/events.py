@@ -122,7 +122,7 @@ def list_events(
 @router.get(
     "/events/{event_id}",
     response_model=EventOut,
-    responses={404: PROBLEMS[422] | {"description": "Unknown event id"}},
+    responses={404: {**PROBLEMS[422], "description": "Unknown event id"}},
     summary="One stored event",
 )
 def get_event(event_id: UUID, svc: ServicesDep, _: Reader) -> EventOut:
