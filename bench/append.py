@@ -59,6 +59,7 @@ from serving import BenchError, serving  # bench/serving.py
 from api.bootstrap import build_services
 from api.settings import Settings
 from domain.persistence import environment_for
+from domain.rules import MEASURES
 
 BATCH_SIZE = 100
 TOKEN = "benchtoken"
@@ -66,17 +67,7 @@ API_TOKENS = f"bench:writer:{TOKEN}"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STORES = ("sqlite", "postgres")
 MODES = ("single", "batch")
-FIRST_MEASURE = "import_ban"
-MORE_MEASURES = (
-    "export_ban",
-    "transit_ban",
-    "asset_freeze",
-    "financing_ban",
-    "services_ban",
-    "price_cap",
-    "quota",
-    "licence_requirement",
-)
+FIRST_MEASURE, *MORE_MEASURES = MEASURES
 CODES = sorted(str(country.alpha_2) for country in pycountry.countries)
 PAIRS = [(authority, country) for authority in CODES for country in CODES]
 

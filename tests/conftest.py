@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -31,6 +33,33 @@ TOKENS = "alice:admin:admin-token,wendy:writer:writer-token,rita:reader:reader-t
 ADMIN = {"Authorization": "Bearer admin-token"}
 WRITER = {"Authorization": "Bearer writer-token"}
 READER = {"Authorization": "Bearer reader-token"}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sanctions ARGS…` as a user runs it, on the given store."""
+    env = {
+        **os.environ,
+        "SANCTIONS_DATABASE_URL": database_url,
+        "SANCTIONS_API_TOKENS": "",
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def drop_schema(schema: str) -> None:
@@ -83,9 +112,7 @@ def live_server(make_services: Callable[..., Services]) -> Iterator[Callable[...
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(**settings: object) -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         app = create_app(make_services(**settings))
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

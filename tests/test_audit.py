@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +16,7 @@ from fastapi.testclient import TestClient
 from api.deps import Services
 from api.seed import seed
 from domain.keys import StreamKey
-from tests.conftest import POSTGRES_URL, WRITER
+from tests.conftest import POSTGRES_URL, WRITER, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 Execute = Callable[[str, tuple[Any, ...]], list[Any]]
@@ -236,23 +233,6 @@ def test_replay_of_a_retraction_shows_the_corrected_status(client: TestClient) -
         ["import_ban", "quota"],
         ["import_ban"],
     ]
-
-
-def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SANCTIONS_DATABASE_URL": database_url,
-        "SANCTIONS_API_TOKENS": "x:reader:y",
-        "COLUMNS": "200",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_cli_replay_and_verify(services: Services, seeded: TestClient) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,22 +16,10 @@ import pytest
 
 from api.bootstrap import build_services
 from api.settings import Settings
+from tests.conftest import free_port, run_cli
 
 SANCTIONS = [sys.executable, "-m", "api.cli"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SANCTIONS_DATABASE_URL": database_url, "SANCTIONS_API_TOKENS": ""}
-    return subprocess.run(
-        [*SANCTIONS, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from api.settings import Settings
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft
-from tests.conftest import ADMIN, WRITER
+from tests.conftest import ADMIN, WRITER, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = {
@@ -145,12 +144,6 @@ def test_admin_route_needs_admin(client: TestClient) -> None:
     assert client.post("/v1/admin/projections/rebuild").status_code == 401
     assert client.post("/v1/admin/projections/rebuild", headers=WRITER).status_code == 403
     assert client.post("/v1/admin/projections/rebuild", headers=ADMIN).status_code == 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sigterm_finishes_in_flight_writes_and_loses_nothing(database_url: str) -> None:

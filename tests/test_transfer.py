@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,25 +18,9 @@ from api.schemas import EventIn
 from api.seed import seed
 from api.settings import Settings
 from projections.view import KeyFilter
-from tests.conftest import POSTGRES_URL, drop_schema
+from tests.conftest import POSTGRES_URL, drop_schema, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SANCTIONS_DATABASE_URL": database_url,
-        "SANCTIONS_API_TOKENS": "x:reader:y",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def answers(database_url: str) -> list[Any]:
@@ -114,14 +96,14 @@ def test_export_then_import_into_an_empty_store_gives_the_same_answers(
     finally:
         svc.close()
     exported = tmp_path / "log.jsonl"
-    result = cli(database_url, "export", "--output", str(exported))
+    result = run_cli(database_url, "export", "--output", str(exported))
     assert result.returncode == 0, result.stderr
     lines = exported.read_text().splitlines()
     assert len(lines) == 49 and json.loads(lines[0])["position"]
-    imported = cli(second_store, "import", str(exported), "--batch", "10")
+    imported = run_cli(second_store, "import", str(exported), "--batch", "10")
     assert imported.returncode == 0, imported.stderr
     assert "49 events recorded, 0 already there (6 batches)" in imported.stdout  # 5 + a split
-    again = cli(second_store, "import", str(exported), "--batch", "10")
+    again = run_cli(second_store, "import", str(exported), "--batch", "10")
     assert "0 events recorded, 49 already there" in again.stdout
     assert answers(second_store) == answers(database_url)
 
@@ -132,7 +114,7 @@ def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
         seed(svc.log)
     finally:
         svc.close()
-    result = cli(
+    result = run_cli(
         database_url, "export", "--country", "BY", "--commodity", "potash", "--format", "csv"
     )
     assert result.returncode == 0, result.stderr
@@ -141,7 +123,7 @@ def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
     us = [row for row in rows if row["stream"] == "US/BY/potash"]
     assert [row["type"] for row in us] == ["imposed", "expanded", "lifted"]
     assert us[0]["measures"] == "asset_freeze;import_ban" and us[0]["source_url"].startswith("http")
-    assert cli(database_url, "export", "--format", "xml").returncode == 2
+    assert run_cli(database_url, "export", "--format", "xml").returncode == 2
 
 
 def test_import_is_validated_first_and_resumable(database_url: str, tmp_path: Path) -> None:
@@ -160,17 +142,17 @@ def test_import_is_validated_first_and_resumable(database_url: str, tmp_path: Pa
         + json.dumps({**good, "country": "XX"})
         + "\n"
     )
-    invalid = cli(database_url, "import", str(path), "--batch", "2")
+    invalid = run_cli(database_url, "import", str(path), "--batch", "2")
     assert invalid.returncode == 2 and "line 7" in invalid.stderr
-    assert json.loads(cli(database_url, "status", "RU", "--json").stdout)["results"] == []
+    assert json.loads(run_cli(database_url, "status", "RU", "--json").stdout)["results"] == []
     # A rule broken in the third batch: the first two batches stay recorded.
     lines = [json.dumps({**good, "country": c}) for c in countries]
     lines.insert(4, json.dumps({**good, "country": "BY"}))  # BY imposed twice: 409
     path.write_text("\n".join(lines) + "\n")
-    failed = cli(database_url, "import", str(path), "--batch", "2")
+    failed = run_cli(database_url, "import", str(path), "--batch", "2")
     assert failed.returncode == 2 and "already active" in failed.stderr
     del lines[4]
     path.write_text("\n".join(lines) + "\n")
-    resumed = cli(database_url, "import", str(path), "--batch", "2")
+    resumed = run_cli(database_url, "import", str(path), "--batch", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "2 events recorded, 4 already there" in resumed.stdout
