@@ -282,7 +282,7 @@ def status(
             svc.projector.view,
             key_filter(authority, country, commodity),
             parse_as_of(as_of, now.date()),
-            parse_known_at(known_at, now),
+            svc.settled(parse_known_at(known_at, now)),
         )
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
@@ -311,7 +311,7 @@ def timeline(
         answer = timeline_answer(
             svc.projector.view,
             key_filter(authority, country, commodity),
-            parse_known_at(known_at, datetime.now(UTC)),
+            svc.settled(parse_known_at(known_at, datetime.now(UTC))),
         )
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,7 +15,8 @@ from api.identity import Caller, Role, TokenStore
 from api.observability import Metrics
 from api.problems import ProblemError
 from api.settings import Settings
-from domain.application import SanctionsLog, WriteOutcome
+from domain.application import IdempotentRequest, SanctionsLog, WriteOutcome
+from domain.stream import EventDraft
 from projections.projector import Projector
 
 
@@ -25,6 +29,47 @@ class Services:
     tokens: TokenStore
     projector: Projector
     metrics: Metrics = field(default_factory=Metrics)
+
+    writing: list[datetime] = field(default_factory=list)
+    """When each write now in progress began: its events are not visible yet."""
+    writing_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(
+        self,
+        drafts: Sequence[EventDraft],
+        *,
+        recorded_by: str,
+        idempotency: IdempotentRequest | None = None,
+    ) -> WriteOutcome:
+        """Record the drafts; return once every read on this server reflects them."""
+        began = datetime.now(UTC)  # every recorded_at this write assigns is later
+        with self.writing_lock:
+            self.writing.append(began)
+        try:
+            outcome = self.log.record(drafts, recorded_by=recorded_by, idempotency=idempotency)
+            self.show_writes(outcome)
+            return outcome
+        finally:
+            with self.writing_lock:
+                self.writing.remove(began)
+
+    def settled(self, known_at: datetime) -> datetime:
+        """The latest moment, no later than `known_at`, whose record can no longer change.
+
+        An event is recorded (given its `recorded_at`) a moment before it is committed
+        and projected. Answering "as known at T" while such an event with a
+        `recorded_at` before T is on its way would give an answer that changes once it
+        lands, so T is moved to just before the earliest such event: the answer says
+        which moment it is for, and stays true for ever.
+        """
+        just_before = timedelta(microseconds=1)
+        with self.writing_lock:
+            if self.writing:
+                known_at = min(known_at, min(self.writing) - just_before)
+        oldest = self.projector.oldest_unprojected()
+        if oldest is not None:
+            known_at = min(known_at, oldest - just_before)
+        return known_at
 
     def show_writes(self, outcome: WriteOutcome) -> None:
         """Return only once every read on this server reflects the written events."""

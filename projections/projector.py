@@ -75,20 +75,26 @@ class Projector:
         """Events recorded but not yet projected."""
         return max(0, (self.log.recorder.max_notification_id() or 0) - self.position())
 
-    def lag_detail(self) -> tuple[int, datetime | None]:
-        """Events not yet projected, and when the oldest of them was recorded."""
-        position = self.position()
+    def oldest_unprojected(self) -> datetime | None:
+        """When the oldest event not yet projected was recorded (None: caught up)."""
         waiting = self.log.recorder.select_notifications(
-            start=position, limit=1, inclusive_of_start=False
+            start=self.position(), limit=1, inclusive_of_start=False
         )
         if not waiting:
-            return 0, None
-        latest = self.log.recorder.max_notification_id() or 0
+            return None
         try:
-            event = cast(SanctionsStream.Event, self.log.mapper.to_domain_event(waiting[0]))
-        except Exception:
-            return latest - position, None
-        return latest - position, event.recorded_at
+            return cast(
+                SanctionsStream.Event, self.log.mapper.to_domain_event(waiting[0])
+            ).recorded_at
+        except Exception:  # an altered store; `verify` reports it
+            return None
+
+    def lag_detail(self) -> tuple[int, datetime | None]:
+        """Events not yet projected, and when the oldest of them was recorded."""
+        oldest = self.oldest_unprojected()
+        if oldest is None:
+            return 0, None
+        return self.lag(), oldest
 
     def catch_up(self, *, batch_size: int | None = None, progress: Progress | None = None) -> int:
         """Project everything recorded so far; the number of events projected."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.bootstrap import create_app
 from api.deps import Services
+from api.schemas import EventIn
 from tests.conftest import ADMIN, WRITER
 
 BASE: dict[str, Any] = {"country": "BY", "commodity": "potash"}
@@ -482,3 +484,59 @@ def test_events_recorded_during_a_rebuild_are_projected_after_the_swap(
     assert report.events == 6
     assert status(client, "CA", as_of="2022-01-01")[:2] == ("active", ["quota"])
     assert services.projector.lag() == 0
+
+
+def test_a_read_while_a_write_is_on_its_way_is_answered_for_a_moment_before_it(
+    services: Services, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write below gets its recorded_at, then stalls before it commits. A read in
+    that window must not claim to know the record as of a moment after that
+    recorded_at: asking again for the moment it answered must give the same answer."""
+    post(client, US_STORY[0])
+    stalled, release = threading.Event(), threading.Event()
+    save = services.log.save
+
+    def slow_save(*args: Any, **kwargs: Any) -> Any:
+        stalled.set()
+        release.wait(10)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(services.log, "save", slow_save)
+    writer = threading.Thread(target=post, args=(client, US_STORY[1]))
+    writer.start()
+    assert stalled.wait(10)
+    during = client.get("/v1/status", params={**BASE, "authority": "US", "as_of": "2030-01-01"})
+    release.set()
+    writer.join()
+    answer = during.json()
+    again = client.get(
+        "/v1/status",
+        params={**BASE, "authority": "US", "as_of": "2030-01-01", "known_at": answer["known_at"]},
+    ).json()
+    assert again == answer
+    assert answer["results"][0]["measures"] == ["asset_freeze", "import_ban"]
+    assert status(client, "US", as_of="2030-01-01")[1] == [
+        "asset_freeze",
+        "financing_ban",
+        "import_ban",
+    ]
+
+
+def test_an_event_not_yet_projected_moves_known_at_before_it(
+    make_services: Callable[..., Services],
+) -> None:
+    api_side = make_services(embedded_projector=False)
+    with TestClient(create_app(api_side)) as client:
+        api_side.log.record([draft_of(US_STORY[0])], recorded_by="elsewhere")
+        before = client.get("/v1/status", params={**BASE, "authority": "US"}).json()
+        assert before["results"][0]["status"] == "none"
+        api_side.projector.catch_up()
+        again = client.get(
+            "/v1/status", params={**BASE, "authority": "US", "known_at": before["known_at"]}
+        ).json()
+        assert again == before
+        assert status(client, "US", as_of="2022-01-01")[0] == "active"
+
+
+def draft_of(body: dict[str, Any]) -> Any:
+    return EventIn.model_validate(body).draft()

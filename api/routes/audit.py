@@ -51,7 +51,7 @@ def audit_replay(
 ) -> StreamingResponse:
     """Streamed as it is read, so any size of log is answered in bounded memory."""
     where = event_filter(authority, country, commodity)
-    moment = None if known_at is None else parse_known_at(known_at, datetime.now(UTC))
+    moment = svc.settled(parse_known_at(known_at, datetime.now(UTC)))
     svc.projector.wait_for(svc.log.recorder.max_notification_id() or 0, timeout=30)
     steps = replay_steps(svc.log, svc.projector.view, where, moment)
 

@@ -60,12 +60,11 @@ def record_event(
     idempotency_key: IdempotencyKey = None,
 ) -> EventOut:
     draft = located(("body",), body.draft)
-    outcome = svc.log.record(
+    outcome = svc.record(
         [draft],
         recorded_by=caller.name,
         idempotency=_idempotency(caller.name, idempotency_key, {"event": body.request_body()}),
     )
-    svc.show_writes(outcome)
     event = _out(outcome.events[0])
     response.status_code = 200 if outcome.replayed else 201
     response.headers["Location"] = f"/v1/events/{event.event_id}"
@@ -89,14 +88,13 @@ def record_batch(
     drafts = [
         located(("body", "events", index), event.draft) for index, event in enumerate(body.events)
     ]
-    outcome = svc.log.record(
+    outcome = svc.record(
         drafts,
         recorded_by=caller.name,
         idempotency=_idempotency(
             caller.name, idempotency_key, {"batch": [e.request_body() for e in body.events]}
         ),
     )
-    svc.show_writes(outcome)
     response.status_code = 200 if outcome.replayed else 201
     return EventsOut(events=[_out(recorded) for recorded in outcome.events])
 

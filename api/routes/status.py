@@ -29,7 +29,7 @@ def get_status(
     now = datetime.now(UTC)
     where = key_filter(authority, country, commodity)
     day = parse_as_of(as_of, now.date())
-    return status_answer(svc.projector.view, where, day, parse_known_at(known_at, now))
+    return status_answer(svc.projector.view, where, day, svc.settled(parse_known_at(known_at, now)))
 
 
 @router.get("/timeline", response_model=TimelineOut, summary="Validity intervals per stream")
@@ -44,4 +44,4 @@ def get_timeline(
     """Consecutive validity intervals of each matching stream, as recorded by `known_at`."""
     now = datetime.now(UTC)
     where = key_filter(authority, country, commodity)
-    return timeline_answer(svc.projector.view, where, parse_known_at(known_at, now))
+    return timeline_answer(svc.projector.view, where, svc.settled(parse_known_at(known_at, now)))
