@@ -138,7 +138,19 @@ class Cursor:
         return self.raw.fetchone()
 
 
-class SanctionsRecorderMixin:
+class Transactions:
+    """Transactions on a recorder's own datastore, with `?` placeholders either way."""
+
+    dialect: Dialect
+    datastore: Any  # the library's SQLiteDatastore or PostgresDatastore
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield Cursor(cursor, self.dialect)
+
+
+class SanctionsRecorderMixin(Transactions):
     """The SQL both databases share; subclasses say how ids and tables are spelt."""
 
     dialect: Dialect
@@ -153,11 +165,6 @@ class SanctionsRecorderMixin:
 
     def id_value(self, value: Any) -> UUID:
         raise NotImplementedError
-
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        raise NotImplementedError
-        yield  # pragma: no cover
 
     def side_table_statements(self, id_type: str) -> list[str]:
         return [
@@ -381,11 +388,6 @@ class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder)
     def id_value(self, value: Any) -> UUID:
         return UUID(value)
 
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield Cursor(cursor, "sqlite")
-
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -412,11 +414,6 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
 
     def id_value(self, value: Any) -> UUID:
         return value if isinstance(value, UUID) else UUID(str(value))
-
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield Cursor(cursor, "postgres")
 
     def _fetch_ids_after_insert_events(
         self,

@@ -8,8 +8,7 @@ last committed batch ended: nothing skipped, nothing applied twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -21,7 +20,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.hashing import format_timestamp
-from domain.persistence import Cursor, Dialect
+from domain.persistence import Cursor, Dialect, Transactions
 from domain.rules import EventType, TimelineEntry
 from domain.stream import SanctionsStream
 from projections.model import (
@@ -158,7 +157,7 @@ def interval_row_of(row: Any) -> IntervalRow:
     )
 
 
-class StatusViewMixin:
+class StatusViewMixin(Transactions):
     """The read model's SQL, shared by both databases."""
 
     dialect: Dialect
@@ -166,11 +165,6 @@ class StatusViewMixin:
 
     def qualified(self, table: str) -> str:
         raise NotImplementedError
-
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        raise NotImplementedError
-        yield  # pragma: no cover
 
     def claim(self, cursor: Cursor) -> int:
         """Lock the tracking record for this transaction; the position it holds."""
@@ -538,11 +532,6 @@ class SQLiteStatusView(StatusViewMixin, SQLiteTrackingRecorder):
     def tracking_table(self) -> str:
         return "tracking"
 
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield Cursor(cursor, "sqlite")
-
     def claim(self, cursor: Cursor) -> int:
         # A write first, so the transaction holds SQLite's write lock before it reads.
         cursor.execute(
@@ -575,11 +564,6 @@ class PostgresStatusView(StatusViewMixin, PostgresTrackingRecorder):
 
     def bare(self, table: str) -> str:
         return Identifier(table).as_string()
-
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield Cursor(cursor, "postgres")
 
     def claim(self, cursor: Cursor) -> int:
         cursor.execute(

@@ -64,6 +64,31 @@ def status(client: TestClient, authority: str, **params: str) -> tuple[str, list
     return row["status"], row["measures"], row["since"]
 
 
+def record_a_mistake_and_retract_it(client: TestClient) -> dict[str, Any]:
+    """A GB imposition recorded by mistake, then retracted; the mistaken event."""
+    wrong = post(
+        client,
+        {
+            **BASE,
+            "authority": "GB",
+            "type": "imposed",
+            "effective_date": "2020-01-01",
+            "measures": ["quota"],
+        },
+    )
+    post(
+        client,
+        {
+            **BASE,
+            "authority": "GB",
+            "type": "retracted",
+            "retracts": wrong["event_id"],
+            "note": "no such measure",
+        },
+    )
+    return wrong
+
+
 @pytest.fixture
 def belarus(client: TestClient) -> list[dict[str, Any]]:
     return [post(client, body) for body in US_STORY + EU_STORY]
@@ -305,26 +330,7 @@ def test_past_known_at_answers_never_change(client: TestClient) -> None:
     post(client, US_STORY[1])
     post(client, US_STORY[2])
     post(client, EU_STORY[0])
-    wrong = post(
-        client,
-        {
-            **BASE,
-            "authority": "GB",
-            "type": "imposed",
-            "effective_date": "2020-01-01",
-            "measures": ["quota"],
-        },
-    )
-    post(
-        client,
-        {
-            **BASE,
-            "authority": "GB",
-            "type": "retracted",
-            "retracts": wrong["event_id"],
-            "note": "no such measure",
-        },
-    )
+    record_a_mistake_and_retract_it(client)
     assert [client.get("/v1/status", params=q).json() for q in queries] == answers
     assert client.get("/v1/timeline", params={"known_at": moment}).json() == timeline
 
@@ -357,26 +363,7 @@ def test_read_your_writes_with_the_projector_in_another_process(
 
 
 def test_rebuild_answers_identically(client: TestClient, belarus: list[Any]) -> None:
-    wrong = post(
-        client,
-        {
-            **BASE,
-            "authority": "GB",
-            "type": "imposed",
-            "effective_date": "2020-01-01",
-            "measures": ["quota"],
-        },
-    )
-    post(
-        client,
-        {
-            **BASE,
-            "authority": "GB",
-            "type": "retracted",
-            "retracts": wrong["event_id"],
-            "note": "no such measure",
-        },
-    )
+    wrong = record_a_mistake_and_retract_it(client)
     moments = [wrong["recorded_at"], belarus[2]["recorded_at"], None]
 
     def snapshot() -> list[Any]:
