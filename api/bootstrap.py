@@ -1,4 +1,4 @@
-"""Wiring in one place: settings → event store → token store → FastAPI app."""
+"""Wiring in one place: settings → event store → read models → service → FastAPI app."""
 
 from __future__ import annotations
 
@@ -9,28 +9,29 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
-from api.deps import Services
 from api.identity import TokenStore
 from api.limits import BodySizeLimit
 from api.observability import RequestObserver
 from api.routes import admin, audit, events, health, page, status, streams
+from api.service import Service
 from api.settings import Settings
 from domain.application import SanctionsLog
+from domain.store.tokens import TokenTable
 from projections.projector import Projector, open_view
 
 
-def build_services(settings: Settings) -> Services:
+def build_service(settings: Settings) -> Service:
     """Open the store and the read models beside it (creating their tables)."""
     log = SanctionsLog(settings.database_url)
-    return Services(
+    return Service(
         settings=settings,
         log=log,
-        tokens=TokenStore(log.store, settings.api_tokens),
+        tokens=TokenStore(TokenTable(log.store), settings.api_tokens),
         projector=Projector(log, open_view(log)),
     )
 
 
-def create_app(svc: Services) -> FastAPI:
+def create_app(svc: Service) -> FastAPI:
     """The HTTP face of the service, on already built services."""
 
     @asynccontextmanager
@@ -46,7 +47,7 @@ def create_app(svc: Services) -> FastAPI:
         summary="Sanctions policy as an append-only, verifiable event log",
         lifespan=lifespan,
     )
-    app.state.services = svc
+    app.state.service = svc
     problems.install(app)
     # audit first: its /v1/events/stream must win over /v1/events/{event_id}.
     for module in (audit, events, status, streams, admin, health, page):

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 
-from domain.errors import InvalidInput
-from domain.persistence import SanctionsRecorderMixin
+from domain.store.tokens import TokenTable
+
+
+class TokenError(ValueError):
+    """A token or role cannot be used as given (a configuration or command error)."""
 
 
 class Role(IntEnum):
@@ -25,9 +28,7 @@ class Role(IntEnum):
         try:
             return cls[value.strip().upper()]
         except KeyError:
-            raise InvalidInput(
-                "role", f"unknown role {value!r}: use reader, writer or admin"
-            ) from None
+            raise TokenError(f"unknown role {value!r}: use reader, writer or admin") from None
 
     @property
     def label(self) -> str:
@@ -64,79 +65,39 @@ def parse_token_list(configured: str) -> list[TokenEntry]:
         name, sep, rest = item.partition(":")
         role, sep2, token = rest.partition(":")
         if not (sep and sep2 and name and token):
-            raise InvalidInput(
-                "SANCTIONS_API_TOKENS",
-                "each entry must be name:role:token (the token is not shown)",
+            raise TokenError(
+                "SANCTIONS_API_TOKENS: each entry must be name:role:token (the token is not shown)"
             )
         entries.append(TokenEntry(name, Role.parse(role), hash_token(token)))
     return entries
 
 
-TOKENS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS {table} ("
-    " name TEXT PRIMARY KEY,"
-    " role TEXT NOT NULL,"
-    " token_hash TEXT NOT NULL UNIQUE,"
-    " created_at TEXT NOT NULL,"
-    " revoked_at TEXT)"
-)
-
-
 class TokenStore:
-    """Tokens kept (hashed) in the service's own database, beside its data."""
+    """Tokens from the configuration and (hashed) in the service's own database."""
 
-    def __init__(self, store: SanctionsRecorderMixin, configured: str = "") -> None:
-        self.store = store
-        self.table = store.qualified("api_tokens")
+    def __init__(self, table: TokenTable, configured: str = "") -> None:
+        self.table = table
         self.configured = parse_token_list(configured)
-        with store.transaction(commit=True) as cursor:
-            cursor.execute(TOKENS_TABLE.format(table=self.table))
 
     def stored(self) -> list[TokenEntry]:
-        with self.store.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT name, role, token_hash FROM {self.table} WHERE revoked_at IS NULL"
-            )
-            rows = cursor.fetchall()
-        return [TokenEntry(row["name"], Role.parse(row["role"]), row["token_hash"]) for row in rows]
-
-    def has_any(self) -> bool:
-        with self.store.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT COUNT(*) AS n FROM {self.table}")
-            return int(cursor.fetchone()["n"]) > 0
+        """The stored tokens that still work."""
+        return [
+            TokenEntry(row.name, Role.parse(row.role), row.token_hash)
+            for row in self.table.rows()
+            if row.revoked_at is None
+        ]
 
     def create(self, name: str, role: Role) -> str:
         """Make a token for `name`; the only time its clear text exists is this answer."""
         if not name.strip() or ":" in name or "," in name:
-            raise InvalidInput("name", "a token name is non-empty, without ':' or ','")
+            raise TokenError("a token name is non-empty, without ':' or ','")
         token = "st_" + secrets.token_urlsafe(32)
-        with self.store.transaction(commit=True) as cursor:
-            cursor.execute(f"SELECT 1 FROM {self.table} WHERE name = ?", (name,))
-            if cursor.fetchone() is not None:
-                raise InvalidInput("name", f"a token named {name!r} already exists")
-            cursor.execute(
-                f"INSERT INTO {self.table} VALUES (?,?,?,?,NULL)",
-                (name, role.label, hash_token(token), datetime.now(UTC).isoformat()),
-            )
+        if not self.table.insert(name, role.label, hash_token(token), now()):
+            raise TokenError(f"a token named {name!r} already exists")
         return token
 
     def listing(self) -> list[dict[str, str | None]]:
-        """Every stored token's name, role and dates (never its hash)."""
-        with self.store.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT name, role, created_at, revoked_at FROM {self.table} ORDER BY name"
-            )
-            rows = cursor.fetchall()
-        stored = [
-            {
-                "name": row["name"],
-                "role": row["role"],
-                "created_at": row["created_at"],
-                "revoked_at": row["revoked_at"],
-                "source": "database",
-            }
-            for row in rows
-        ]
+        """Every token's name, role, dates and source (never a token or its hash)."""
         configured: list[dict[str, str | None]] = [
             {
                 "name": entry.name,
@@ -147,28 +108,30 @@ class TokenStore:
             }
             for entry in self.configured
         ]
+        stored: list[dict[str, str | None]] = [
+            {
+                "name": row.name,
+                "role": row.role,
+                "created_at": row.created_at,
+                "revoked_at": row.revoked_at,
+                "source": "database",
+            }
+            for row in self.table.rows()
+        ]
         return configured + stored
 
     def revoke(self, name: str) -> None:
         """Stop the stored token `name` from working (it stays listed, as revoked)."""
-        with self.store.transaction(commit=True) as cursor:
-            cursor.execute(
-                f"SELECT revoked_at FROM {self.table} WHERE name = ?",
-                (name,),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                raise InvalidInput("name", f"no stored token is named {name!r}")
-            if row["revoked_at"] is not None:
-                raise InvalidInput("name", f"the token {name!r} is already revoked")
-            cursor.execute(
-                f"UPDATE {self.table} SET revoked_at = ? WHERE name = ?",
-                (datetime.now(UTC).isoformat(), name),
-            )
+        row = self.table.find(name)
+        if row is None:
+            raise TokenError(f"no stored token is named {name!r}")
+        if row.revoked_at is not None:
+            raise TokenError(f"the token {name!r} is already revoked")
+        self.table.mark_revoked(name, now())
 
     def create_first_admin(self) -> str | None:
         """On first start with no tokens at all, an admin token (else None)."""
-        if self.configured or self.has_any():
+        if self.configured or not self.table.is_empty():
             return None
         return self.create("admin", Role.ADMIN)
 
@@ -180,3 +143,7 @@ class TokenStore:
             if hmac.compare_digest(presented, entry.token_hash) and found is None:
                 found = Caller(entry.name, entry.role)
         return found
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()

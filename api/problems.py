@@ -18,6 +18,7 @@ from domain.errors import (
     InvalidInput,
     RuleViolation,
     VersionConflict,
+    WriteContention,
 )
 
 PROBLEM_TYPE_BASE = "https://sanctions-timeline.dev/problems/"
@@ -133,6 +134,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def on_idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
         return problem(409, exc.message, kind="idempotency-conflict")
+
+    @app.exception_handler(WriteContention)
+    async def on_contention(_: Request, exc: WriteContention) -> JSONResponse:
+        return problem(
+            503,
+            exc.message,
+            kind="write-contention",
+            headers={"Retry-After": "1"},
+            outcome="not_recorded",
+        )
 
     @app.exception_handler(EventNotFound)
     async def on_not_found(_: Request, exc: EventNotFound) -> JSONResponse:

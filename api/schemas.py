@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
@@ -20,8 +20,10 @@ from pydantic import (
 
 from domain.hashing import format_timestamp
 from domain.keys import StreamKey
-from domain.rules import EventType, Measure
+from domain.rules import EventType, IntervalStatus, Measure, Status
 from domain.stream import EventDraft, SanctionsStream
+from projections.audit_trail import ReplayStep
+from projections.verify import VerifyReport
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -190,7 +192,7 @@ class StatusResult(BaseModel):
     country: str
     commodity: str
     stream: str
-    status: Literal["active", "lifted", "none"]
+    status: Status
     measures: list[str]
     since: date | None = Field(description="Effective date of the last change")
     event_ids: list[str] = Field(description="The events that built this state")
@@ -209,7 +211,7 @@ class IntervalOut(BaseModel):
     commodity: str
     valid_from: date
     valid_to: date | None = Field(description="Exclusive; null while open")
-    status: Literal["active", "lifted"]
+    status: IntervalStatus
     measures: list[str]
     event_id: str = Field(description="The event that began this interval")
 
@@ -226,7 +228,7 @@ class RebuildOut(BaseModel):
 
 
 class StreamStatusOut(BaseModel):
-    status: Literal["active", "lifted", "none"]
+    status: Status
     measures: list[str]
     since: date | None
 
@@ -234,6 +236,15 @@ class StreamStatusOut(BaseModel):
 class ReplayStepOut(BaseModel):
     event: EventOut
     stream_status: StreamStatusOut
+
+    @classmethod
+    def of(cls, step: ReplayStep) -> ReplayStepOut:
+        return cls(
+            event=EventOut.of(step.position, step.event),
+            stream_status=StreamStatusOut(
+                status=step.status, measures=step.measures, since=step.since
+            ),
+        )
 
 
 class ReplayOut(BaseModel):
@@ -253,6 +264,16 @@ class VerifyOut(BaseModel):
     chain_ok: bool
     projections_ok: bool
     problems: list[ProblemOut]
+
+    @classmethod
+    def of(cls, report: VerifyReport) -> VerifyOut:
+        return cls(
+            events_checked=report.events_checked,
+            streams_checked=report.streams_checked,
+            chain_ok=report.chain_ok,
+            projections_ok=report.projections_ok,
+            problems=[ProblemOut(**vars(problem)) for problem in report.problems],
+        )
 
 
 class Readiness(BaseModel):

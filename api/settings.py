@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.persistence import DEFAULT_DATABASE_URL
+from domain.store.config import DEFAULT_DATABASE_URL
 
 
 class Settings(BaseSettings):

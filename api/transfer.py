@@ -22,9 +22,10 @@ from pydantic import ValidationError
 
 from api.inputs import located
 from api.schemas import EventIn, EventOut
-from domain.application import IdempotentRequest, SanctionsLog
+from api.service import Service
+from domain.application import IdempotentRequest
 from domain.errors import InvalidInput
-from domain.persistence import EventFilter
+from domain.keys import EventFilter
 
 SERVICE_FIELDS = {
     "event_id",
@@ -45,10 +46,10 @@ IMPORT_CALLER = "import"
 Progress = Callable[[int], None]
 
 
-def exported(log: SanctionsLog, where: EventFilter) -> Iterator[EventOut]:
+def exported(svc: Service, where: EventFilter) -> Iterator[EventOut]:
     """The matching events as the API answers them, in position order, a page at a time."""
     position: int | None = None
-    while page := log.select_events(where, after=position, limit=1000):
+    while page := svc.log.select_events(where, after=position, limit=1000):
         for recorded in page:
             yield EventOut.of(recorded.position, recorded.event)
         position = page[-1].position
@@ -124,9 +125,15 @@ class ImportReport:
 
 
 def import_events(
-    log: SanctionsLog, path: Path, *, batch_size: int = 500, progress: Progress | None = None
+    svc: Service,
+    path: Path,
+    *,
+    batch_size: int = 500,
+    progress: Progress | None = None,
+    caller: str = IMPORT_CALLER,
 ) -> ImportReport:
-    """Record the file's events in order, a batch per transaction (see module doc)."""
+    """Record the file's events in order, a batch per transaction (see module doc), as
+    `caller` (the events' `recorded_by`)."""
     for _ in read_import_file(path):  # validate everything before recording anything
         pass
     id_map: dict[str, str] = {}
@@ -143,10 +150,8 @@ def import_events(
             drafts.append(located((f"line {line.number}",), event.draft))
         content = [line.event.request_body() for line in batch]
         key = "import:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        outcome = log.record(
-            drafts,
-            recorded_by=IMPORT_CALLER,
-            idempotency=IdempotentRequest.of(IMPORT_CALLER, key, content),
+        outcome = svc.record(
+            drafts, recorded_by=caller, idempotency=IdempotentRequest.of(caller, key, content)
         )
         for line, done in zip(batch, outcome.events, strict=True):
             if line.exported_id is not None:

@@ -19,7 +19,7 @@ past 62,001 events a run goes round again with ``expanded`` events adding one
 more measure per stream. Every answer must be a 201, else the run aborts.
 
 The raw baseline uses the project's own store configuration
-(``domain.persistence.environment_for``) without its recorder subclass, under
+(``domain.store.config.environment_for``) without its recorder subclass, under
 another application name, in another SQLite file or PostgreSQL schema.
 
 Defaults: 2,000 single events and 10,000 batched events per store, 3
@@ -56,10 +56,10 @@ from eventsourcing.domain import Aggregate, event
 from psycopg.sql import SQL, Identifier
 from serving import BenchError, serving  # bench/serving.py
 
-from api.bootstrap import build_services
+from api.bootstrap import build_service
 from api.settings import Settings
-from domain.persistence import environment_for
 from domain.rules import MEASURES
+from domain.store.config import environment_for
 
 BATCH_SIZE = 100
 TOKEN = "benchtoken"
@@ -127,7 +127,7 @@ class Stores:
 @contextlib.contextmanager
 def running_service(database_url: str) -> Iterator[httpx.Client]:
     """The service on `database_url`, served by uvicorn in a thread; a client bound to it."""
-    svc = build_services(Settings(database_url=database_url, api_tokens=API_TOKENS))
+    svc = build_service(Settings(database_url=database_url, api_tokens=API_TOKENS))
     with serving(svc, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         yield client
 

@@ -15,8 +15,8 @@ read models.
 
 At each size:
 
-- point read: ``status_answer(view, KeyFilter("US", "BY", "potash"), as_of, known_at)``;
-- country-wide read: the same with ``KeyFilter(None, "BY", None)``;
+- point read: ``Service.status("US", "BY", "potash", as_of, known_at)``;
+- country-wide read: the same with only the country ``"BY"``;
 
 each in-process (the function the REST route calls) and over HTTP
 (``GET /v1/status?...`` to the app served by uvicorn in a thread of this
@@ -86,17 +86,15 @@ from rich.progress import (
 )
 from serving import BenchError, serving  # bench/serving.py
 
-from api.answers import status_answer
-from api.bootstrap import build_services
-from api.deps import Services
+from api.bootstrap import build_service
 from api.seed import bundled_events, seed
+from api.service import Service
 from api.settings import Settings
 from domain.application import SanctionsLog
 from domain.catalogue import CATALOGUE
-from domain.keys import BLOCS, StreamKey
+from domain.keys import BLOCS, EventFilter, StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft
-from projections.view import KeyFilter
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
@@ -109,8 +107,8 @@ WARMUP = 30
 RECORDED_BY = "bench"
 
 TARGET_COUNTRY = "BY"
-POINT = KeyFilter("US", TARGET_COUNTRY, "potash")
-COUNTRY = KeyFilter(None, TARGET_COUNTRY, None)
+POINT = EventFilter("US", TARGET_COUNTRY, "potash")
+COUNTRY = EventFilter(None, TARGET_COUNTRY, None)
 READS = {"point": POINT, "country": COUNTRY}
 AS_OF = (date(2021, 8, 10), date(2022, 6, 1), date(2025, 12, 12), date(2025, 12, 14))
 
@@ -244,7 +242,7 @@ def fill(log: SanctionsLog, filler: Filler, count: int) -> tuple[float, float]:
     return building, recording
 
 
-def catch_up(svc: Services, behind: int) -> int:
+def catch_up(svc: Service, behind: int) -> int:
     """Project everything recorded so far, with a progress bar; the events projected."""
     with progress_bar() as bar:
         task = bar.add_task(f"projecting {behind:,} events", total=behind)
@@ -278,7 +276,7 @@ def moments(log: SanctionsLog) -> list[Moment]:
     return [Moment(as_of, known_at) for known_at in known for as_of in AS_OF]
 
 
-def http_query(where: KeyFilter, moment: Moment) -> dict[str, str]:
+def http_query(where: EventFilter, moment: Moment) -> dict[str, str]:
     params = {
         name: value
         for name, value in (
@@ -291,12 +289,11 @@ def http_query(where: KeyFilter, moment: Moment) -> dict[str, str]:
     return {**params, **moment.query()}
 
 
-def in_process(svc: Services, where: KeyFilter) -> Callable[[Moment], Any]:
-    view = svc.projector.view
-    return lambda m: status_answer(view, where, m.as_of, m.known_at)
+def in_process(svc: Service, where: EventFilter) -> Callable[[Moment], Any]:
+    return lambda m: svc.status(where.authority, where.country, where.commodity, **m.query())
 
 
-def over_http(client: httpx.Client, where: KeyFilter) -> Callable[[Moment], Any]:
+def over_http(client: httpx.Client, where: EventFilter) -> Callable[[Moment], Any]:
     def read(moment: Moment) -> httpx.Response:
         response = client.get("/v1/status", params=http_query(where, moment))
         if response.status_code != 200:
@@ -337,7 +334,7 @@ class ReadFigures:
         self.p95[(size, read, mode)] = percentile(samples, 95)
 
 
-def answers(svc: Services, client: httpx.Client, when: list[Moment]) -> dict[str, list[Any]]:
+def answers(svc: Service, client: httpx.Client, when: list[Moment]) -> dict[str, list[Any]]:
     """Every answer of the measured reads, checking that HTTP says what the function says."""
     found: dict[str, list[Any]] = {}
     for name, where in READS.items():
@@ -354,7 +351,7 @@ def answers(svc: Services, client: httpx.Client, when: list[Moment]) -> dict[str
 
 
 def measure_reads(
-    svc: Services,
+    svc: Service,
     client: httpx.Client,
     when: list[Moment],
     size: int,
@@ -392,7 +389,7 @@ def raw_read_decode(log: SanctionsLog) -> Phase:
     return Phase("raw read + decode (library, in-process)", count, time.perf_counter() - started)
 
 
-def rebuild_in_process(svc: Services, total: int) -> Phase:
+def rebuild_in_process(svc: Service, total: int) -> Phase:
     with progress_bar() as bar:
         task = bar.add_task("rebuilding", total=total)
         report = svc.projector.rebuild(
@@ -436,10 +433,10 @@ RUN_CLI = PEAK_PROBE + (
     "runpy.run_module('api.cli', run_name='__main__', alter_sys=True)\n"
 )
 OPEN_ONLY = PEAK_PROBE + (
-    "from api.bootstrap import build_services\n"
+    "from api.bootstrap import build_service\n"
     "from api.settings import Settings\n"
     "import api.cli\n"
-    "svc = build_services(Settings())\n"
+    "svc = build_service(Settings())\n"
     "print(svc.log.recorder.max_notification_id())\n"
     "svc.log.close()\n"
 )
@@ -531,7 +528,7 @@ class Results:
     database_bytes: int | None = None
 
 
-def grow(svc: Services, filler: Filler, total: int, size: int, results: Results) -> None:
+def grow(svc: Service, filler: Filler, total: int, size: int, results: Results) -> None:
     """Record synthetic events from `total` up to `size`, then project them all."""
     count = size - total
     say(f"filling {total:,} -> {size:,} events")
@@ -549,7 +546,7 @@ def grow(svc: Services, filler: Filler, total: int, size: int, results: Results)
     results.phases += [recorded, caught_up]
 
 
-def rebuilds(svc: Services, url: str, total: int, results: Results) -> None:
+def rebuilds(svc: Service, url: str, total: int, results: Results) -> None:
     """Raw read + decode, then the rebuild in this process, then in a fresh one."""
     say(f"rebuild at {total:,} events")
     results.raw = raw = raw_read_decode(svc.log)
@@ -568,10 +565,10 @@ def run(args: argparse.Namespace) -> Results:
     results = Results(args.sizes)
     with store_url(args.store, args.postgres_url, args.keep) as url:
         say(f"store: {url}")
-        svc = build_services(Settings(database_url=url, embedded_projector=False))
+        svc = build_service(Settings(database_url=url, embedded_projector=False))
         with serving(svc) as client:
             started = time.perf_counter()
-            seeded = seed(svc.log).recorded
+            seeded = seed(svc).recorded
             results.phases.append(
                 Phase("record the bundled timeline (1 event/tx)", seeded, _since(started))
             )

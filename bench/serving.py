@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 
 from api.bootstrap import create_app
-from api.deps import Services
+from api.service import Service
 
 
 class BenchError(RuntimeError):
@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(svc: Services, headers: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+def serving(svc: Service, headers: dict[str, str] | None = None) -> Iterator[httpx.Client]:
     """The app on `svc`, served by uvicorn in a thread; a keep-alive client bound to it."""
     port = free_port()
     server = uvicorn.Server(

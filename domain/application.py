@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoding
 
-from domain.errors import EventNotFound, IdempotencyConflict, VersionConflict
+from domain.errors import EventNotFound, IdempotencyConflict, VersionConflict, WriteContention
 from domain.hashing import canonical_json
-from domain.keys import StreamKey
-from domain.persistence import (
-    EventFilter,
-    IdempotencyRecord,
-    IndexRow,
-    PositionedEvent,
-    SanctionsRecorderMixin,
-    environment_for,
-)
+from domain.keys import EventFilter, StreamKey
+from domain.store.config import environment_for
+from domain.store.records import IdempotencyRecord, IndexRow, PositionedEvent
+from domain.store.sql import SanctionsRecorderMixin
 from domain.stream import EventDraft, SanctionsStream
 
+APPLICATION_NAME = "SanctionsTimeline"
+"""The log's name: the library's config prefix, and the name tracking records follow."""
 MAX_WRITE_ATTEMPTS = 5
+logger = logging.getLogger("sanctions.log")
+OnUndecodable = Callable[[StoredEvent, Exception], None]
 
 
 class DateAsISO(Transcoding):
@@ -88,7 +88,7 @@ class TransactionClock:
 class SanctionsLog(Application[uuid.UUID]):
     """The append-only log of sanctions events, one aggregate per stream."""
 
-    name = "SanctionsTimeline"
+    name = APPLICATION_NAME
 
     def __init__(self, database_url: str, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
@@ -146,7 +146,7 @@ class SanctionsLog(Application[uuid.UUID]):
                     ],
                     replayed=False,
                 )
-        raise VersionConflict(drafts[0].key.name, -1, -1)  # pragma: no cover
+        raise WriteContention(drafts[0].key.name, MAX_WRITE_ATTEMPTS)
 
     def _replay(self, request: IdempotentRequest) -> WriteOutcome | None:
         earlier = self.store.find_idempotency(request.caller, request.key)
@@ -205,6 +205,24 @@ class SanctionsLog(Application[uuid.UUID]):
         event = self.mapper.to_domain_event(positioned.stored)
         return RecordedEvent(positioned.position, cast(SanctionsStream.Event, event))
 
+    def decode_tolerantly(
+        self, stored: StoredEvent, on_undecodable: OnUndecodable | None = None
+    ) -> SanctionsStream.Event | None:
+        """The domain event, or None when its stored bytes cannot be decoded: a store
+        altered behind the service's back, which readers pass over and verify reports."""
+        try:
+            return cast(SanctionsStream.Event, self.mapper.to_domain_event(stored))
+        except Exception as error:  # any decoding failure: the bytes are not ours
+            logger.error(
+                "cannot decode event version %s of stream %s: %s",
+                stored.originator_version,
+                stored.originator_id,
+                type(error).__name__,
+            )
+            if on_undecodable is not None:
+                on_undecodable(stored, error)
+            return None
+
     def select_events(
         self,
         where: EventFilter = EventFilter(),
@@ -236,4 +254,4 @@ class SanctionsLog(Application[uuid.UUID]):
 
     def stream_events(self, key: StreamKey) -> list[RecordedEvent]:
         """Every event of one stream, in version order."""
-        return self.select_events(EventFilter(stream=key.name))
+        return self.select_events(EventFilter.of_stream(key))

@@ -53,3 +53,16 @@ class EventNotFound(DomainError):
         message = f"no event has id {event_id}"
         super().__init__(message)
         self.message = message
+
+
+class WriteContention(DomainError):
+    """Other writers kept changing the streams while this write was decided (HTTP 503:
+    nothing was recorded, and a retry is safe)."""
+
+    def __init__(self, stream: str, attempts: int) -> None:
+        message = (
+            f"{stream} changed under concurrent writers {attempts} times while this write "
+            "was being decided; nothing was recorded, retry"
+        )
+        super().__init__(message)
+        self.message = message

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from uuid import UUID
 
 import pycountry
 
 from domain.catalogue import find_commodity
 from domain.errors import InvalidInput
+from domain.rules import EventType
 
 BLOCS = {"EU": "European Union", "UN": "United Nations"}
 
@@ -79,3 +81,25 @@ class StreamKey:
 
     def __str__(self) -> str:
         return self.name
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which streams (and events) a read is about; every part optional."""
+
+    authority: str | None = None
+    country: str | None = None
+    commodity: str | None = None
+    type: EventType | None = None
+    event_id: UUID | None = None
+
+    @classmethod
+    def of_stream(cls, key: StreamKey) -> EventFilter:
+        return cls(key.authority, key.country, key.commodity)
+
+    @property
+    def stream(self) -> str | None:
+        """The stream's name when all three keys are given, else None."""
+        if self.authority is None or self.country is None or self.commodity is None:
+            return None
+        return StreamKey(self.authority, self.country, self.commodity).name

@@ -37,8 +37,9 @@ class EventType(StrEnum):
     RETRACTED = "retracted"
 
 
-EFFECTIVE_TYPES = (EventType.IMPOSED, EventType.EXPANDED, EventType.EASED, EventType.LIFTED)
 Status = Literal["none", "active", "lifted"]
+IntervalStatus = Literal["active", "lifted"]
+"""A validity interval's status: a timeline begins at its first effective event."""
 
 
 @dataclass(frozen=True)

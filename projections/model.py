@@ -173,38 +173,16 @@ def current_interval(record: StreamRecord) -> ValidInterval | None:
     return record.open_rows[-1].interval if record.open_rows else None
 
 
-def row_holds(row: IntervalRow, as_of: date, known_at: datetime) -> bool:
-    """Whether the row answers a read for `as_of` known at `known_at`."""
-    interval = row.interval
-    return (
-        interval.valid_from <= as_of
-        and (interval.valid_to is None or as_of < interval.valid_to)
-        and row.tx_from <= known_at
-        and (row.tx_to is None or known_at < row.tx_to)
-    )
-
-
-class InMemoryStatusModel:
-    """The whole read model built in memory from the log: for verification and tests."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, StreamRecord] = {}
-        self.closed_rows: list[IntervalRow] = []
-
-    def apply(self, event: SanctionsStream.Event, position: int) -> None:
-        record = self.records.setdefault(event.stream, StreamRecord(event.stream))
-        changes = project(record, event, position)
-        self.closed_rows.extend(changes.closed)
-
-    def rows(self) -> list[IntervalRow]:
-        every = self.closed_rows + [r for rec in self.records.values() for r in rec.open_rows]
-        return sorted(every, key=lambda row: (row.stream, row.tx_from, row.interval.valid_from))
-
-    def status(self, stream: str, as_of: date, known_at: datetime) -> ValidInterval | None:
-        for row in self.rows():
-            if row.stream == stream and row_holds(row, as_of, known_at):
-                return row.interval
-        return None
+def replay_stream(
+    stream: str, events: Iterable[tuple[SanctionsStream.Event, int]]
+) -> tuple[StreamRecord, list[IntervalRow]]:
+    """A stream's final record and every bitemporal row it ever had, closed or open,
+    from its events (with their positions) in version order."""
+    record = StreamRecord(stream)
+    closed: list[IntervalRow] = []
+    for event, position in events:
+        closed.extend(project(record, event, position).closed)
+    return record, closed + record.open_rows
 
 
 def sorted_rows(rows: Sequence[IntervalRow]) -> list[IntervalRow]:

@@ -15,23 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.application import SanctionsLog
-from domain.persistence import PositionedEvent
-from domain.stream import SanctionsStream
-from projections.model import IntervalRow, StreamRecord, project
-from projections.view import (
-    TRACKED_APPLICATION,
-    PostgresStatusView,
-    ProjectionMoved,
-    SQLiteStatusView,
-)
+from domain.store.records import PositionedEvent
+from projections.model import IntervalRow, StreamRecord, replay_stream
+from projections.tables import TRACKED_APPLICATION
+from projections.view import ProjectionMoved, StatusView
 
 logger = logging.getLogger("sanctions.projector")
-StatusView = SQLiteStatusView | PostgresStatusView
 Progress = Callable[[int, int], None]
 
 
@@ -40,8 +33,12 @@ def open_view(log: SanctionsLog) -> StatusView:
     datastore = log.factory.datastore  # type: ignore[attr-defined]
     view: StatusView
     if log.store.dialect == "sqlite":
+        from projections.sqlite import SQLiteStatusView
+
         view = SQLiteStatusView(datastore)
     else:
+        from projections.postgres import PostgresStatusView
+
         view = PostgresStatusView(datastore)
     view.create_table()
     return view
@@ -63,7 +60,6 @@ class Projector:
         self.batch_size = batch_size
         self._lock = threading.RLock()  # a rebuild's swap holds it, then catches up
         self._caught_up = threading.Condition()
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,12 +78,8 @@ class Projector:
         )
         if not waiting:
             return None
-        try:
-            return cast(
-                SanctionsStream.Event, self.log.mapper.to_domain_event(waiting[0])
-            ).recorded_at
-        except Exception:  # an altered store; `verify` reports it
-            return None
+        event = self.log.decode_tolerantly(waiting[0])
+        return None if event is None else event.recorded_at
 
     def lag_detail(self) -> tuple[int, datetime | None]:
         """Events not yet projected, and when the oldest of them was recorded."""
@@ -108,14 +100,11 @@ class Projector:
                 )
                 if not notifications:
                     break
-                events = []
-                for notification in notifications:
-                    try:
-                        event = self.log.mapper.to_domain_event(notification)
-                    except Exception:  # an altered store; `verify` reports it
-                        logger.error("cannot decode the event at position %s", notification.id)
-                        continue
-                    events.append((cast(SanctionsStream.Event, event), notification.id))
+                events = [
+                    (event, notification.id)
+                    for notification in notifications
+                    if (event := self.log.decode_tolerantly(notification)) is not None
+                ]
                 last = notifications[-1].id
                 try:
                     self.view.project_batch(
@@ -179,21 +168,14 @@ class Projector:
         self, stored: list[PositionedEvent]
     ) -> tuple[StreamRecord, list[IntervalRow]] | None:
         """One stream's final record and every row it ever had, from its events."""
-        record: StreamRecord | None = None
-        rows: list[IntervalRow] = []
-        for positioned in stored:
-            try:
-                event = cast(
-                    SanctionsStream.Event, self.log.mapper.to_domain_event(positioned.stored)
-                )
-            except Exception:  # an altered store; `verify` reports it
-                logger.error("cannot decode the event at position %s", positioned.position)
-                continue
-            record = record or StreamRecord(event.stream)
-            rows.extend(project(record, event, positioned.position).closed)
-        if record is None:
+        events = [
+            (event, positioned.position)
+            for positioned in stored
+            if (event := self.log.decode_tolerantly(positioned.stored)) is not None
+        ]
+        if not events:
             return None
-        return record, rows + record.open_rows
+        return replay_stream(events[0][0].stream, events)
 
     # Running in the background
 
@@ -206,21 +188,16 @@ class Projector:
         self._thread.start()
 
     def run(self, poll_interval: float = 0.25) -> None:
-        """Catch up, then wait to be woken (or poll), until stopped."""
+        """Catch up every `poll_interval` seconds until stopped."""
         while not self._stop.is_set():
             try:
                 self.catch_up()
             except Exception:
                 logger.exception("projector failed; retrying")
                 self._stop.wait(1.0)
-            self._wake.wait(poll_interval)
-            self._wake.clear()
-
-    def wake(self) -> None:
-        self._wake.set()
+            self._stop.wait(poll_interval)
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

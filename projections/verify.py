@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from functools import partial
+from typing import Any
 from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
 
 from domain.application import SanctionsLog
 from domain.hashing import GENESIS_HASH, format_timestamp
 from domain.keys import StreamKey
+from domain.store.records import IndexRow
 from domain.stream import SanctionsStream
-from projections.model import IntervalRow, StreamRecord, current_interval, project, sorted_rows
-from projections.view import TRACKED_APPLICATION, StatusViewMixin
+from projections.model import IntervalRow, replay_stream, sorted_rows
+from projections.rows import current_params
+from projections.tables import TRACKED_APPLICATION
+from projections.view import StatusView
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ CHAIN_KINDS = {
     "missing_event",
     "unindexed_event",
     "hash_mismatch",
+    "index_mismatch",
     "broken_link",
     "wrong_stream",
     "out_of_order",
@@ -60,7 +67,7 @@ CHAIN_KINDS = {
 class Verifier:
     """Checks the log and the read models of one store."""
 
-    def __init__(self, log: SanctionsLog, view: StatusViewMixin) -> None:
+    def __init__(self, log: SanctionsLog, view: StatusView) -> None:
         self.log = log
         self.view = view
         self.report = VerifyReport()
@@ -89,6 +96,14 @@ class Verifier:
     def add(self, kind: str, stream: str | None, version: int | None, detail: str) -> None:
         self.report.problems.append(Problem(kind, stream, version, detail))
 
+    def undecodable(self, stream: str | None, stored: StoredEvent, error: Exception) -> None:
+        self.add(
+            "undecodable",
+            stream,
+            stored.originator_version,
+            f"cannot be decoded: {type(error).__name__}",
+        )
+
     def check_stream(self, originator_id: UUID, projected_up_to: int) -> str | None:
         store = self.log.store
         stored = store.stored_stream(originator_id)
@@ -109,12 +124,8 @@ class Verifier:
                 self.add(
                     "unindexed_event", name, version, "stored but never recorded by the service"
                 )
-            try:
-                event = cast(
-                    SanctionsStream.Event, self.log.mapper.to_domain_event(positioned.stored)
-                )
-            except Exception as error:
-                self.add("undecodable", name, version, f"cannot be decoded: {type(error).__name__}")
+            event = self.log.decode_tolerantly(positioned.stored, partial(self.undecodable, name))
+            if event is None:
                 previous_hash = "(undecodable)"
                 continue
             name = name or event.stream
@@ -145,7 +156,7 @@ class Verifier:
         event: SanctionsStream.Event,
         version: int,
         previous_hash: str,
-        indexed: Any,
+        indexed: IndexRow | None,
         originator_id: UUID,
     ) -> None:
         stream = event.stream
@@ -159,17 +170,20 @@ class Verifier:
             str(event.event_id),
             event.TYPE.value,
         ):
-            self.add("hash_mismatch", stream, version, "event id or type differs from the index")
+            self.add(
+                "index_mismatch",
+                stream,
+                version,
+                "event id or type differs from the index written with it",
+            )
 
     def compare_read_models(
         self, stream: str, decoded: list[tuple[SanctionsStream.Event, int]], up_to: int
     ) -> None:
-        record = StreamRecord(stream)
-        closed: list[IntervalRow] = []
-        for event, position in decoded:
-            if position <= up_to:
-                closed.extend(project(record, event, position).closed)
-        expected = sorted_rows(closed + record.open_rows)
+        record, rows = replay_stream(
+            stream, [(event, position) for event, position in decoded if position <= up_to]
+        )
+        expected = sorted_rows(rows)
         actual = sorted_rows(self.view.stream_rows(stream))
         for row in [r for r in actual if r not in expected]:
             self.add(
@@ -183,15 +197,9 @@ class Verifier:
                 "read_model_row_missing", stream, None, f"replay row not stored: {describe(row)}"
             )
         stored_current = self.view.current_row(stream)
-        interval = current_interval(record)
         if record.version == 0 and stored_current is None:
             return
-        wanted = {
-            "version": record.version,
-            "status": "none" if interval is None else interval.status,
-            "measures": [] if interval is None else list(interval.measures),
-            "since": None if interval is None else interval.since.isoformat(),
-        }
+        wanted = current_params(record)
         if stored_current != wanted:
             self.add(
                 "current_status_differs",
@@ -210,6 +218,6 @@ def describe(row: IntervalRow) -> str:
     )
 
 
-def verify(log: SanctionsLog, view: StatusViewMixin) -> VerifyReport:
+def verify(log: SanctionsLog, view: StatusView) -> VerifyReport:
     """Check every hash chain and every read model against a fresh replay of the log."""
     return Verifier(log, view).run()

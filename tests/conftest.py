@@ -22,8 +22,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 from psycopg.sql import SQL, Identifier
 
-from api.bootstrap import build_services, create_app
-from api.deps import Services
+from api.bootstrap import build_service, create_app
+from api.service import Service
 from api.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -79,12 +79,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def make_services(database_url: str) -> Iterator[Callable[..., Services]]:
+def make_services(database_url: str) -> Iterator[Callable[..., Service]]:
     """Build services on the test's store; several builds act like restarts."""
-    built: list[Services] = []
+    built: list[Service] = []
 
-    def make(**settings: object) -> Services:
-        svc = build_services(
+    def make(**settings: object) -> Service:
+        svc = build_service(
             Settings(database_url=database_url, **{"api_tokens": TOKENS, **settings})
         )
         built.append(svc)
@@ -96,18 +96,18 @@ def make_services(database_url: str) -> Iterator[Callable[..., Services]]:
 
 
 @pytest.fixture
-def services(make_services: Callable[..., Services]) -> Services:
+def services(make_services: Callable[..., Service]) -> Service:
     return make_services()
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
+def client(services: Service) -> Iterator[TestClient]:
     with TestClient(create_app(services)) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def live_server(make_services: Callable[..., Services]) -> Iterator[Callable[..., str]]:
+def live_server(make_services: Callable[..., Service]) -> Iterator[Callable[..., str]]:
     """Serve the real app with uvicorn on a free port in a thread; yields a starter."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 

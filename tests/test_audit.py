@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import Services
 from api.seed import seed
+from api.service import Service
 from domain.keys import StreamKey
 from tests.conftest import POSTGRES_URL, WRITER, run_cli
 
@@ -23,7 +23,7 @@ Execute = Callable[[str, tuple[Any, ...]], list[Any]]
 
 
 @contextmanager
-def behind_the_back(services: Services) -> Iterator[Execute]:
+def behind_the_back(services: Service) -> Iterator[Execute]:
     """A raw connection to the service's database, not through the service."""
     url = services.log.database_url
     if url.startswith("sqlite"):
@@ -49,18 +49,18 @@ def behind_the_back(services: Services) -> Iterator[Execute]:
         yield run_pg
 
 
-def events_table(services: Services) -> str:
+def events_table(services: Service) -> str:
     return services.log.store.events_table_name
 
 
-def stream_id(services: Services, stream: str) -> Any:
+def stream_id(services: Service, stream: str) -> Any:
     key = StreamKey.from_name(stream).aggregate_id
     return key.hex if services.log.store.dialect == "sqlite" else key
 
 
 @pytest.fixture
-def seeded(services: Services, client: TestClient) -> TestClient:
-    seed(services.log)
+def seeded(services: Service, client: TestClient) -> TestClient:
+    seed(services)
     services.projector.catch_up()
     return client
 
@@ -82,7 +82,7 @@ def test_an_untouched_store_verifies_clean(seeded: TestClient) -> None:
     assert report["events_checked"] == 47 and report["streams_checked"] == 24
 
 
-def test_a_changed_payload_byte_is_detected(services: Services, seeded: TestClient) -> None:
+def test_a_changed_payload_byte_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         [(state,)] = sql(
             f"SELECT state FROM {events_table(services)} WHERE originator_id = %s"
@@ -102,7 +102,7 @@ def test_a_changed_payload_byte_is_detected(services: Services, seeded: TestClie
 
 
 def test_a_byte_that_breaks_decoding_is_reported_not_crashed(
-    services: Services, seeded: TestClient
+    services: Service, seeded: TestClient
 ) -> None:
     with behind_the_back(services) as sql:
         sql(
@@ -116,7 +116,7 @@ def test_a_byte_that_breaks_decoding_is_reported_not_crashed(
     assert seeded.get("/v1/status", params={"country": "BY"}).status_code == 200
 
 
-def test_a_deleted_middle_event_is_detected(services: Services, seeded: TestClient) -> None:
+def test_a_deleted_middle_event_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         sql(
             f"DELETE FROM {events_table(services)} WHERE originator_id = %s"
@@ -129,7 +129,7 @@ def test_a_deleted_middle_event_is_detected(services: Services, seeded: TestClie
     assert not report["chain_ok"] and not report["projections_ok"]
 
 
-def test_a_deleted_last_event_is_detected(services: Services, seeded: TestClient) -> None:
+def test_a_deleted_last_event_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         sql(
             f"DELETE FROM {events_table(services)} WHERE originator_id = %s"
@@ -141,7 +141,7 @@ def test_a_deleted_last_event_is_detected(services: Services, seeded: TestClient
     assert any("lifted" in p["detail"] for p in report["problems"])
 
 
-def test_swapped_versions_are_detected(services: Services, seeded: TestClient) -> None:
+def test_swapped_versions_are_detected(services: Service, seeded: TestClient) -> None:
     table, sid = events_table(services), stream_id(services, "US/BY/potash")
     with behind_the_back(services) as sql:
         sql(
@@ -164,7 +164,7 @@ def test_swapped_versions_are_detected(services: Services, seeded: TestClient) -
     assert {"hash_mismatch", "broken_link", "out_of_order"} <= found
 
 
-def test_an_edited_read_model_row_is_detected(services: Services, seeded: TestClient) -> None:
+def test_an_edited_read_model_row_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         sql(
             "UPDATE status_intervals SET measures = %s WHERE stream = %s AND status = %s",
@@ -235,7 +235,7 @@ def test_replay_of_a_retraction_shows_the_corrected_status(client: TestClient) -
     ]
 
 
-def test_cli_replay_and_verify(services: Services, seeded: TestClient) -> None:
+def test_cli_replay_and_verify(services: Service, seeded: TestClient) -> None:
     url = services.log.database_url
     lines = run_cli(
         url, "replay", "BY", "potash", "--authority", "US", "--json"
@@ -265,7 +265,7 @@ def test_cli_replay_and_verify(services: Services, seeded: TestClient) -> None:
 
 
 def test_a_payload_rewritten_by_sql_text_functions_is_detected(
-    services: Services, seeded: TestClient
+    services: Service, seeded: TestClient
 ) -> None:
     """SQLite's replace() on the state column stores text: still checked, not skipped."""
     if services.log.store.dialect != "sqlite":

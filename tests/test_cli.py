@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.bootstrap import build_services
+from api.bootstrap import build_service
 from api.settings import Settings
 from tests.conftest import free_port, run_cli
 
@@ -86,7 +86,7 @@ def test_token_create_prints_a_working_token(database_url: str) -> None:
     bad_role = run_cli(database_url, "token", "create", "eve", "--role", "emperor")
     assert bad_role.returncode == 2 and "unknown role" in bad_role.stderr
 
-    svc = build_services(Settings(database_url=database_url, api_tokens=""))
+    svc = build_service(Settings(database_url=database_url, api_tokens=""))
     try:
         caller = svc.tokens.authenticate(token)
         assert caller is not None and (caller.name, caller.role.label) == ("bob", "writer")

@@ -15,8 +15,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from api.bootstrap import create_app
-from api.deps import Services
 from api.seed import seed
+from api.service import Service
 from tests.conftest import ADMIN
 
 SKIPPED = {"/v1/events/stream"}  # endless by design: tests/test_live_stream.py
@@ -24,9 +24,9 @@ SKIPPED = {"/v1/events/stream"}  # endless by design: tests/test_live_stream.py
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_generated_request_causes_a_server_error(
-    services: Services, mode: GenerationMode
+    services: Service, mode: GenerationMode
 ) -> None:
-    seed(services.log)
+    seed(services)
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(services))
     operations = [op.ok() for op in schema.get_all_operations()]
     assert len(operations) >= 15

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import build_services, create_app
-from api.deps import Services
+from api.bootstrap import build_service, create_app
 from api.identity import Role
+from api.service import Service
 from api.settings import Settings
 from domain.keys import StreamKey
 from domain.rules import EventType
@@ -38,7 +38,7 @@ BODY = {
 }
 
 
-def test_readyz_when_caught_up_and_503_when_behind(make_services: Callable[..., Services]) -> None:
+def test_readyz_when_caught_up_and_503_when_behind(make_services: Callable[..., Service]) -> None:
     with TestClient(create_app(make_services())) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["projection_lag_events"] == 0
@@ -102,7 +102,7 @@ def test_one_log_line_per_request_naming_the_caller_never_the_token(
     assert "country=BY" not in lines[2]
 
 
-def test_tokens_list_and_revoke(services: Services) -> None:
+def test_tokens_list_and_revoke(services: Service) -> None:
     token = services.tokens.create("carol", Role.WRITER)
     with TestClient(create_app(services)) as client:
         auth = {"Authorization": f"Bearer {token}"}
@@ -216,7 +216,7 @@ def test_sigterm_finishes_in_flight_writes_and_loses_nothing(database_url: str) 
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output, output
     assert acknowledged, "some writes were answered before the shutdown"
-    svc = build_services(Settings(database_url=database_url))
+    svc = build_service(Settings(database_url=database_url))
     try:
         stored = {str(r.event.event_id) for r in svc.log.select_events()}
         assert set(acknowledged) <= stored

@@ -41,7 +41,7 @@ def site(live_server: Callable[..., str], make_services: Callable[..., Any]) -> 
     base = live_server()
     # The server's own services hold the store; seed through a second handle on it,
     # then wait for the server's projector to pick the events up (it polls).
-    seed(make_services().log)
+    seed(make_services())
     deadline = time.monotonic() + 20
     while httpx.get(f"{base}/readyz").json()["projection_lag_events"] > 0:
         assert time.monotonic() < deadline, "the server's projector did not catch up"

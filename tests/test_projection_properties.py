@@ -13,33 +13,32 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.bootstrap import build_services
-from api.deps import Services
+from api.bootstrap import build_service
+from api.service import Service
 from api.settings import Settings
 from domain.errors import RuleViolation
-from domain.keys import StreamKey
+from domain.keys import EventFilter, StreamKey
 from domain.rules import MEASURES, EventType, fold
 from domain.stream import EventDraft, SanctionsStream
-from projections.replay import logged_events, replay
-from projections.view import KeyFilter
 from tests.conftest import POSTGRES_URL, drop_schema
+from tests.reference import logged_events, replay
 
 KEYS = [StreamKey("US", "BY", "potash"), StreamKey("EU", "BY", "potash")]
 DAYS = [date(2021, 1, 1) + timedelta(days=90 * n) for n in range(8)]
 
 
 @contextmanager
-def fresh_services(backend: str) -> Iterator[Services]:
+def fresh_services(backend: str) -> Iterator[Service]:
     if backend == "sqlite":
         with TemporaryDirectory() as folder:
-            svc = build_services(Settings(database_url=f"sqlite:///{Path(folder)}/p.db"))
+            svc = build_service(Settings(database_url=f"sqlite:///{Path(folder)}/p.db"))
             try:
                 yield svc
             finally:
                 svc.close()
         return
     schema = f"h_{uuid.uuid4().hex[:12]}"
-    svc = build_services(Settings(database_url=f"{POSTGRES_URL}?schema={schema}"))
+    svc = build_service(Settings(database_url=f"{POSTGRES_URL}?schema={schema}"))
     try:
         yield svc
     finally:
@@ -116,7 +115,7 @@ def check_projection_equals_fold(backend: str, ops: list[tuple], probes: list[tu
         for key_index, day, moment_index in probes:
             key = KEYS[key_index]
             known_at = moments[moment_index % len(moments)] if moments else datetime.now()
-            where = KeyFilter(key.authority, key.country, key.commodity)
+            where = EventFilter(key.authority, key.country, key.commodity)
             rows = svc.projector.view.status(where, day, known_at)
             got = (
                 (rows[0].status, rows[0].measures, rows[0].since, rows[0].event_ids)

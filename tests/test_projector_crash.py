@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pycountry
 
-from api.deps import Services
+from api.service import Service
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft, SanctionsStream
-from projections.replay import replay
-from projections.view import TRACKED_APPLICATION
+from projections.tables import TRACKED_APPLICATION
+from tests.reference import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def record_history(svc: Services, streams: int) -> int:
+def record_history(svc: Service, streams: int) -> int:
     """Per stream: an imposition, a late expansion, a lift, a wrong event and its retraction."""
     countries = sorted(c.alpha_2 for c in pycountry.countries)[:streams]
 
@@ -42,7 +42,7 @@ def record_history(svc: Services, streams: int) -> int:
     return total
 
 
-def test_projector_killed_many_times_resumes_exactly(services: Services) -> None:
+def test_projector_killed_many_times_resumes_exactly(services: Service) -> None:
     total = record_history(services, streams=120)
     view = services.projector.view
     env = {

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.bootstrap import create_app
-from api.deps import Services
 from api.schemas import EventIn
+from api.service import Service
 from tests.conftest import ADMIN, WRITER
 
 BASE: dict[str, Any] = {"country": "BY", "commodity": "potash"}
@@ -345,7 +345,7 @@ def test_read_your_writes_without_waiting(client: TestClient) -> None:
 
 
 def test_read_your_writes_with_the_projector_in_another_process(
-    make_services: Callable[..., Services],
+    make_services: Callable[..., Service],
 ) -> None:
     """An API without its own projector waits for the shared one to reach its write."""
     projector_side = make_services()
@@ -415,7 +415,7 @@ def test_known_at_in_the_future_is_answered_as_now(client: TestClient) -> None:
 
 
 def test_a_rebuild_that_dies_half_way_leaves_the_read_models_as_they_were(
-    services: Services, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
+    services: Service, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = client.get("/v1/timeline").json()["intervals"]
 
@@ -444,7 +444,7 @@ def test_a_rebuild_that_dies_half_way_leaves_the_read_models_as_they_were(
 
 
 def test_events_recorded_during_a_rebuild_are_projected_after_the_swap(
-    services: Services, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
+    services: Service, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     view = services.projector.view
     write_shadow = view.write_shadow
@@ -474,7 +474,7 @@ def test_events_recorded_during_a_rebuild_are_projected_after_the_swap(
 
 
 def test_a_read_while_a_write_is_on_its_way_is_answered_for_a_moment_before_it(
-    services: Services, client: TestClient, monkeypatch: pytest.MonkeyPatch
+    services: Service, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The write below gets its recorded_at, then stalls before it commits. A read in
     that window must not claim to know the record as of a moment after that
@@ -510,7 +510,7 @@ def test_a_read_while_a_write_is_on_its_way_is_answered_for_a_moment_before_it(
 
 
 def test_an_event_not_yet_projected_moves_known_at_before_it(
-    make_services: Callable[..., Services],
+    make_services: Callable[..., Service],
 ) -> None:
     api_side = make_services(embedded_projector=False)
     with TestClient(create_app(api_side)) as client:

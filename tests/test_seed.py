@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.deps import Services
 from api.seed import bundled_events, seed
+from api.service import Service
 
 
 def stream_events(client: TestClient, stream: str) -> list[dict[str, Any]]:
@@ -18,18 +18,18 @@ def stream_events(client: TestClient, stream: str) -> list[dict[str, Any]]:
     return events
 
 
-def test_seed_records_the_bundled_timeline_once(services: Services, client: TestClient) -> None:
-    first = seed(services.log)
+def test_seed_records_the_bundled_timeline_once(services: Service, client: TestClient) -> None:
+    first = seed(services)
     assert first.recorded == len(bundled_events()) and first.already_there == 0
-    again = seed(services.log)
+    again = seed(services)
     assert again.recorded == 0 and again.already_there == first.recorded
     everything = client.get("/v1/events", params={"limit": 1000}).json()["events"]
     assert len(everything) == first.recorded
     assert {event["recorded_by"] for event in everything} == {"seed"}
 
 
-def test_seeded_belarus_potash_story(services: Services, client: TestClient) -> None:
-    seed(services.log)
+def test_seeded_belarus_potash_story(services: Service, client: TestClient) -> None:
+    seed(services)
     us = stream_events(client, "US/BY/potash")
     assert [(e["type"], e["effective_date"]) for e in us] == [
         ("imposed", "2021-08-09"),
@@ -47,8 +47,8 @@ def test_seeded_belarus_potash_story(services: Services, client: TestClient) -> 
     assert "transit_ban" in stream_events(client, "LT/BY/potash")[0]["measures"]
 
 
-def test_seeded_belavia_is_eased_then_lifted(services: Services, client: TestClient) -> None:
-    seed(services.log)
+def test_seeded_belavia_is_eased_then_lifted(services: Service, client: TestClient) -> None:
+    seed(services)
     belavia = stream_events(client, "US/BY/aviation")
     assert [(e["type"], e["effective_date"]) for e in belavia] == [
         ("imposed", "2023-08-09"),

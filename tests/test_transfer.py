@@ -6,18 +6,15 @@ import csv
 import io
 import json
 import os
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from api.answers import status_answer, timeline_answer
-from api.bootstrap import build_services
+from api.bootstrap import build_service
 from api.schemas import EventIn
 from api.seed import seed
 from api.settings import Settings
-from projections.view import KeyFilter
 from tests.conftest import POSTGRES_URL, drop_schema, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,19 +22,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def answers(database_url: str) -> list[Any]:
     """Statuses on several dates and the timelines (what the CLI and API answer)."""
-    svc = build_services(Settings(database_url=database_url))
+    svc = build_service(Settings(database_url=database_url))
     try:
         svc.projector.catch_up()
-        view, now = svc.projector.view, datetime.now(UTC)
         found: list[Any] = []
         for day in ("2021-07-01", "2022-04-01", "2023-06-01", "2025-11-01", "2026-01-15"):
             for country in ("BY", "RU", "IR", "VE"):
-                answer = status_answer(
-                    view, KeyFilter(country=country), date.fromisoformat(day), now
-                )
+                answer = svc.status(None, country, None, day, None)
                 found.append([r.model_dump(exclude={"event_ids"}) for r in answer.results])
         for country in ("BY", "RU"):
-            timeline = timeline_answer(view, KeyFilter(country=country), now)
+            timeline = svc.timeline(None, country, None, None)
             found.append([i.model_dump(exclude={"event_id"}) for i in timeline.intervals])
         return found
     finally:
@@ -57,14 +51,14 @@ def second_store(database_url: str, tmp_path: Path) -> Any:
 def test_export_then_import_into_an_empty_store_gives_the_same_answers(
     database_url: str, second_store: str, tmp_path: Path
 ) -> None:
-    svc = build_services(Settings(database_url=database_url))
+    svc = build_service(Settings(database_url=database_url))
     try:
-        seed(svc.log)
+        seed(svc)
         wrong = svc.log.select_events()[0].event
     finally:
         svc.close()
     # A retraction in the log, to check `retracts` is mapped to the new event id.
-    svc = build_services(Settings(database_url=database_url))
+    svc = build_service(Settings(database_url=database_url))
     try:
         svc.log.record(
             [
@@ -109,9 +103,9 @@ def test_export_then_import_into_an_empty_store_gives_the_same_answers(
 
 
 def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
-    svc = build_services(Settings(database_url=database_url))
+    svc = build_service(Settings(database_url=database_url))
     try:
-        seed(svc.log)
+        seed(svc)
     finally:
         svc.close()
     result = run_cli(

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.bootstrap import create_app
-from api.deps import Services
 from api.identity import Role
+from api.service import Service
 from domain.application import SanctionsLog
 from domain.errors import VersionConflict
 from domain.hashing import GENESIS_HASH, canonical_json
@@ -347,7 +347,7 @@ def test_expected_version_race_has_exactly_one_winner(client: TestClient) -> Non
 
 
 def test_version_race_between_separate_applications_has_one_winner(
-    make_services: Callable[..., Services],
+    make_services: Callable[..., Service],
 ) -> None:
     """Like separate processes sharing one database: the store itself decides."""
 
@@ -399,7 +399,7 @@ def test_idempotency_key_reused_with_another_body_is_409(client: TestClient) -> 
     assert log_size(client) == 1
 
 
-def test_idempotent_retry_survives_a_restart(make_services: Callable[..., Services]) -> None:
+def test_idempotent_retry_survives_a_restart(make_services: Callable[..., Service]) -> None:
     with TestClient(create_app(make_services())) as before:
         first = post(before, US_IMPOSED, **{"Idempotency-Key": "durable"})
     with TestClient(create_app(make_services())) as after:
@@ -517,14 +517,14 @@ def test_admin_may_write_and_recorded_by_is_the_token_name(client: TestClient) -
     assert response.status_code == 201 and response.json()["recorded_by"] == "alice"
 
 
-def test_reads_may_require_a_token(make_services: Callable[..., Services]) -> None:
+def test_reads_may_require_a_token(make_services: Callable[..., Service]) -> None:
     with TestClient(create_app(make_services(reads_require_token=True))) as client:
         assert_problem(client.get("/v1/events"), 401)
         assert client.get("/v1/events", headers=READER).status_code == 200
         assert client.get("/healthz").status_code == 200
 
 
-def test_first_start_creates_one_admin_token(make_services: Callable[..., Services]) -> None:
+def test_first_start_creates_one_admin_token(make_services: Callable[..., Service]) -> None:
     svc = make_services(api_tokens="")
     token = svc.tokens.create_first_admin()
     assert token is not None
@@ -536,10 +536,10 @@ def test_first_start_creates_one_admin_token(make_services: Callable[..., Servic
         assert response.status_code == 201 and response.json()["recorded_by"] == "admin"
 
 
-def test_tokens_are_stored_hashed(services: Services) -> None:
+def test_tokens_are_stored_hashed(services: Service) -> None:
     token = services.tokens.create("carol", Role.WRITER)
     with services.log.store.transaction(commit=False) as cursor:
-        cursor.execute(f"SELECT * FROM {services.tokens.table}")
+        cursor.execute(f"SELECT * FROM {services.tokens.table.table}")
         rows = [dict(row) for row in cursor.fetchall()]
     assert rows and token not in repr(rows)
     assert services.tokens.authenticate(token) is not None

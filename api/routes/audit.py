@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
@@ -13,27 +12,13 @@ from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from api.answers import event_filter
-from api.deps import Reader, ServicesDep
-from api.inputs import parse_known_at
-from api.schemas import EventOut, ProblemOut, ReplayOut, ReplayStepOut, StreamStatusOut, VerifyOut
+from api.deps import Reader, ServiceDep
+from api.schemas import EventOut, ReplayOut, VerifyOut
+from api.service import event_filter
 from domain.errors import InvalidInput
 from domain.rules import EventType
-from projections.replay import ReplayStep, replay_steps
-from projections.verify import verify
 
 router = APIRouter(prefix="/v1", tags=["audit"])
-
-
-def step_out(step: ReplayStep) -> ReplayStepOut:
-    return ReplayStepOut(
-        event=EventOut.of(step.position, step.event),
-        stream_status=StreamStatusOut(
-            status=step.status,  # type: ignore[arg-type]
-            measures=step.measures,
-            since=step.since,
-        ),
-    )
 
 
 @router.get(
@@ -42,7 +27,7 @@ def step_out(step: ReplayStep) -> ReplayStepOut:
     summary="Every matching event, in position order, with its stream's status after it",
 )
 def audit_replay(
-    svc: ServicesDep,
+    svc: ServiceDep,
     _: Reader,
     country: str | None = None,
     commodity: str | None = None,
@@ -50,15 +35,12 @@ def audit_replay(
     known_at: str | None = None,
 ) -> StreamingResponse:
     """Streamed as it is read, so any size of log is answered in bounded memory."""
-    where = event_filter(authority, country, commodity)
-    moment = svc.settled(parse_known_at(known_at, datetime.now(UTC)))
-    svc.projector.wait_for(svc.log.recorder.max_notification_id() or 0, timeout=30)
-    steps = replay_steps(svc.log, svc.projector.view, where, moment)
+    steps = svc.replay(authority, country, commodity, known_at)
 
     def body() -> Iterator[bytes]:
         yield b'{"steps":['
         for index, step in enumerate(steps):
-            yield (b"," if index else b"") + step_out(step).model_dump_json().encode()
+            yield (b"," if index else b"") + step.model_dump_json().encode()
         yield b"]}"
 
     return StreamingResponse(body(), media_type="application/json")
@@ -69,15 +51,8 @@ def audit_replay(
     response_model=VerifyOut,
     summary="Recompute every hash chain; compare every read model with a fresh replay",
 )
-def audit_verify(svc: ServicesDep, _: Reader) -> VerifyOut:
-    report = verify(svc.log, svc.projector.view)
-    return VerifyOut(
-        events_checked=report.events_checked,
-        streams_checked=report.streams_checked,
-        chain_ok=report.chain_ok,
-        projections_ok=report.projections_ok,
-        problems=[ProblemOut(**vars(problem)) for problem in report.problems],
-    )
+def audit_verify(svc: ServiceDep, _: Reader) -> VerifyOut:
+    return svc.verify()
 
 
 @router.get(
@@ -87,7 +62,7 @@ def audit_verify(svc: ServicesDep, _: Reader) -> VerifyOut:
 )
 async def event_stream(
     request: Request,
-    svc: ServicesDep,
+    svc: ServiceDep,
     _: Reader,
     country: str | None = None,
     commodity: str | None = None,

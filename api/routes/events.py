@@ -7,8 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.answers import event_filter
-from api.deps import Reader, ServicesDep, Writer
+from api.deps import Reader, ServiceDep, Writer
 from api.inputs import located
 from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
 from domain.application import IdempotentRequest, RecordedEvent
@@ -55,7 +54,7 @@ def _idempotency(caller: str, key: str | None, body: Any) -> IdempotentRequest |
 def record_event(
     body: EventIn,
     caller: Writer,
-    svc: ServicesDep,
+    svc: ServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> EventOut:
@@ -81,7 +80,7 @@ def record_event(
 def record_batch(
     body: BatchIn,
     caller: Writer,
-    svc: ServicesDep,
+    svc: ServiceDep,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> EventsOut:
@@ -101,7 +100,7 @@ def record_batch(
 
 @router.get("/events", response_model=EventPage, summary="The log, in position order")
 def list_events(
-    svc: ServicesDep,
+    svc: ServiceDep,
     _: Reader,
     authority: str | None = None,
     country: str | None = None,
@@ -110,11 +109,7 @@ def list_events(
     after: Annotated[int | None, Query(ge=0, description="a position")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
-    where = event_filter(authority, country, commodity, type)
-    found = svc.log.select_events(where, after=after, limit=limit + 1)
-    page = found[:limit]
-    next_after = page[-1].position if len(found) > limit else None
-    return EventPage(events=[_out(recorded) for recorded in page], next_after=next_after)
+    return svc.events(authority, country, commodity, type, after, limit)
 
 
 @router.get(
@@ -123,5 +118,5 @@ def list_events(
     responses={404: {**PROBLEMS[422], "description": "Unknown event id"}},
     summary="One stored event",
 )
-def get_event(event_id: UUID, svc: ServicesDep, _: Reader) -> EventOut:
-    return _out(svc.log.event(event_id))
+def get_event(event_id: UUID, svc: ServiceDep, _: Reader) -> EventOut:
+    return svc.event(event_id)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import ServicesDep
+from api.deps import ServiceDep
 from api.problems import ProblemError
 from api.schemas import Health, Readiness
 
@@ -25,7 +25,7 @@ def healthz() -> Health:
     responses={503: {"description": "Database unreachable or projections behind"}},
     summary="The database answers and the read models are caught up within a bound",
 )
-def readyz(svc: ServicesDep) -> Readiness:
+def readyz(svc: ServiceDep) -> Readiness:
     try:
         svc.log.store.ping()
         lag = svc.projector.lag()
@@ -40,7 +40,7 @@ def readyz(svc: ServicesDep) -> Readiness:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(svc: ServicesDep) -> Response:
+def metrics(svc: ServiceDep) -> Response:
     lag, oldest = svc.projector.lag_detail()
     svc.metrics.lag_events.set(lag)
     age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
-from api.answers import key_filter, status_answer, timeline_answer
-from api.deps import Reader, ServicesDep
-from api.inputs import parse_as_of, parse_known_at
+from api.deps import Reader, ServiceDep
 from api.schemas import StatusOut, TimelineOut
 
 router = APIRouter(prefix="/v1", tags=["status"])
@@ -16,7 +12,7 @@ router = APIRouter(prefix="/v1", tags=["status"])
 
 @router.get("/status", response_model=StatusOut, summary="Status per stream on a date")
 def get_status(
-    svc: ServicesDep,
+    svc: ServiceDep,
     _: Reader,
     country: str | None = None,
     commodity: str | None = None,
@@ -26,15 +22,12 @@ def get_status(
 ) -> StatusOut:
     """One row per matching stream with anything effective by `as_of` (valid time, default
     today), as recorded by `known_at` (transaction time, default now)."""
-    now = datetime.now(UTC)
-    where = key_filter(authority, country, commodity)
-    day = parse_as_of(as_of, now.date())
-    return status_answer(svc.projector.view, where, day, svc.settled(parse_known_at(known_at, now)))
+    return svc.status(authority, country, commodity, as_of, known_at)
 
 
 @router.get("/timeline", response_model=TimelineOut, summary="Validity intervals per stream")
 def get_timeline(
-    svc: ServicesDep,
+    svc: ServiceDep,
     _: Reader,
     country: str | None = None,
     commodity: str | None = None,
@@ -42,6 +35,4 @@ def get_timeline(
     known_at: str | None = None,
 ) -> TimelineOut:
     """Consecutive validity intervals of each matching stream, as recorded by `known_at`."""
-    now = datetime.now(UTC)
-    where = key_filter(authority, country, commodity)
-    return timeline_answer(svc.projector.view, where, svc.settled(parse_known_at(known_at, now)))
+    return svc.timeline(authority, country, commodity, known_at)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Reader, ServicesDep
+from api.deps import Reader, ServiceDep
 from api.inputs import located
-from api.schemas import CommoditiesOut, CommodityOut, EventOut, StreamOut
+from api.schemas import CommoditiesOut, CommodityOut, StreamOut
 from domain.catalogue import CATALOGUE
 from domain.keys import StreamKey
 
@@ -19,15 +19,10 @@ router = APIRouter(prefix="/v1", tags=["streams"])
     summary="Every event of one stream, in version order",
 )
 def get_stream(
-    authority: str, country: str, commodity: str, svc: ServicesDep, _: Reader
+    authority: str, country: str, commodity: str, svc: ServiceDep, _: Reader
 ) -> StreamOut:
     key = located(("path",), lambda: StreamKey.parse(authority, country, commodity))
-    events = svc.log.stream_events(key)
-    return StreamOut(
-        stream=key.name,
-        version=events[-1].event.originator_version if events else 0,
-        events=[EventOut.of(recorded.position, recorded.event) for recorded in events],
-    )
+    return svc.stream(key)
 
 
 @router.get("/commodities", response_model=CommoditiesOut, summary="The commodity catalogue")

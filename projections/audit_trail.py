@@ -1,42 +1,18 @@
-"""A fresh replay of the whole log, in memory: the yardstick the stored read models meet."""
+"""The audit trail: the log event by event, each with its stream's status right after it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import cast
 
 from domain.application import SanctionsLog
-from domain.persistence import EventFilter
+from domain.keys import EventFilter
+from domain.rules import Status
 from domain.stream import SanctionsStream
-from projections.model import InMemoryStatusModel
-from projections.view import KeyFilter, StatusViewMixin
+from projections.view import StatusView
 
 PAGE = 1000
-
-
-def logged_events(log: SanctionsLog) -> Iterator[tuple[SanctionsStream.Event, int]]:
-    """Every event of the log with its position, in position order, a page at a time."""
-    position = 0
-    while True:
-        page = log.recorder.select_notifications(
-            start=position, limit=PAGE, inclusive_of_start=False
-        )
-        if not page:
-            return
-        for notification in page:
-            event = log.mapper.to_domain_event(notification)
-            yield cast(SanctionsStream.Event, event), notification.id
-        position = page[-1].id
-
-
-def replay(log: SanctionsLog) -> InMemoryStatusModel:
-    """The status read model as a fresh replay of the log builds it."""
-    model = InMemoryStatusModel()
-    for event, position in logged_events(log):
-        model.apply(event, position)
-    return model
 
 
 @dataclass(frozen=True)
@@ -45,14 +21,14 @@ class ReplayStep:
 
     position: int
     event: SanctionsStream.Event
-    status: str
+    status: Status
     measures: list[str]
     since: date | None
 
 
 def replay_steps(
     log: SanctionsLog,
-    view: StatusViewMixin,
+    view: StatusView,
     where: EventFilter = EventFilter(),
     known_at: datetime | None = None,
 ) -> Iterator[ReplayStep]:
@@ -72,16 +48,15 @@ def replay_steps(
 
 
 def _step(
-    log: SanctionsLog, view: StatusViewMixin, position: int, event: SanctionsStream.Event
+    log: SanctionsLog, view: StatusView, position: int, event: SanctionsStream.Event
 ) -> ReplayStep:
     as_of = event.effective
     if as_of is None and isinstance(event, SanctionsStream.Retracted):
         as_of = log.event(event.retracts).event.effective
-    key = event.key
     rows = (
-        view.status(KeyFilter(key.authority, key.country, key.commodity), as_of, event.recorded_at)
-        if as_of is not None
-        else []
+        []
+        if as_of is None
+        else view.status(EventFilter.of_stream(event.key), as_of, event.recorded_at)
     )
     if not rows:
         return ReplayStep(position, event, "none", [], None)

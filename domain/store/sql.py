@@ -1,4 +1,4 @@
-"""Storage: the library's SQLite and PostgreSQL recorders, plus rows written with the events.
+"""The SQL both databases share: a `?`-placeholder cursor, and the recorders' side tables.
 
 Following the library's `searchabletimestamps` example, the application recorder is
 subclassed so that, in the very transaction that stores a batch of events, it also
@@ -12,79 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
-import psycopg
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
 
-from domain.errors import InvalidInput
+from domain.keys import EventFilter
+from domain.store.records import EventStore, IdempotencyRecord, IndexRow, PositionedEvent
 
 Dialect = Literal["sqlite", "postgres"]
-DEFAULT_DATABASE_URL = "sqlite:///data/sanctions.db"
-
-
-@dataclass(frozen=True)
-class IndexRow:
-    """What look-ups and filters need of one stored event."""
-
-    originator_id: UUID
-    originator_version: int
-    event_id: UUID
-    stream: str
-    authority: str
-    country: str
-    commodity: str
-    type: str
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    """An Idempotency-Key, the request it came with, and the events it recorded."""
-
-    caller: str
-    key: str
-    request_hash: str
-    event_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PositionedEvent:
-    """A stored event and its global position in the log."""
-
-    position: int
-    stored: StoredEvent
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Which events a read wants; every field optional."""
-
-    authority: str | None = None
-    country: str | None = None
-    commodity: str | None = None
-    type: str | None = None
-    stream: str | None = None
-    event_id: UUID | None = None
-
-    def clauses(self, prefix: str = "") -> tuple[list[str], list[Any]]:
-        """SQL conditions on the event index (`?` placeholders) for the key filters."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column in ("authority", "country", "commodity", "type", "stream"):
-            value = getattr(self, column)
-            if value is not None:
-                clauses.append(f"{prefix}{column} = ?")
-                params.append(value)
-        return clauses, params
-
 
 SIDE_TABLES = (
     "CREATE TABLE IF NOT EXISTS {event_index} ("
@@ -107,6 +43,24 @@ SIDE_TABLES = (
     " event_ids TEXT NOT NULL,"
     " PRIMARY KEY (caller, key))",
 )
+
+
+def key_clauses(where: EventFilter, prefix: str = "") -> tuple[list[str], list[Any]]:
+    """SQL conditions (`?` placeholders) on a table with `stream`, `authority`, `country`,
+    `commodity` (and `type`) columns; one stream is asked for by its narrowest index."""
+    if where.stream is not None:
+        clauses, params = [f"{prefix}stream = ?"], [where.stream]
+    else:
+        clauses, params = [], []
+        for column in ("authority", "country", "commodity"):
+            value = getattr(where, column)
+            if value is not None:
+                clauses.append(f"{prefix}{column} = ?")
+                params.append(value)
+    if where.type is not None:
+        clauses.append(f"{prefix}type = ?")
+        params.append(where.type.value)
+    return clauses, params
 
 
 def as_bytes(value: Any) -> bytes:
@@ -149,16 +103,16 @@ class Transactions:
         with self.datastore.transaction(commit=commit) as cursor:
             yield Cursor(cursor, self.dialect)
 
+    def qualified(self, table: str) -> str:
+        """A table's name as statements spell it (schema-qualified on PostgreSQL)."""
+        raise NotImplementedError
 
-class SanctionsRecorderMixin(Transactions):
-    """The SQL both databases share; subclasses say how ids and tables are spelt."""
 
-    dialect: Dialect
+class SanctionsRecorderMixin(Transactions, EventStore):
+    """The `EventStore` in SQL; subclasses say how ids and tables are spelt."""
+
     events_table_name: str
     position_column: str
-
-    def qualified(self, table: str) -> str:
-        raise NotImplementedError
 
     def id_param(self, value: UUID) -> Any:
         raise NotImplementedError
@@ -208,7 +162,6 @@ class SanctionsRecorderMixin(Transactions):
             )
 
     def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
-        """The record an earlier request with this key left, if any."""
         with self.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT request_hash, event_ids FROM {self.qualified('idempotency_keys')}"
@@ -243,8 +196,7 @@ class SanctionsRecorderMixin(Transactions):
         limit: int | None = None,
         event_ids: Sequence[str] = (),
     ) -> list[PositionedEvent]:
-        """Stored events matching `where`, in position order, with their positions."""
-        clauses, params = where.clauses("i.")
+        clauses, params = key_clauses(where, "i.")
         if where.event_id is not None:
             clauses.append("i.event_id = ?")
             params.append(str(where.event_id))
@@ -274,8 +226,7 @@ class SanctionsRecorderMixin(Transactions):
         return [self.positioned(row) for row in rows]
 
     def count(self, where: EventFilter = EventFilter()) -> int:
-        """How many events match `where`."""
-        clauses, params = where.clauses()
+        clauses, params = key_clauses(where)
         statement = f"SELECT COUNT(*) AS n FROM {self.qualified('event_index')}"
         if clauses:
             statement += " WHERE " + " AND ".join(clauses)
@@ -284,8 +235,7 @@ class SanctionsRecorderMixin(Transactions):
             return int(cursor.fetchone()["n"])
 
     def streams_in_order(self, up_to: int, page: int = 5000) -> Iterator[list[PositionedEvent]]:
-        """Every stream's stored events (positions up to `up_to`), one stream at a time,
-        in version order: keyset pages over the (stream id, version) primary key."""
+        """In version order: keyset pages over the (stream id, version) primary key."""
         table = self.qualified(self.events_table_name)
         after: tuple[Any, int] | None = None
         current: list[PositionedEvent] = []
@@ -320,7 +270,6 @@ class SanctionsRecorderMixin(Transactions):
     # For verification: the store read as it is, without trusting it.
 
     def stream_ids(self) -> list[UUID]:
-        """Every stream id found in the events table or in the index written with it."""
         with self.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT originator_id FROM {self.qualified(self.events_table_name)}"
@@ -330,7 +279,6 @@ class SanctionsRecorderMixin(Transactions):
         return sorted(ids)
 
     def stored_stream(self, originator_id: UUID) -> list[PositionedEvent]:
-        """One stream's stored events, in version order, with their positions."""
         with self.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT {self.position_column} AS event_position, originator_id,"
@@ -343,7 +291,6 @@ class SanctionsRecorderMixin(Transactions):
         return [self.positioned(row) for row in rows]
 
     def indexed_stream(self, originator_id: UUID) -> list[IndexRow]:
-        """What the index, written in the same transactions, says the stream holds."""
         with self.transaction(commit=False) as cursor:
             cursor.execute(
                 f"SELECT * FROM {self.qualified('event_index')}"
@@ -366,129 +313,6 @@ class SanctionsRecorderMixin(Transactions):
         ]
 
     def ping(self) -> None:
-        """Raise if the database cannot be reached."""
         with self.transaction(commit=False) as cursor:
             cursor.execute("SELECT 1 AS ok")
             cursor.fetchone()
-
-
-class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder):
-    dialect: Dialect = "sqlite"
-    position_column = "rowid"
-
-    def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + self.side_table_statements("TEXT")
-
-    def qualified(self, table: str) -> str:
-        return table
-
-    def id_param(self, value: UUID) -> Any:
-        return value.hex
-
-    def id_value(self, value: Any) -> UUID:
-        return UUID(value)
-
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        self.write_side_rows(Cursor(c, "sqlite"), kwargs)
-        return notification_ids
-
-
-class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecorder):
-    dialect: Dialect = "postgres"
-    position_column = "notification_id"
-
-    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
-        super().__init__(datastore, events_table_name=events_table_name)
-        self.sql_create_statements.extend(
-            Composed([SQL(statement)]) for statement in self.side_table_statements("uuid")
-        )
-
-    def qualified(self, table: str) -> str:
-        return Identifier(self.datastore.schema, table).as_string()
-
-    def id_param(self, value: UUID) -> Any:
-        return value
-
-    def id_value(self, value: Any) -> UUID:
-        return value if isinstance(value, UUID) else UUID(str(value))
-
-    def _fetch_ids_after_insert_events(
-        self,
-        curs: psycopg.Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> Sequence[int] | None:
-        # After the events, so inside the table lock: writing the key before it
-        # could deadlock two requests that share an Idempotency-Key.
-        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        with curs.connection.pipeline():  # syncs on exit: a conflict raises here
-            self.write_side_rows(Cursor(curs, "postgres"), kwargs)
-        return notification_ids
-
-
-def environment_for(database_url: str) -> dict[str, str]:
-    """The library's configuration for a `sqlite:///…` or `postgresql://…` URL."""
-    parsed = urlparse(database_url)
-    scheme = parsed.scheme.split("+")[0]
-    if scheme == "sqlite":
-        path = database_url.split("://", 1)[1]
-        path = path[1:] if path.startswith("/") else path
-        if not path:
-            raise InvalidInput("SANCTIONS_DATABASE_URL", "sqlite URL names no file")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": "domain.persistence:SQLiteSanctionsRecorder",
-        }
-    if scheme in ("postgresql", "postgres"):
-        query = parse_qs(parsed.query)
-        schema = query.get("schema", [""])[0]
-        ensure_postgres_schema(database_url, schema)
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
-            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parsed.port or 5432),
-            "POSTGRES_USER": unquote(parsed.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
-            "POSTGRES_SCHEMA": schema,
-            "POSTGRES_POOL_SIZE": query.get("pool_size", ["3"])[0],
-            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["7"])[0],
-            "POSTGRES_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": "domain.persistence:PostgresSanctionsRecorder",
-        }
-    raise InvalidInput(
-        "SANCTIONS_DATABASE_URL",
-        f"unsupported database URL {database_url!r}: use sqlite:///… or postgresql://…",
-    )
-
-
-def postgres_conninfo(database_url: str) -> str:
-    """A libpq connection string for the URL, without our own query parameters."""
-    parsed = urlparse(database_url)
-    return parsed._replace(scheme="postgresql", query="").geturl()
-
-
-def ensure_postgres_schema(database_url: str, schema: str) -> None:
-    if not schema:
-        return
-    with psycopg.connect(postgres_conninfo(database_url), autocommit=True) as conn:
-        conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
-
-
-__all__ = [
-    "DEFAULT_DATABASE_URL",
-    "EventFilter",
-    "IdempotencyRecord",
-    "IndexRow",
-    "PositionedEvent",
-    "PostgresSanctionsRecorder",
-    "SQLiteDatastore",
-    "SQLiteSanctionsRecorder",
-    "environment_for",
-]

@@ -1,0 +1,189 @@
+"""`sanctions` commands that run the service or move data: serve, project, seed, import,
+export, rebuild, and API tokens."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.table import Table
+
+from api.bootstrap import create_app
+from api.cli_support import console, errors, fail, progress_bar, service
+from api.identity import Role
+from api.seed import seed as seed_timeline
+from api.service import event_filter
+from api.transfer import count_lines, exported, import_events, write_csv, write_jsonl
+
+token_app = typer.Typer(help="Manage API tokens.")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    seed: Annotated[bool, typer.Option("--seed", help="Load the bundled timeline first.")] = False,
+) -> None:
+    """Run the API (on SANCTIONS_DATABASE_URL, SQLite under ./data/ by default)."""
+    with service(catch_up=False) as svc:
+        if seed:
+            report = seed_timeline(svc)
+            console.print(
+                f"seeded: {report.recorded} events recorded, {report.already_there} already there"
+            )
+        first = svc.tokens.create_first_admin()
+        if first is not None:
+            # Plain echo, not Rich: a wrapped token could not be copied whole.
+            typer.echo(
+                "No API tokens were configured, so an admin token was created; "
+                "it is shown this once only:\n"
+                f"  name: admin  role: admin  token: {first}"
+            )
+        configure_logging()
+        # uvicorn's own access log is off: it would print query strings; ours prints routes.
+        uvicorn.run(
+            create_app(svc),
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
+
+
+def configure_logging() -> None:
+    """The service's own log lines (JSON, one per request) to standard error."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("sanctions")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def project(
+    poll: Annotated[float, typer.Option(help="Seconds between looks for new events.")] = 0.25,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 1000,
+) -> None:
+    """Run the projector alone (for API processes sharing one PostgreSQL)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with service(catch_up=False, embedded_projector=False) as svc:
+        svc.projector.batch_size = batch
+        console.print(f"projecting from position {svc.projector.position()}")
+        svc.projector.start(poll)
+        while not stop.wait(1.0):
+            pass
+        console.print(f"stopped at position {svc.projector.position()}")
+
+
+def seed() -> None:
+    """Record the bundled real timeline (idempotent: a second run records nothing)."""
+    with service(catch_up=False) as svc:
+        report = seed_timeline(svc)
+    console.print(f"{report.recorded} events recorded, {report.already_there} already there")
+
+
+def import_file(
+    file: Annotated[Path, typer.Argument(help="JSON Lines of events, as the API takes them.")],
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 500,
+) -> None:
+    """Record a file of events, all or nothing per batch; safe to re-run (idempotent)."""
+    if not file.is_file():
+        raise fail(f"no file {file}")
+    with service(catch_up=False) as svc, progress_bar("importing", count_lines(file)) as advance:
+        report = import_events(svc, file, batch_size=batch, progress=advance)
+    console.print(
+        f"{report.recorded} events recorded, {report.already_there} already there "
+        f"({report.batches} batches)"
+    )
+
+
+def export_events(
+    country: Annotated[str | None, typer.Option(help="Target country.")] = None,
+    commodity: Annotated[str | None, typer.Option(help="Commodity slug.")] = None,
+    authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")
+    ] = None,
+) -> None:
+    """Write the log (or the matching part) as JSON Lines or CSV, in position order."""
+    if format not in ("jsonl", "csv"):
+        raise fail("--format is jsonl or csv")
+    with service(catch_up=False) as svc:
+        where = event_filter(authority, country, commodity)
+        total = svc.log.store.count(where)
+        out = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
+        try:
+            with progress_bar("exporting", total, visible=output is not None) as advance:
+                write = write_jsonl if format == "jsonl" else write_csv
+                count = write(exported(svc, where), out, advance)
+        finally:
+            if output is not None:
+                out.close()
+    errors.print(f"{count} events exported")
+
+
+def rebuild(
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+) -> None:
+    """Drop every read model and rebuild it from the log, with a progress bar."""
+    with service(catch_up=False) as svc:
+        total = svc.log.recorder.max_notification_id() or 0
+        with progress_bar("rebuilding", total) as advance:
+            report = svc.rebuild(batch, progress=lambda _done, position: advance(position))
+    rate = report.events / report.seconds if report.seconds else 0.0
+    console.print(
+        f"{report.events} events projected in {report.seconds:.2f} s ({rate:,.0f} events/s); "
+        + ", ".join(f"{table}: {n} rows" for table, n in report.read_models.items())
+    )
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: names, roles, dates (never a token or its hash)."""
+    with service(catch_up=False) as svc:
+        entries = svc.tokens.listing()
+    table = Table()
+    columns = ("name", "role", "created_at", "revoked_at", "source")
+    for column in columns:
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(*(entry[c] or "" for c in columns))
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+    """Revoke a stored token: it stops working at once."""
+    with service(catch_up=False) as svc:
+        svc.tokens.revoke(name)
+    console.print(f"revoked {name}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who holds it; recorded as `recorded_by`.")],
+    role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
+) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    with service(catch_up=False) as svc:
+        token = svc.tokens.create(name, Role.parse(role))
+    typer.echo(token)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `sanctions` app."""
+    app.command()(serve)
+    app.command()(project)
+    app.command()(seed)
+    app.command("import")(import_file)
+    app.command("export")(export_events)
+    app.command()(rebuild)
+    app.add_typer(token_app, name="token")

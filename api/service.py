@@ -1,0 +1,264 @@
+"""The service layer: every use case the REST API, the CLI, the seed and the import share.
+
+`api.bootstrap` builds one `Service`; the FastAPI dependencies only hand it over.
+Each question is one method taking the caller's raw input (parsed here, in one
+place), so REST and CLI cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from api.identity import TokenStore
+from api.inputs import optional, parse_as_of, parse_known_at
+from api.observability import Metrics
+from api.problems import ProblemError
+from api.schemas import (
+    EventOut,
+    EventPage,
+    IntervalOut,
+    RebuildOut,
+    ReplayStepOut,
+    StatusOut,
+    StatusResult,
+    StreamOut,
+    TimelineOut,
+    VerifyOut,
+)
+from api.settings import Settings
+from domain.application import IdempotentRequest, SanctionsLog, WriteOutcome
+from domain.hashing import format_timestamp
+from domain.keys import (
+    EventFilter,
+    StreamKey,
+    parse_authority,
+    parse_commodity,
+    parse_country,
+)
+from domain.rules import EventType
+from domain.stream import EventDraft
+from projections.audit_trail import replay_steps
+from projections.projector import Progress, Projector
+from projections.verify import verify
+
+
+def event_filter(
+    authority: str | None,
+    country: str | None,
+    commodity: str | None,
+    type: EventType | None = None,
+) -> EventFilter:
+    """Validated, normalised stream-key filters (InvalidInput on an unknown code)."""
+    return EventFilter(
+        authority=optional(parse_authority, authority, "authority"),
+        country=optional(parse_country, country, "country"),
+        commodity=optional(parse_commodity, commodity, "commodity"),
+        type=type,
+    )
+
+
+@dataclass
+class Service:
+    """Everything a request or a command may need, built once by `api.bootstrap`."""
+
+    settings: Settings
+    log: SanctionsLog
+    tokens: TokenStore
+    projector: Projector
+    metrics: Metrics = field(default_factory=Metrics)
+
+    writing: list[datetime] = field(default_factory=list)
+    """When each write now in progress began: its events are not visible yet."""
+    writing_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # Writing
+
+    def record(
+        self,
+        drafts: Sequence[EventDraft],
+        *,
+        recorded_by: str,
+        idempotency: IdempotentRequest | None = None,
+    ) -> WriteOutcome:
+        """Record the drafts; return once every read on this server reflects them."""
+        began = datetime.now(UTC)  # every recorded_at this write assigns is later
+        with self.writing_lock:
+            self.writing.append(began)
+        try:
+            outcome = self.log.record(drafts, recorded_by=recorded_by, idempotency=idempotency)
+            self.show_writes(outcome)
+            return outcome
+        finally:
+            with self.writing_lock:
+                self.writing.remove(began)
+
+    def show_writes(self, outcome: WriteOutcome) -> None:
+        """Return only once every read on this server reflects the written events."""
+        if not outcome.replayed:
+            for recorded in outcome.events:
+                self.metrics.recorded.labels(recorded.event.TYPE.value).inc()
+        position = max(recorded.position for recorded in outcome.events)
+        if self.settings.embedded_projector:
+            self.projector.catch_up()
+        if not self.projector.wait_for(position, self.settings.read_your_writes_timeout):
+            raise ProblemError(
+                503,
+                f"the event at position {position} is recorded, but the read models have "
+                "not caught up with it yet; retry reads shortly",
+                kind="projection-lag",
+            )
+
+    def settled(self, known_at: datetime) -> datetime:
+        """The latest moment, no later than `known_at`, whose record can no longer change.
+
+        An event is recorded (given its `recorded_at`) a moment before it is committed
+        and projected. Answering "as known at T" while such an event with a
+        `recorded_at` before T is on its way would give an answer that changes once it
+        lands, so T is moved to just before the earliest such event: the answer says
+        which moment it is for, and stays true for ever.
+        """
+        just_before = timedelta(microseconds=1)
+        with self.writing_lock:
+            if self.writing:
+                known_at = min(known_at, min(self.writing) - just_before)
+        oldest = self.projector.oldest_unprojected()
+        if oldest is not None:
+            known_at = min(known_at, oldest - just_before)
+        return known_at
+
+    def known_at(self, value: str | None) -> datetime:
+        """The settled moment a `known_at` input asks for (now when absent)."""
+        return self.settled(parse_known_at(value, datetime.now(UTC)))
+
+    # Questions
+
+    def status(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        as_of: str | None,
+        known_at: str | None,
+    ) -> StatusOut:
+        """Each matching stream with anything effective by `as_of`, as recorded by `known_at`;
+        with all three keys given and nothing effective, one row with status `none`."""
+        where = event_filter(authority, country, commodity)
+        day = parse_as_of(as_of, datetime.now(UTC).date())
+        moment = self.known_at(known_at)
+        results = [
+            StatusResult(
+                **key_fields(row.stream),
+                status=row.status,
+                measures=row.measures,
+                since=row.since,
+                event_ids=row.event_ids,
+            )
+            for row in self.projector.view.status(where, day, moment)
+        ]
+        if not results and where.stream is not None:
+            results = [
+                StatusResult(
+                    **key_fields(where.stream), status="none", measures=[], since=None, event_ids=[]
+                )
+            ]
+        return StatusOut(as_of=day, known_at=format_timestamp(moment), results=results)
+
+    def timeline(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        known_at: str | None,
+    ) -> TimelineOut:
+        """The consecutive validity intervals of each matching stream, as recorded by `known_at`."""
+        where = event_filter(authority, country, commodity)
+        moment = self.known_at(known_at)
+        return TimelineOut(
+            known_at=format_timestamp(moment),
+            intervals=[
+                IntervalOut(
+                    **key_fields(row.stream),
+                    valid_from=row.valid_from,
+                    valid_to=row.valid_to,
+                    status=row.status,
+                    measures=row.measures,
+                    event_id=row.event_id,
+                )
+                for row in self.projector.view.timeline(where, moment)
+            ],
+        )
+
+    def replay(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        known_at: str | None,
+    ) -> Iterator[ReplayStepOut]:
+        """Every matching event in position order with its stream's status after it,
+        recorded by `known_at` (streamed: bounded memory for any size of log)."""
+        where = event_filter(authority, country, commodity)  # refused now, not mid-stream
+        moment = self.known_at(known_at)
+        self.projector.wait_for(self.log.recorder.max_notification_id() or 0, timeout=30)
+        steps = replay_steps(self.log, self.projector.view, where, moment)
+        return (ReplayStepOut.of(step) for step in steps)
+
+    def events(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        type: EventType | None,
+        after: int | None,
+        limit: int,
+    ) -> EventPage:
+        """A page of the log in position order."""
+        where = event_filter(authority, country, commodity, type)
+        found = self.log.select_events(where, after=after, limit=limit + 1)
+        page = found[:limit]
+        return EventPage(
+            events=[EventOut.of(recorded.position, recorded.event) for recorded in page],
+            next_after=page[-1].position if len(found) > limit else None,
+        )
+
+    def event(self, event_id: UUID) -> EventOut:
+        recorded = self.log.event(event_id)
+        return EventOut.of(recorded.position, recorded.event)
+
+    def stream(self, key: StreamKey) -> StreamOut:
+        """Every event of one stream, in version order."""
+        events = self.log.stream_events(key)
+        return StreamOut(
+            stream=key.name,
+            version=events[-1].event.originator_version if events else 0,
+            events=[EventOut.of(recorded.position, recorded.event) for recorded in events],
+        )
+
+    def verify(self) -> VerifyOut:
+        """Every hash chain recomputed; every read model against a fresh replay."""
+        return VerifyOut.of(verify(self.log, self.projector.view))
+
+    def rebuild(self, batch_size: int = 5000, progress: Progress | None = None) -> RebuildOut:
+        """Every read model dropped and rebuilt from the log."""
+        report = self.projector.rebuild(batch_size=batch_size, progress=progress)
+        return RebuildOut(
+            events=report.events, seconds=round(report.seconds, 3), read_models=report.rows
+        )
+
+    def close(self) -> None:
+        self.projector.stop()
+        self.log.close()
+
+
+def key_fields(stream: str) -> dict[str, str]:
+    key = StreamKey.from_name(stream)
+    return {
+        "stream": key.name,
+        "authority": key.authority,
+        "country": key.country,
+        "commodity": key.commodity,
+    }

@@ -1,0 +1,91 @@
+"""What the event store keeps beside the library's events, and the interface it offers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from domain.keys import EventFilter
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """What look-ups and filters need of one stored event."""
+
+    originator_id: UUID
+    originator_version: int
+    event_id: UUID
+    stream: str
+    authority: str
+    country: str
+    commodity: str
+    type: str
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """An Idempotency-Key, the request it came with, and the events it recorded."""
+
+    caller: str
+    key: str
+    request_hash: str
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PositionedEvent:
+    """A stored event and its global position in the log."""
+
+    position: int
+    stored: StoredEvent
+
+
+class EventStore(ABC):
+    """The look-ups the service needs of its event store, beyond the library's own.
+
+    The recorders write `IndexRow`s and an `IdempotencyRecord` in the same transaction
+    as the events they describe (passed to `save()` as `index=` and `idempotency=`).
+    """
+
+    @abstractmethod
+    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
+        """The record an earlier request with this key left, if any."""
+
+    @abstractmethod
+    def select_positioned(
+        self,
+        where: EventFilter = EventFilter(),
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        event_ids: Sequence[str] = (),
+    ) -> list[PositionedEvent]:
+        """Stored events matching `where`, in position order, with their positions."""
+
+    @abstractmethod
+    def count(self, where: EventFilter = EventFilter()) -> int:
+        """How many events match `where`."""
+
+    @abstractmethod
+    def streams_in_order(self, up_to: int, page: int = 5000) -> Iterator[list[PositionedEvent]]:
+        """Every stream's stored events (positions up to `up_to`), one stream at a time."""
+
+    @abstractmethod
+    def stream_ids(self) -> list[UUID]:
+        """Every stream id found in the events table or in the index written with it."""
+
+    @abstractmethod
+    def stored_stream(self, originator_id: UUID) -> list[PositionedEvent]:
+        """One stream's stored events, in version order, with their positions."""
+
+    @abstractmethod
+    def indexed_stream(self, originator_id: UUID) -> list[IndexRow]:
+        """What the index, written in the same transactions, says the stream holds."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""

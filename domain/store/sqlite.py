@@ -1,0 +1,36 @@
+"""The SQLite event store: the library's recorder, writing the side tables in its transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from domain.store.sql import Cursor, Dialect, SanctionsRecorderMixin
+
+
+class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder):
+    dialect: Dialect = "sqlite"
+    position_column = "rowid"
+
+    def construct_create_table_statements(self) -> list[str]:
+        return super().construct_create_table_statements() + self.side_table_statements("TEXT")
+
+    def qualified(self, table: str) -> str:
+        return table
+
+    def id_param(self, value: UUID) -> Any:
+        return value.hex
+
+    def id_value(self, value: Any) -> UUID:
+        return UUID(value)
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        self.write_side_rows(Cursor(c, "sqlite"), kwargs)
+        return notification_ids

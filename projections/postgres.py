@@ -1,0 +1,39 @@
+"""The status view on PostgreSQL, on the library's PostgreSQL tracking recorder."""
+
+from __future__ import annotations
+
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.store.sql import Cursor, Dialect
+from projections.tables import TRACKED_APPLICATION
+from projections.view import StatusView
+
+
+class PostgresStatusView(StatusView, PostgresTrackingRecorder):
+    dialect: Dialect = "postgres"
+    text_type = 'TEXT COLLATE "C"'
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore, tracking_table_name="status_tracking")
+        self.sql_create_statements.extend(
+            Composed([SQL(statement)]) for statement in self.read_model_statements()
+        )
+
+    def qualified(self, table: str) -> str:
+        return Identifier(self.datastore.schema, table).as_string()
+
+    def tracking_table(self) -> str:
+        return self.qualified(self.tracking_table_name)
+
+    def bare(self, table: str) -> str:
+        return Identifier(table).as_string()
+
+    def claim(self, cursor: Cursor) -> int:
+        cursor.execute(
+            f"SELECT notification_id FROM {self.tracking_table()}"
+            " WHERE application_name = ? FOR UPDATE",
+            (TRACKED_APPLICATION,),
+        )
+        row = cursor.fetchone()
+        return 0 if row is None else int(row["notification_id"])
