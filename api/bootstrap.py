@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import problems
+from api.deps import strict_query
 from api.identity import TokenStore
 from api.limits import BodySizeLimit
 from api.observability import RequestObserver
@@ -46,6 +47,7 @@ def create_app(svc: Service) -> FastAPI:
         version="0.1.0",
         summary="Sanctions policy as an append-only, verifiable event log",
         lifespan=lifespan,
+        dependencies=[Depends(strict_query)],
     )
     app.state.service = svc
     problems.install(app)

@@ -5,11 +5,36 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.identity import Caller, Role
+from api.inputs import check_query_names
 from api.problems import ProblemError
 from api.service import Service
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter a route (through any of its dependencies) declares."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= query_names(dependency)
+    return frozenset(names)
+
+
+def strict_query(request: Request) -> None:
+    """Refuse (422) any query parameter the route does not declare: an ignored `?asof=`
+    would answer for today with no warning. The page checks its own, to show it."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = _QUERY_NAMES[id(route)] = query_names(route.dependant)
+    check_query_names(request.query_params.keys(), names)
 
 
 def service(request: Request) -> Service:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import calendar
+import difflib
+import re
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
@@ -16,8 +19,9 @@ def located(location: tuple[str | int, ...], build: Callable[[], T]) -> T:
     try:
         return build()
     except InvalidInput as error:
-        field = ".".join(str(part) for part in (*location, error.field))
-        raise InvalidInput(field, error.message) from None
+        prefix = "".join(f"{part}." for part in location)
+        first, *rest = [InvalidInput(prefix + e.field, e.message) for e in error.every]
+        raise InvalidInput(first.field, first.message, more=rest) from None
 
 
 def optional(parse: Callable[[str], str], value: str | None, field: str) -> str | None:
@@ -34,38 +38,84 @@ def _parse_named(parse: Callable[[str], str], value: str, field: str) -> str:
         raise InvalidInput(field, error.message) from None
 
 
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_date(value: str) -> date:
+    """A date written `YYYY-MM-DD`; ValueError saying, in words, what is wrong with it."""
+    if not ISO_DATE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value} is not a date that exists: {_why_not(value)}") from None
+
+
+def _why_not(value: str) -> str:
+    year, month, day = (int(part) for part in value.split("-"))
+    if year == 0:
+        return "there is no year 0"
+    if not 1 <= month <= 12:
+        return f"there is no month {month:02d}"
+    days = calendar.monthrange(year, month)[1]
+    return f"{calendar.month_name[month]} {year} has {days} days, not {day}"
+
+
 def parse_as_of(value: str | None, today: date) -> date:
     """`as_of`: a date `YYYY-MM-DD`, today (UTC) when absent or empty."""
     if value is None or not value.strip():
         return today
     try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("query.as_of", f"{value!r} is not a date written YYYY-MM-DD") from None
+        return iso_date(value.strip())
+    except ValueError as error:
+        raise InvalidInput("query.as_of", str(error)) from None
 
 
 def parse_known_at(value: str | None, now: datetime) -> datetime:
     """`known_at`: an RFC 3339 timestamp (UTC when no offset is given), now when absent.
 
-    A bare date means the start of that day, UTC.
-
-    A moment after now is answered as now: the record cannot yet say what will be
-    known later, and an answer must never change once given.
+    A bare date `YYYY-MM-DD` means 00:00 UTC that day (the answer echoes the moment
+    it was given for). A moment after now is answered as now: the record cannot yet
+    say what will be known later, and an answer must never change once given.
     """
     if value is None or not value.strip():
         return now
     text = value.strip().replace(" ", "+") if "T" in value else value.strip()
     try:
         if len(text) == 10:
-            moment = datetime.combine(date.fromisoformat(text), datetime.min.time())
+            moment = datetime.combine(iso_date(text), datetime.min.time())
         else:
+            iso_date(text[:10])  # says which day does not exist, if one does not
             moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+    except ValueError as error:
+        reason = str(error) if "exist" in str(error) else "it is not an RFC 3339 timestamp"
         raise InvalidInput(
-            "query.known_at", f"{value!r} is not an RFC 3339 timestamp (e.g. 2026-01-15T12:00:00Z)"
+            "query.known_at", f"{value!r}: {reason} (e.g. 2026-01-15T12:00:00Z)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return min(moment.astimezone(UTC), now)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            "query.known_at", f"{value!r} falls outside years 1 to 9999 once its offset is applied"
+        ) from None
+    return min(moment, now)
+
+
+def check_query_names(given: Iterable[str], allowed: Collection[str]) -> None:
+    """InvalidInput naming every query parameter not in `allowed` (never silently
+    ignored: `?asof=` would otherwise answer for today), with the close allowed name."""
+    errors = []
+    for name in given:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(name.lower().replace("-", "_"), allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(sorted(allowed)) or "none"
+        errors.append(
+            InvalidInput(
+                f"query.{name}", f"unknown query parameter{hint} (this route takes: {known})"
+            )
+        )
+    InvalidInput.raise_all(errors)

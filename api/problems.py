@@ -93,14 +93,11 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def invalid_input(error: InvalidInput, loc: tuple[str | int, ...] = ("body",)) -> JSONResponse:
-    location = ".".join(str(part) for part in (*loc, error.field))
-    return problem(
-        422,
-        f"{location}: {error.message}",
-        kind="invalid-input",
-        errors=[{"field": location, "message": error.message, "type": "value_error"}],
-    )
+def invalid_input(error: InvalidInput, **extra: Any) -> JSONResponse:
+    """A 422 listing every invalid field the error carries."""
+    errors = [{"field": e.field, "message": e.message, "type": "value_error"} for e in error.every]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return problem(422, summary, kind="invalid-input", errors=errors, **extra)
 
 
 def install(app: FastAPI) -> None:
@@ -114,7 +111,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInput)
     async def on_invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return invalid_input(exc, loc=())
+        return invalid_input(exc)
 
     @app.exception_handler(RuleViolation)
     async def on_rule(_: Request, exc: RuleViolation) -> JSONResponse:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     BaseModel,
     BeforeValidator,
@@ -17,24 +18,42 @@ from pydantic import (
     StrictStr,
     UrlConstraints,
 )
+from pydantic_core import PydanticCustomError
 
+from api.inputs import iso_date
+from domain.errors import InvalidInput
 from domain.hashing import format_timestamp
-from domain.keys import StreamKey
+from domain.keys import StreamKey, parse_authority, parse_commodity, parse_country
 from domain.rules import EventType, IntervalStatus, Measure, Status
 from domain.stream import EventDraft, SanctionsStream
 from projections.audit_trail import ReplayStep
 from projections.verify import VerifyReport
-
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _iso_date_string(value: Any) -> Any:
     # Only `YYYY-MM-DD`: pydantic alone would also take numbers as Unix times.
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not ISO_DATE.match(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
-    return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("date_format", "must be a date written YYYY-MM-DD")
+    try:
+        return iso_date(value)
+    except ValueError as error:
+        raise PydanticCustomError("date_value", "{reason}", {"reason": str(error)}) from None
+
+
+def _code(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """A validator normalising a code, or saying (with close matches) why it is unknown."""
+
+    def check(value: str) -> str:
+        try:
+            return parse(value)
+        except InvalidInput as error:
+            raise PydanticCustomError(
+                "unknown_code", "{reason}", {"reason": error.message}
+            ) from None
+
+    return check
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_string)]
@@ -57,9 +76,9 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: EventType
-    authority: Annotated[StrictStr, Field(max_length=16)]
-    country: Annotated[StrictStr, Field(max_length=16)]
-    commodity: Annotated[StrictStr, Field(max_length=100)]
+    authority: Annotated[StrictStr, Field(max_length=16), AfterValidator(_code(parse_authority))]
+    country: Annotated[StrictStr, Field(max_length=16), AfterValidator(_code(parse_country))]
+    commodity: Annotated[StrictStr, Field(max_length=100), AfterValidator(_code(parse_commodity))]
     effective_date: IsoDate | None = None
     measures: Annotated[list[Measure], Field(max_length=50)] | None = None
     retracts: UUID | None = None
@@ -72,7 +91,7 @@ class EventIn(BaseModel):
         """The domain draft; InvalidInput (422) for unknown codes or a misfit payload."""
         return EventDraft(
             type=self.type,
-            key=StreamKey.parse(self.authority, self.country, self.commodity),
+            key=StreamKey(self.authority, self.country, self.commodity),
             effective_date=self.effective_date,
             measures=frozenset(self.measures or ()),
             retracts=self.retracts,

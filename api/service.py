@@ -8,7 +8,7 @@ place), so REST and CLI cannot drift apart.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -31,6 +31,7 @@ from api.schemas import (
 )
 from api.settings import Settings
 from domain.application import IdempotentRequest, SanctionsLog, WriteOutcome
+from domain.errors import InvalidInput
 from domain.hashing import format_timestamp
 from domain.keys import (
     EventFilter,
@@ -52,13 +53,24 @@ def event_filter(
     commodity: str | None,
     type: EventType | None = None,
 ) -> EventFilter:
-    """Validated, normalised stream-key filters (InvalidInput on an unknown code)."""
-    return EventFilter(
-        authority=optional(parse_authority, authority, "authority"),
-        country=optional(parse_country, country, "country"),
-        commodity=optional(parse_commodity, commodity, "commodity"),
+    """Validated, normalised stream-key filters (InvalidInput naming every unknown code)."""
+    errors: list[InvalidInput] = []
+
+    def parsed(parse: Callable[[str], str], value: str | None, name: str) -> str | None:
+        try:
+            return optional(parse, value, name)
+        except InvalidInput as error:
+            errors.append(error)
+            return None
+
+    where = EventFilter(
+        authority=parsed(parse_authority, authority, "authority"),
+        country=parsed(parse_country, country, "country"),
+        commodity=parsed(parse_commodity, commodity, "commodity"),
         type=type,
     )
+    InvalidInput.raise_all(errors)
+    return where
 
 
 @dataclass

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class DomainError(Exception):
     """Base class: something the caller asked for cannot be done."""
 
 
 class InvalidInput(DomainError):
-    """A value is malformed or unknown (HTTP 422)."""
+    """A value is malformed or unknown (HTTP 422); `every` lists it with any others
+    found in the same input, so a caller learns of all of them at once."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, more: Sequence[InvalidInput] = ()) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.every: list[InvalidInput] = [self, *(e for m in more for e in m.every)]
+
+    @staticmethod
+    def raise_all(errors: Sequence[InvalidInput]) -> None:
+        """Raise one error carrying all of `errors`, if there are any."""
+        if errors:
+            first, *rest = errors
+            raise InvalidInput(first.field, first.message, more=[*first.every[1:], *rest])
 
 
 class RuleViolation(DomainError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import pycountry
@@ -25,11 +28,30 @@ def _country_name(code: str) -> str | None:
     return None if entry is None else str(entry.name)
 
 
+def _suggestion(value: str) -> str:
+    """`; did you mean 'BY' (Belarus)?` for a country's name or other code, else ''."""
+    text = value.strip()
+    if not text:
+        return ""
+    candidates: list[Any] = []
+    try:
+        candidates = [pycountry.countries.lookup(text)]  # alpha-3, numeric, names
+    except LookupError:
+        with contextlib.suppress(LookupError):
+            candidates = pycountry.countries.search_fuzzy(text) if len(text) > 3 else []
+    if not candidates:
+        return ""
+    entry = candidates[0]
+    return f"; did you mean {entry.alpha_2!r} ({entry.name})?"
+
+
 def parse_country(value: str, field: str = "country") -> str:
-    """An ISO 3166-1 alpha-2 code, upper case; InvalidInput if unknown."""
+    """An ISO 3166-1 alpha-2 code, upper case; InvalidInput (with a suggestion) if unknown."""
     code = value.strip().upper()
     if _country_name(code) is None:
-        raise InvalidInput(field, f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+        raise InvalidInput(
+            field, f"{value!r} is not an ISO 3166-1 alpha-2 country code{_suggestion(value)}"
+        )
     return code
 
 
@@ -42,7 +64,7 @@ def parse_authority(value: str) -> str:
         raise InvalidInput(
             "authority",
             f"{value!r} is not a sanctioning authority: use an ISO 3166-1 alpha-2 "
-            f"country code or one of {', '.join(sorted(BLOCS))}",
+            f"country code or one of {', '.join(sorted(BLOCS))}{_suggestion(value)}",
         )
     return code
 
@@ -50,6 +72,19 @@ def parse_authority(value: str) -> str:
 def parse_commodity(value: str) -> str:
     """A commodity slug from the catalogue; InvalidInput naming close matches."""
     return find_commodity(value).slug
+
+
+def parse_each(*parsers: tuple[Callable[[str], str], str]) -> list[str]:
+    """Each value through its parser; InvalidInput naming every value that fails."""
+    parsed: list[str] = []
+    errors: list[InvalidInput] = []
+    for parse, value in parsers:
+        try:
+            parsed.append(parse(value))
+        except InvalidInput as error:
+            errors.append(error)
+    InvalidInput.raise_all(errors)
+    return parsed
 
 
 @dataclass(frozen=True, order=True)
@@ -62,8 +97,11 @@ class StreamKey:
 
     @classmethod
     def parse(cls, authority: str, country: str, commodity: str) -> StreamKey:
-        """Validate and normalise the three codes (InvalidInput on the first bad one)."""
-        return cls(parse_authority(authority), parse_country(country), parse_commodity(commodity))
+        """Validate and normalise the three codes (InvalidInput naming every bad one)."""
+        authority, country, commodity = parse_each(
+            (parse_authority, authority), (parse_country, country), (parse_commodity, commodity)
+        )
+        return cls(authority, country, commodity)
 
     @classmethod
     def from_name(cls, name: str) -> StreamKey:
