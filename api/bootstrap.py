@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from api import problems
 from api.deps import strict_query
 from api.identity import TokenStore
-from api.limits import BodySizeLimit
+from api.limits import WriteGuard
 from api.observability import RequestObserver
 from api.routes import admin, audit, events, health, page, status, streams
 from api.service import Service
@@ -55,6 +55,6 @@ def create_app(svc: Service) -> FastAPI:
     for module in (audit, events, status, streams, admin, health, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(WriteGuard)
     app.add_middleware(RequestObserver, metrics=svc.metrics)
     return app

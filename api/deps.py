@@ -62,7 +62,12 @@ def require(
     if caller is not None and request is not None:
         request.state.caller = caller.name  # for the request log: the name, never the token
     if caller is None:
-        detail = "a bearer token is required" if credentials is None else "unknown token"
+        if credentials is None:
+            detail = "a bearer token is required"
+        elif svc.tokens.is_revoked(credentials.credentials):
+            detail = "token revoked"
+        else:
+            detail = "unknown token"
         raise ProblemError(
             401, detail, kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -78,6 +78,15 @@ class TokenStore:
     def __init__(self, table: TokenTable, configured: str = "") -> None:
         self.table = table
         self.configured = parse_token_list(configured)
+        names = [entry.name for entry in self.configured]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        both = sorted(set(names) & {row.name for row in table.rows()})
+        if twice or both:
+            raise TokenError(
+                "token names must be unique across SANCTIONS_API_TOKENS and stored tokens: "
+                + ", ".join(f"{name!r}" for name in twice + both)
+                + " named twice"
+            )
 
     def stored(self) -> list[TokenEntry]:
         """The stored tokens that still work."""
@@ -91,6 +100,8 @@ class TokenStore:
         """Make a token for `name`; the only time its clear text exists is this answer."""
         if not name.strip() or ":" in name or "," in name:
             raise TokenError("a token name is non-empty, without ':' or ','")
+        if any(entry.name == name for entry in self.configured):
+            raise TokenError(f"a token named {name!r} is configured in SANCTIONS_API_TOKENS")
         token = "st_" + secrets.token_urlsafe(32)
         if not self.table.insert(name, role.label, hash_token(token), now()):
             raise TokenError(f"a token named {name!r} already exists")
@@ -122,6 +133,11 @@ class TokenStore:
 
     def revoke(self, name: str) -> None:
         """Stop the stored token `name` from working (it stays listed, as revoked)."""
+        if any(entry.name == name for entry in self.configured):
+            raise TokenError(
+                f"{name!r} is configured in SANCTIONS_API_TOKENS, not stored: remove it "
+                "there and restart the service to stop it working"
+            )
         row = self.table.find(name)
         if row is None:
             raise TokenError(f"no stored token is named {name!r}")
@@ -134,6 +150,15 @@ class TokenStore:
         if self.configured or not self.table.is_empty():
             return None
         return self.create("admin", Role.ADMIN)
+
+    def is_revoked(self, token: str) -> bool:
+        """Whether `token` is a stored token that was revoked."""
+        presented = hash_token(token)
+        return any(
+            hmac.compare_digest(presented, row.token_hash)
+            for row in self.table.rows()
+            if row.revoked_at is not None
+        )
 
     def authenticate(self, token: str) -> Caller | None:
         """The caller holding `token`, comparing against every entry in constant time."""

@@ -39,6 +39,17 @@ def _parse_named(parse: Callable[[str], str], value: str, field: str) -> str:
 
 
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MAX_POSITION = 2**63 - 1
+"""The largest position either database can hold (a signed 64-bit integer)."""
+POSITION = re.compile(r"[0-9]{1,19}")
+
+
+def parse_position(value: str, field: str) -> int:
+    """A position in the log written in ASCII digits; InvalidInput when it is not one."""
+    text = value.strip()
+    if not POSITION.fullmatch(text) or int(text) > MAX_POSITION:
+        raise InvalidInput(field, f"must be a position: a whole number from 0 to {MAX_POSITION}")
+    return int(text)
 
 
 def iso_date(value: str) -> date:

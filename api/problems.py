@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -13,10 +14,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
+    DomainError,
     EventNotFound,
     IdempotencyConflict,
     InvalidInput,
     RuleViolation,
+    StreamDamaged,
     VersionConflict,
     WriteContention,
 )
@@ -93,11 +96,25 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def invalid_input(error: InvalidInput, **extra: Any) -> JSONResponse:
-    """A 422 listing every invalid field the error carries."""
-    errors = [{"field": e.field, "message": e.message, "type": "value_error"} for e in error.every]
+BATCH_FIELD = re.compile(r"^body\.events\.(\d+)(\.|$)")
+
+
+def invalid_fields(errors: list[dict[str, Any]]) -> JSONResponse:
+    """A 422 listing every invalid field; in a batch, `index` names the first bad event."""
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return problem(422, summary, kind="invalid-input", errors=errors, **extra)
+    extra: dict[str, Any] = {}
+    for error in errors:
+        if found := BATCH_FIELD.match(error["field"]):
+            extra["index"] = int(found.group(1))
+            break
+    return problem(422, summary or "invalid request", kind="invalid-input", errors=errors, **extra)
+
+
+def where_in_batch(error: DomainError) -> dict[str, Any]:
+    """`index` (and `stream`) of the batch event that failed, when the write was a batch."""
+    if error.index is None:
+        return {}
+    return {"index": error.index, "stream": error.stream}
 
 
 def install(app: FastAPI) -> None:
@@ -105,17 +122,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(list(exc.errors()))
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem(422, summary or "invalid request", kind="invalid-input", errors=errors)
+        return invalid_fields(field_errors(list(exc.errors())))
 
     @app.exception_handler(InvalidInput)
     async def on_invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return invalid_input(exc)
+        return invalid_fields(
+            [{"field": e.field, "message": e.message, "type": "value_error"} for e in exc.every]
+        )
 
     @app.exception_handler(RuleViolation)
     async def on_rule(_: Request, exc: RuleViolation) -> JSONResponse:
-        return problem(409, exc.message, kind="rule-violation", breaks_event_id=exc.breaks_event_id)
+        return problem(
+            409,
+            exc.message,
+            kind="rule-violation",
+            breaks_event_id=exc.breaks_event_id,
+            **where_in_batch(exc),
+        )
 
     @app.exception_handler(VersionConflict)
     async def on_version(_: Request, exc: VersionConflict) -> JSONResponse:
@@ -126,6 +149,7 @@ def install(app: FastAPI) -> None:
             stream=exc.stream,
             expected_version=exc.expected,
             actual_version=exc.actual,
+            **{key: value for key, value in where_in_batch(exc).items() if key == "index"},
         )
 
     @app.exception_handler(IdempotencyConflict)
@@ -141,6 +165,10 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "1"},
             outcome="not_recorded",
         )
+
+    @app.exception_handler(StreamDamaged)
+    async def on_damaged(_: Request, exc: StreamDamaged) -> JSONResponse:
+        return problem(409, exc.message, kind="stream-damaged", stream=exc.stream)
 
     @app.exception_handler(EventNotFound)
     async def on_not_found(_: Request, exc: EventNotFound) -> JSONResponse:

@@ -14,13 +14,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictInt,
     StrictStr,
     UrlConstraints,
+    model_serializer,
 )
 from pydantic_core import PydanticCustomError
 
 from api.inputs import iso_date
+from domain.application import Undecodable
 from domain.errors import InvalidInput
 from domain.hashing import format_timestamp
 from domain.keys import StreamKey, parse_authority, parse_commodity, parse_country
@@ -85,7 +88,7 @@ class EventIn(BaseModel):
     legal_basis: Annotated[StrictStr, Field(max_length=2000)] | None = None
     source: SourceIn | None = None
     note: Annotated[StrictStr, Field(max_length=8000)] | None = None
-    expected_version: Annotated[StrictInt, Field(ge=0)] | None = None
+    expected_version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None
 
     def draft(self) -> EventDraft:
         """The domain draft; InvalidInput (422) for unknown codes or a misfit payload."""
@@ -179,14 +182,49 @@ class EventsOut(BaseModel):
     events: list[EventOut]
 
 
-class EventPage(BaseModel):
+class SkippedEvent(BaseModel):
+    """A stored event passed over because it cannot be decoded (see `GET /v1/audit/verify`)."""
+
+    position: int | None
+    stream: str | None
+    version: int
+    detail: str
+
+    @classmethod
+    def of(cls, found: Undecodable) -> SkippedEvent:
+        return cls(
+            position=found.position,
+            stream=found.stream,
+            version=found.version,
+            detail=found.describe(),
+        )
+
+
+class ReportsSkipped(BaseModel):
+    """An answer that names the stored events it passed over, only when there are any."""
+
+    problems: list[SkippedEvent] = Field(
+        default_factory=list,
+        description="Stored events that could not be decoded and were passed over "
+        "(present only when there are any)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_no_problems(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("problems"):
+            data.pop("problems", None)
+        return data
+
+
+class EventPage(ReportsSkipped):
     events: list[EventOut]
     next_after: int | None = Field(
         description="Pass as `after` for the next page; null when this page is the last."
     )
 
 
-class StreamOut(BaseModel):
+class StreamOut(ReportsSkipped):
     stream: str
     version: int
     events: list[EventOut]
@@ -214,6 +252,9 @@ class StatusResult(BaseModel):
     status: Status
     measures: list[str]
     since: date | None = Field(description="Effective date of the last change")
+    in_force_since: date | None = Field(
+        description="Date the current run of `active` began (null unless active)"
+    )
     event_ids: list[str] = Field(description="The events that built this state")
 
 

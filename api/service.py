@@ -23,6 +23,7 @@ from api.schemas import (
     IntervalOut,
     RebuildOut,
     ReplayStepOut,
+    SkippedEvent,
     StatusOut,
     StatusResult,
     StreamOut,
@@ -167,6 +168,7 @@ class Service:
                 status=row.status,
                 measures=row.measures,
                 since=row.since,
+                in_force_since=row.in_force_since,
                 event_ids=row.event_ids,
             )
             for row in self.projector.view.status(where, day, moment)
@@ -174,7 +176,12 @@ class Service:
         if not results and where.stream is not None:
             results = [
                 StatusResult(
-                    **key_fields(where.stream), status="none", measures=[], since=None, event_ids=[]
+                    **key_fields(where.stream),
+                    status="none",
+                    measures=[],
+                    since=None,
+                    in_force_since=None,
+                    event_ids=[],
                 )
             ]
         return StatusOut(as_of=day, known_at=format_timestamp(moment), results=results)
@@ -230,11 +237,11 @@ class Service:
     ) -> EventPage:
         """A page of the log in position order."""
         where = event_filter(authority, country, commodity, type)
-        found = self.log.select_events(where, after=after, limit=limit + 1)
-        page = found[:limit]
+        page = self.log.page(where, after=after, limit=limit)
         return EventPage(
-            events=[EventOut.of(recorded.position, recorded.event) for recorded in page],
-            next_after=page[-1].position if len(found) > limit else None,
+            events=[EventOut.of(recorded.position, recorded.event) for recorded in page.events],
+            next_after=page.last_position if page.more else None,
+            problems=[SkippedEvent.of(found) for found in page.undecodable],
         )
 
     def event(self, event_id: UUID) -> EventOut:
@@ -243,11 +250,12 @@ class Service:
 
     def stream(self, key: StreamKey) -> StreamOut:
         """Every event of one stream, in version order."""
-        events = self.log.stream_events(key)
+        page = self.log.page(EventFilter.of_stream(key))
         return StreamOut(
             stream=key.name,
-            version=events[-1].event.originator_version if events else 0,
-            events=[EventOut.of(recorded.position, recorded.event) for recorded in events],
+            version=self.log.store.count(EventFilter.of_stream(key)),
+            events=[EventOut.of(recorded.position, recorded.event) for recorded in page.events],
+            problems=[SkippedEvent.of(found) for found in page.undecodable],
         )
 
     def verify(self) -> VerifyOut:

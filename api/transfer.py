@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from api.inputs import located
 from api.schemas import EventIn, EventOut
 from api.service import Service
-from domain.application import IdempotentRequest
+from domain.application import IdempotentRequest, OnUndecodable
 from domain.errors import InvalidInput
 from domain.keys import EventFilter
 
@@ -46,13 +46,13 @@ IMPORT_CALLER = "import"
 Progress = Callable[[int], None]
 
 
-def exported(svc: Service, where: EventFilter) -> Iterator[EventOut]:
-    """The matching events as the API answers them, in position order, a page at a time."""
-    position: int | None = None
-    while page := svc.log.select_events(where, after=position, limit=1000):
-        for recorded in page:
-            yield EventOut.of(recorded.position, recorded.event)
-        position = page[-1].position
+def exported(
+    svc: Service, where: EventFilter, on_undecodable: OnUndecodable | None = None
+) -> Iterator[EventOut]:
+    """The matching events as the API answers them, in position order, a page at a time
+    (an event that cannot be decoded is passed over and given to `on_undecodable`)."""
+    for recorded in svc.log.read(where, on_undecodable=on_undecodable):
+        yield EventOut.of(recorded.position, recorded.event)
 
 
 def write_jsonl(events: Iterator[EventOut], out: IO[str], progress: Progress) -> int:

@@ -6,15 +6,28 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    PersistenceError,
+    StoredEvent,
+    Transcoding,
+)
 
-from domain.errors import EventNotFound, IdempotencyConflict, VersionConflict, WriteContention
+from domain.errors import (
+    DomainError,
+    EventNotFound,
+    IdempotencyConflict,
+    StreamDamaged,
+    VersionConflict,
+    WriteContention,
+)
 from domain.hashing import canonical_json
 from domain.keys import EventFilter, StreamKey
 from domain.store.config import environment_for
@@ -26,7 +39,28 @@ APPLICATION_NAME = "SanctionsTimeline"
 """The log's name: the library's config prefix, and the name tracking records follow."""
 MAX_WRITE_ATTEMPTS = 5
 logger = logging.getLogger("sanctions.log")
-OnUndecodable = Callable[[StoredEvent, Exception], None]
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored event whose bytes cannot be decoded: altered outside the service."""
+
+    position: int | None
+    stream: str | None
+    stream_id: uuid.UUID
+    version: int
+    error: Exception
+
+    def describe(self) -> str:
+        where = self.stream or f"stream id {self.stream_id}"
+        at = "" if self.position is None else f" at position {self.position}"
+        return (
+            f"event version {self.version} of {where}{at} cannot be decoded "
+            f"({type(self.error).__name__}); `sanctions verify` reports what changed"
+        )
+
+
+OnUndecodable = Callable[[Undecodable], None]
 
 
 class DateAsISO(Transcoding):
@@ -48,6 +82,17 @@ class RecordedEvent:
 
     position: int
     event: SanctionsStream.Event
+
+
+@dataclass(frozen=True)
+class Page:
+    """Part of the log: the events read, those that could not be decoded, and where
+    reading stopped (the position of the last stored event looked at)."""
+
+    events: list[RecordedEvent]
+    undecodable: list[Undecodable]
+    last_position: int | None
+    more: bool
 
 
 @dataclass(frozen=True)
@@ -161,20 +206,22 @@ class SanctionsLog(Application[uuid.UUID]):
     ) -> tuple[list[SanctionsStream.Event], list[IndexRow]]:
         streams: dict[StreamKey, SanctionsStream] = {}
         events: list[SanctionsStream.Event] = []
-        for draft in drafts:
-            stream = streams.get(draft.key)
-            if stream is None:
-                stream = streams[draft.key] = self.stream(draft.key)
-            if draft.expected_version is not None and draft.expected_version != stream.version:
-                raise VersionConflict(draft.key.name, draft.expected_version, stream.version)
-            events.append(
-                stream.record(
+        for number, draft in enumerate(drafts):
+            try:
+                stream = streams.get(draft.key)
+                if stream is None:
+                    stream = streams[draft.key] = self.stream(draft.key)
+                if draft.expected_version is not None and draft.expected_version != stream.version:
+                    raise VersionConflict(draft.key.name, draft.expected_version, stream.version)
+                event = stream.record(
                     draft,
                     event_id=uuid.uuid4(),
                     recorded_at=self._clock.now(),
                     recorded_by=recorded_by,
                 )
-            )
+            except DomainError as error:
+                raise error.at(number, draft.key.name) from None
+            events.append(event)
         for stream in streams.values():
             stream.collect_events()  # saved below, in the order they were asked for
         index = [
@@ -195,33 +242,96 @@ class SanctionsLog(Application[uuid.UUID]):
     # Reading
 
     def stream(self, key: StreamKey) -> SanctionsStream:
-        """The stream as recorded so far (empty, version 0, if nothing is)."""
+        """The stream as recorded so far (empty, version 0, if nothing is); StreamDamaged
+        if its stored events no longer make a stream (altered outside the service)."""
         try:
             return cast(SanctionsStream, self.repository.get(key.aggregate_id))
         except AggregateNotFoundError:
             return SanctionsStream.empty(key)
+        except PersistenceError:
+            raise  # the database, not the stream: answered 503
+        except Exception as error:  # whatever the damage, never a 500: name it
+            raise StreamDamaged(key.name, type(error).__name__) from error
 
     def decode(self, positioned: PositionedEvent) -> RecordedEvent:
         event = self.mapper.to_domain_event(positioned.stored)
         return RecordedEvent(positioned.position, cast(SanctionsStream.Event, event))
 
     def decode_tolerantly(
-        self, stored: StoredEvent, on_undecodable: OnUndecodable | None = None
+        self,
+        stored: StoredEvent,
+        on_undecodable: OnUndecodable | None = None,
+        *,
+        position: int | None = None,
+        stream: str | None = None,
     ) -> SanctionsStream.Event | None:
         """The domain event, or None when its stored bytes cannot be decoded: a store
         altered behind the service's back, which readers pass over and verify reports."""
         try:
             return cast(SanctionsStream.Event, self.mapper.to_domain_event(stored))
         except Exception as error:  # any decoding failure: the bytes are not ours
-            logger.error(
-                "cannot decode event version %s of stream %s: %s",
+            found = Undecodable(
+                position,
+                stream,
+                uuid.UUID(str(stored.originator_id)),
                 stored.originator_version,
-                stored.originator_id,
-                type(error).__name__,
+                error,
             )
+            logger.error("%s", found.describe())
             if on_undecodable is not None:
-                on_undecodable(stored, error)
+                on_undecodable(found)
             return None
+
+    def page(
+        self,
+        where: EventFilter = EventFilter(),
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        event_ids: Sequence[str] = (),
+    ) -> Page:
+        """Events matching the filter (and `event_ids`, if given), in position order; an
+        event whose stored bytes cannot be decoded is passed over, named in `undecodable`."""
+        rows = self.store.select_positioned(
+            where, after=after, limit=None if limit is None else limit + 1, event_ids=event_ids
+        )
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
+        undecodable: list[Undecodable] = []
+        events = []
+        for row in rows:
+            event = self.decode_tolerantly(
+                row.stored, undecodable.append, position=row.position, stream=row.stream
+            )
+            if event is not None:
+                events.append(RecordedEvent(row.position, event))
+        return Page(events, undecodable, rows[-1].position if rows else None, more)
+
+    def read(
+        self,
+        where: EventFilter = EventFilter(),
+        *,
+        page_size: int = 1000,
+        on_undecodable: OnUndecodable | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Every matching event in position order, a page at a time (bounded memory);
+        undecodable ones are passed over and given to `on_undecodable`."""
+        position: int | None = None
+        while True:
+            page = self.page(where, after=position, limit=page_size)
+            if on_undecodable is not None:
+                for found in page.undecodable:
+                    on_undecodable(found)
+            yield from page.events
+            if not page.more:
+                return
+            position = page.last_position
+
+    @staticmethod
+    def check_decodable(page: Page) -> None:
+        """StreamDamaged naming the first event of `page` that could not be decoded."""
+        for found in page.undecodable:
+            raise StreamDamaged(found.stream or str(found.stream_id), found.describe())
 
     def select_events(
         self,
@@ -230,27 +340,25 @@ class SanctionsLog(Application[uuid.UUID]):
         after: int | None = None,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        """Events matching the filter, in position order."""
-        return [
-            self.decode(p) for p in self.store.select_positioned(where, after=after, limit=limit)
-        ]
+        """Events matching the filter, in position order (undecodable ones passed over)."""
+        return self.page(where, after=after, limit=limit).events
 
     def events_by_ids(self, event_ids: Sequence[str]) -> list[RecordedEvent]:
-        """The events with these ids, in the order given."""
-        found = {
-            str(recorded.event.event_id): recorded
-            for recorded in (
-                self.decode(p) for p in self.store.select_positioned(event_ids=event_ids)
-            )
-        }
-        return [found[event_id] for event_id in event_ids]
+        """The events with these ids, in the order given (StreamDamaged if one of them
+        can no longer be decoded)."""
+        page = self.page(event_ids=event_ids)
+        self.check_decodable(page)
+        by_id = {str(recorded.event.event_id): recorded for recorded in page.events}
+        return [by_id[event_id] for event_id in event_ids]
 
     def event(self, event_id: uuid.UUID) -> RecordedEvent:
-        """One event by id; EventNotFound if there is none."""
-        found = self.select_events(EventFilter(event_id=event_id))
-        if not found:
+        """One event by id; EventNotFound if there is none, StreamDamaged if it cannot
+        be decoded."""
+        page = self.page(EventFilter(event_id=event_id))
+        self.check_decodable(page)
+        if not page.events:
             raise EventNotFound(str(event_id))
-        return found[0]
+        return page.events[0]
 
     def stream_events(self, key: StreamKey) -> list[RecordedEvent]:
         """Every event of one stream, in version order."""

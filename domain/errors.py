@@ -8,6 +8,15 @@ from collections.abc import Sequence
 class DomainError(Exception):
     """Base class: something the caller asked for cannot be done."""
 
+    index: int | None = None
+    """In a batch, the zero-based index of the event that could not be recorded."""
+    stream: str | None = None
+
+    def at(self, index: int, stream: str) -> DomainError:
+        """This error, located at event `index` (of `stream`) of a batch."""
+        self.index, self.stream = index, stream
+        return self
+
 
 class InvalidInput(DomainError):
     """A value is malformed or unknown (HTTP 422); `every` lists it with any others
@@ -77,3 +86,18 @@ class WriteContention(DomainError):
         )
         super().__init__(message)
         self.message = message
+
+
+class StreamDamaged(DomainError):
+    """A stream's stored events were altered outside the service, so it cannot be
+    written to (HTTP 409): verify says what changed."""
+
+    def __init__(self, stream: str, reason: str) -> None:
+        message = (
+            f"{stream} cannot be read back from the store ({reason}): its stored events "
+            "were altered outside the service. Nothing was recorded; `sanctions verify` "
+            "(GET /v1/audit/verify) reports what changed."
+        )
+        super().__init__(message)
+        self.message = message
+        self.stream = stream

@@ -12,8 +12,6 @@ from domain.rules import Status
 from domain.stream import SanctionsStream
 from projections.view import StatusView
 
-PAGE = 1000
-
 
 @dataclass(frozen=True)
 class ReplayStep:
@@ -35,16 +33,10 @@ def replay_steps(
     """Every matching event in position order, each with its stream's status as of the
     event's effective date (for a retraction, the retracted event's), known at the
     moment the event was recorded. Reads a page at a time: memory stays bounded."""
-    position: int | None = None
-    while True:
-        page = log.select_events(where, after=position, limit=PAGE)
-        if not page:
-            return
-        for recorded in page:
-            event = recorded.event
-            if known_at is None or event.recorded_at <= known_at:
-                yield _step(log, view, recorded.position, event)
-        position = page[-1].position
+    for recorded in log.read(where):
+        event = recorded.event
+        if known_at is None or event.recorded_at <= known_at:
+            yield _step(log, view, recorded.position, event)
 
 
 def _step(

@@ -41,6 +41,8 @@ class ValidInterval(NamedTuple):
     measures: tuple[str, ...]
     event_ids: tuple[str, ...]
     event_id: str
+    in_force_since: date | None
+    """Where the run of `active` intervals this one belongs to began (None unless active)."""
 
     @property
     def since(self) -> date:
@@ -76,17 +78,30 @@ def valid_intervals(stream: str, entries: Iterable[TimelineEntry]) -> list[Valid
             last_id = entry.event_id
         if last_id is not None:
             days.append((day, state, last_id))
-    return [
-        ValidInterval(
-            valid_from=day,
-            valid_to=days[index + 1][0] if index + 1 < len(days) else None,
-            status=state.status,
-            measures=tuple(sorted(state.measures)),
-            event_ids=state.event_ids,
-            event_id=event_id,
+    intervals: list[ValidInterval] = []
+    for index, (day, state, event_id) in enumerate(days):
+        intervals.append(
+            ValidInterval(
+                valid_from=day,
+                valid_to=days[index + 1][0] if index + 1 < len(days) else None,
+                status=state.status,
+                measures=tuple(sorted(state.measures)),
+                event_ids=state.event_ids,
+                event_id=event_id,
+                in_force_since=in_force_since(intervals[-1] if intervals else None, state, day),
+            )
         )
-        for index, (day, state, event_id) in enumerate(days)
-    ]
+    return intervals
+
+
+def in_force_since(previous: ValidInterval | None, state: StreamState, day: date) -> date | None:
+    """When the current run of `active` began, for a state that starts on `day` right
+    after the `previous` interval (None unless active)."""
+    if state.status != "active":
+        return None
+    if previous is not None and previous.in_force_since is not None:
+        return previous.in_force_since
+    return day
 
 
 @dataclass
@@ -155,6 +170,8 @@ def appended(record: StreamRecord, added: TimelineEntry) -> list[ValidInterval] 
         after = apply(record.stream, state, added)
     except RuleBroken:
         return current  # passed over, as a full fold would
+    same_day = added.effective_date == last.valid_from  # folds into one interval
+    before = (current[-2] if len(current) > 1 else None) if same_day else last
     interval = ValidInterval(
         valid_from=added.effective_date,
         valid_to=None,
@@ -162,8 +179,9 @@ def appended(record: StreamRecord, added: TimelineEntry) -> list[ValidInterval] 
         measures=tuple(sorted(after.measures)),
         event_ids=after.event_ids,
         event_id=added.event_id,
+        in_force_since=in_force_since(before, after, added.effective_date),
     )
-    if added.effective_date == last.valid_from:  # the same day folds into one interval
+    if same_day:
         return [*current[:-1], interval]
     return [*current[:-1], last._replace(valid_to=added.effective_date), interval]
 

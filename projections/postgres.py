@@ -29,6 +29,9 @@ class PostgresStatusView(StatusView, PostgresTrackingRecorder):
     def bare(self, table: str) -> str:
         return Identifier(table).as_string()
 
+    def lock(self, cursor: Cursor, table: str) -> None:
+        cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
     def claim(self, cursor: Cursor) -> int:
         cursor.execute(
             f"SELECT notification_id FROM {self.tracking_table()}"

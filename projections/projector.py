@@ -41,6 +41,7 @@ def open_view(log: SanctionsLog) -> StatusView:
 
         view = PostgresStatusView(datastore)
     view.create_table()
+    view.ensure_format()
     return view
 
 

@@ -23,6 +23,7 @@ class StatusRow:
     status: Status
     measures: list[str]
     since: date | None
+    in_force_since: date | None
     event_ids: list[str]
 
 
@@ -65,6 +66,7 @@ def interval_params(row: IntervalRow) -> tuple[Any, ...]:
         interval.event_id,
         format_timestamp(row.tx_from),
         OPEN_TIME if row.tx_to is None else format_timestamp(row.tx_to),
+        None if interval.in_force_since is None else interval.in_force_since.isoformat(),
     )
 
 
@@ -102,6 +104,10 @@ def valid_to_of(value: str) -> date | None:
     return None if value == OPEN_DATE else date.fromisoformat(value)
 
 
+def date_or_none(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
 def timestamp_of(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -117,6 +123,7 @@ def interval_row_of(row: Any) -> IntervalRow:
             measures=tuple(json.loads(row["measures"])),
             event_ids=tuple(json.loads(row["event_ids"])),
             event_id=row["event_id"],
+            in_force_since=date_or_none(row["in_force_since"]),
         ),
         tx_from=timestamp_of(row["tx_from"]),
         tx_to=None if row["tx_to"] == OPEN_TIME else timestamp_of(row["tx_to"]),
@@ -129,6 +136,7 @@ def status_row_of(row: Any) -> StatusRow:
         status=cast(Status, row["status"]),
         measures=json.loads(row["measures"]),
         since=date.fromisoformat(row["valid_from"]),
+        in_force_since=date_or_none(row["in_force_since"]),
         event_ids=json.loads(row["event_ids"]),
     )
 

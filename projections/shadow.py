@@ -36,7 +36,7 @@ class ShadowTables(ReadModelTables):
         currents = [current_params(record) for record, _ in records]
         with self.transaction(commit=True) as cursor:
             for table, marks, values in (
-                ("status_intervals", 12, rows),
+                ("status_intervals", 13, rows),
                 ("projected_entries", 6, entries),
                 ("current_status", 10, currents),
             ):

@@ -25,6 +25,10 @@ class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
     def tracking_table(self) -> str:
         return "tracking"
 
+    def lock(self, cursor: Cursor, table: str) -> None:
+        # SQLite has one write lock per database: a write takes it for the transaction.
+        cursor.execute(f"DELETE FROM {table} WHERE 0")
+
     def claim(self, cursor: Cursor) -> int:
         # A write first, so the transaction holds SQLite's write lock before it reads.
         cursor.execute(

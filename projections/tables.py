@@ -8,15 +8,20 @@ from domain.application import APPLICATION_NAME
 from domain.store.sql import Cursor, Dialect, Transactions
 
 TRACKED_APPLICATION = APPLICATION_NAME
-OPEN_DATE = "9999-12-31"
-OPEN_TIME = "9999-12-31T23:59:59.999999Z"
+OPEN_DATE = OPEN_TIME = "infinity"
+"""An open end of an interval: no date or time is written so, and it sorts after all of
+them (the columns are text compared byte by byte), so `valid_to > ?` still holds."""
+READ_MODEL_FORMAT = 2
+"""Raised whenever the read models' columns or encoding change: tables written in
+another format are dropped and rebuilt from the log on start-up."""
 
 TABLES = {
     "status_intervals": "CREATE TABLE IF NOT EXISTS {name} ("
     " stream {text} NOT NULL, authority {text} NOT NULL, country {text} NOT NULL,"
     " commodity {text} NOT NULL, valid_from {text} NOT NULL, valid_to {text} NOT NULL,"
     " status {text} NOT NULL, measures {text} NOT NULL, event_ids {text} NOT NULL,"
-    " event_id {text} NOT NULL, tx_from {text} NOT NULL, tx_to {text} NOT NULL)",
+    " event_id {text} NOT NULL, tx_from {text} NOT NULL, tx_to {text} NOT NULL,"
+    " in_force_since {text})",
     "projected_entries": "CREATE TABLE IF NOT EXISTS {name} ("
     " event_id {text} PRIMARY KEY, stream {text} NOT NULL, version BIGINT NOT NULL,"
     " type {text} NOT NULL, effective_date {text} NOT NULL, measures {text} NOT NULL)",
@@ -65,6 +70,33 @@ class ReadModelTables(Transactions):
 
     def claim(self, cursor: Cursor) -> int:
         """Lock the tracking record for this transaction; the position it holds."""
+        raise NotImplementedError
+
+    def ensure_format(self) -> None:
+        """Drop read models written in another format (they are rebuilt from the log by
+        the next catch-up) and record the current one, in one transaction."""
+        table = self.qualified("read_model_format")
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
+        with self.transaction(commit=True) as cursor:
+            self.lock(cursor, table)
+            cursor.execute(f"SELECT version FROM {table}")
+            row = cursor.fetchone()
+            if row is not None and int(row["version"]) == READ_MODEL_FORMAT:
+                return
+            for name in READ_MODELS:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(name)}")
+            for statement in self.read_model_statements():
+                cursor.execute(statement)
+            cursor.execute(
+                f"DELETE FROM {self.tracking_table()} WHERE application_name = ?",
+                (TRACKED_APPLICATION,),
+            )
+            cursor.execute(f"DELETE FROM {table}")
+            cursor.execute(f"INSERT INTO {table} VALUES (?)", (READ_MODEL_FORMAT,))
+
+    def lock(self, cursor: Cursor, table: str) -> None:
+        """Hold `table` for this transaction against every other writer."""
         raise NotImplementedError
 
     def position(self, application_name: str = TRACKED_APPLICATION) -> int:

@@ -16,9 +16,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-
-from domain.application import SanctionsLog
+from domain.application import SanctionsLog, Undecodable
 from domain.hashing import GENESIS_HASH, format_timestamp
 from domain.keys import StreamKey
 from domain.store.records import IndexRow
@@ -96,12 +94,9 @@ class Verifier:
     def add(self, kind: str, stream: str | None, version: int | None, detail: str) -> None:
         self.report.problems.append(Problem(kind, stream, version, detail))
 
-    def undecodable(self, stream: str | None, stored: StoredEvent, error: Exception) -> None:
+    def undecodable(self, stream: str | None, found: Undecodable) -> None:
         self.add(
-            "undecodable",
-            stream,
-            stored.originator_version,
-            f"cannot be decoded: {type(error).__name__}",
+            "undecodable", stream, found.version, f"cannot be decoded: {type(found.error).__name__}"
         )
 
     def check_stream(self, originator_id: UUID, projected_up_to: int) -> str | None:

@@ -137,7 +137,7 @@ class StatusView(ShadowTables):
         if opened_here:
             cursor.executemany(
                 f"INSERT INTO {self.qualified('status_intervals')}"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [interval_params(row) for row in opened_here.values()],
             )
         touched = sorted({c.stream for c in changes})

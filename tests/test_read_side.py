@@ -134,7 +134,7 @@ def test_status_rows_per_stream_with_since_and_event_ids(
     assert answer["as_of"] == "2023-06-01" and answer["known_at"].endswith("Z")
     assert [r["stream"] for r in answer["results"]] == ["EU/BY/potash", "US/BY/potash"]
     us = answer["results"][1]
-    assert us["since"] == "2022-04-01"
+    assert us["since"] == "2022-04-01" and us["in_force_since"] == "2021-08-09"
     assert us["event_ids"] == [belarus[0]["event_id"], belarus[1]["event_id"]]
     assert set(us) == {
         "authority",
@@ -144,6 +144,7 @@ def test_status_rows_per_stream_with_since_and_event_ids(
         "status",
         "measures",
         "since",
+        "in_force_since",
         "event_ids",
     }
     before = client.get("/v1/status", params={"country": "BY", "as_of": "2021-07-01"}).json()
@@ -158,6 +159,7 @@ def test_status_rows_per_stream_with_since_and_event_ids(
             "status": "none",
             "measures": [],
             "since": None,
+            "in_force_since": None,
             "event_ids": [],
         }
     ]
@@ -527,3 +529,53 @@ def test_an_event_not_yet_projected_moves_known_at_before_it(
 
 def draft_of(body: dict[str, Any]) -> Any:
     return EventIn.model_validate(body).draft()
+
+
+def in_force_since_from_timeline(intervals: list[dict[str, Any]], day: str) -> str | None:
+    """Independently: walk back from the interval holding `day` while intervals stay active."""
+    holding = [i for i in intervals if i["valid_from"] <= day and (i["valid_to"] or "~") > day]
+    if not holding or holding[0]["status"] != "active":
+        return None
+    start = holding[0]
+    for interval in reversed(intervals[: intervals.index(start)]):
+        if interval["status"] != "active" or interval["valid_to"] != start["valid_from"]:
+            break
+        start = interval
+    return str(start["valid_from"])
+
+
+def test_in_force_since_is_where_the_current_run_of_active_began(client: TestClient) -> None:
+    us = {**BASE, "authority": "US"}
+    post(client, {**us, "type": "imposed", "effective_date": "2020-01-01", "measures": ["quota"]})
+    post(
+        client,
+        {**us, "type": "expanded", "effective_date": "2020-06-01", "measures": ["import_ban"]},
+    )
+    post(client, {**us, "type": "eased", "effective_date": "2021-01-01", "measures": ["quota"]})
+    post(client, {**us, "type": "lifted", "effective_date": "2022-01-01"})
+    post(client, {**us, "type": "imposed", "effective_date": "2023-01-01", "measures": ["quota"]})
+    post(
+        client,
+        {**us, "type": "expanded", "effective_date": "2023-01-01", "measures": ["export_ban"]},
+    )
+    post(
+        client,
+        {**us, "type": "expanded", "effective_date": "2024-03-01", "measures": ["import_ban"]},
+    )
+    # a late event lands in the first run: the stream is refolded, the run's start kept
+    post(
+        client,
+        {**us, "type": "expanded", "effective_date": "2020-03-01", "measures": ["services_ban"]},
+    )
+    intervals = client.get("/v1/timeline", params={**BASE, "authority": "US"}).json()["intervals"]
+    days = ["2019-12-31", "2020-01-01", "2020-07-01", "2021-06-01", "2022-06-01", "2023-01-01",
+            "2024-06-01", "2030-01-01"]  # fmt: skip
+    seen = []
+    for day in days:
+        (row,) = client.get("/v1/status", params={**BASE, "authority": "US", "as_of": day}).json()[
+            "results"
+        ]
+        assert row["in_force_since"] == in_force_since_from_timeline(intervals, day), day
+        seen.append(row["in_force_since"])
+    assert seen == [None, "2020-01-01", "2020-01-01", "2020-01-01", None, "2023-01-01",
+                    "2023-01-01", "2023-01-01"]  # fmt: skip

@@ -13,12 +13,23 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from api.deps import Reader, ServiceDep
-from api.schemas import EventOut, ReplayOut, VerifyOut
+from api.inputs import MAX_POSITION, parse_position
+from api.schemas import EventOut, ReplayOut, SkippedEvent, VerifyOut
 from api.service import event_filter
-from domain.errors import InvalidInput
+from domain.application import Undecodable
 from domain.rules import EventType
 
 router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+def skipped_event(found: Undecodable) -> ServerSentEvent:
+    """An SSE `problem` event for a stored event that cannot be decoded (still given its
+    position as id, so a client resuming from it does not ask for it again)."""
+    return ServerSentEvent(
+        data=SkippedEvent.of(found).model_dump_json(),
+        id=None if found.position is None else str(found.position),
+        event="problem",
+    )
 
 
 @router.get(
@@ -68,7 +79,9 @@ async def event_stream(
     commodity: str | None = None,
     authority: str | None = None,
     type: EventType | None = None,
-    after: Annotated[int | None, Query(ge=0, description="Start after this position")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="Start after this position")
+    ] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """From the start of the log, or after `Last-Event-ID` (a reconnecting client) or
@@ -76,23 +89,27 @@ async def event_stream(
     where = event_filter(authority, country, commodity, type)
     position = after or 0
     if last_event_id is not None and last_event_id.strip():
-        if not last_event_id.strip().isdigit():
-            raise InvalidInput("header.Last-Event-ID", "must be a position (a whole number)")
-        position = int(last_event_id.strip())
+        position = parse_position(last_event_id, "header.Last-Event-ID")
     settings = svc.settings
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal position
         while not await request.is_disconnected():
-            page = await run_in_threadpool(svc.log.select_events, where, after=position, limit=200)
-            for recorded in page:
+            page = await run_in_threadpool(svc.log.page, where, after=position, limit=200)
+            skipped = {found.position: found for found in page.undecodable}
+            for recorded in page.events:
+                for at in sorted(p for p in skipped if p is not None and p < recorded.position):
+                    yield skipped_event(skipped.pop(at))
                 yield ServerSentEvent(
                     data=EventOut.of(recorded.position, recorded.event).model_dump_json(),
                     id=str(recorded.position),
                     event="event",
                 )
-                position = recorded.position
-            if not page:
+            for found in skipped.values():
+                yield skipped_event(found)
+            if page.last_position is None:
                 await asyncio.sleep(settings.sse_poll_seconds)
+            else:
+                position = page.last_position
 
     return EventSourceResponse(events(), ping=settings.sse_ping_seconds)

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import Reader, ServiceDep, Writer
-from api.inputs import located
+from api.inputs import MAX_POSITION, located
 from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
 from domain.application import IdempotentRequest, RecordedEvent
 from domain.rules import EventType
@@ -106,7 +106,7 @@ def list_events(
     country: str | None = None,
     commodity: str | None = None,
     type: EventType | None = None,
-    after: Annotated[int | None, Query(ge=0, description="a position")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="a position")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
     return svc.events(authority, country, commodity, type, after, limit)

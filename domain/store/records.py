@@ -38,10 +38,12 @@ class IdempotencyRecord:
 
 @dataclass(frozen=True)
 class PositionedEvent:
-    """A stored event and its global position in the log."""
+    """A stored event, its global position in the log, and (when the event index
+    knows it) its stream's name."""
 
     position: int
     stored: StoredEvent
+    stream: str | None = None
 
 
 class EventStore(ABC):

@@ -175,7 +175,7 @@ class SanctionsRecorderMixin(Transactions, EventStore):
             caller, key, row["request_hash"], tuple(json.loads(row["event_ids"]))
         )
 
-    def positioned(self, row: Any) -> PositionedEvent:
+    def positioned(self, row: Any, stream: str | None = None) -> PositionedEvent:
         """A stored event (and its position) from a row selected as `event_position`,
         `originator_id`, `originator_version`, `topic`, `state`."""
         return PositionedEvent(
@@ -186,6 +186,7 @@ class SanctionsRecorderMixin(Transactions, EventStore):
                 topic=row["topic"],
                 state=as_bytes(row["state"]),
             ),
+            stream,
         )
 
     def select_positioned(
@@ -208,7 +209,7 @@ class SanctionsRecorderMixin(Transactions, EventStore):
             params.append(after)
         statement = (
             f"SELECT s.{self.position_column} AS event_position, s.originator_id,"
-            " s.originator_version, s.topic, s.state"
+            " s.originator_version, s.topic, s.state, i.stream"
             f" FROM {self.qualified(self.events_table_name)} s"
             f" JOIN {self.qualified('event_index')} i"
             " ON i.originator_id = s.originator_id"
@@ -223,7 +224,7 @@ class SanctionsRecorderMixin(Transactions, EventStore):
         with self.transaction(commit=False) as cursor:
             cursor.execute(statement, params)
             rows = cursor.fetchall()
-        return [self.positioned(row) for row in rows]
+        return [self.positioned(row, row["stream"]) for row in rows]
 
     def count(self, where: EventFilter = EventFilter()) -> int:
         clauses, params = key_clauses(where)
