@@ -95,6 +95,12 @@ def reader(request: Request, svc: ServiceDep, credentials: Credentials) -> Calle
     return None
 
 
+def auditor(request: Request, svc: ServiceDep, credentials: Credentials) -> Caller:
+    """Verification always needs a reader token: it costs seconds on a large log."""
+    return require(Role.READER, svc, credentials, request)
+
+
 Writer = Annotated[Caller, Depends(writer)]
+Auditor = Annotated[Caller, Depends(auditor)]
 Admin = Annotated[Caller, Depends(admin)]
 Reader = Annotated[Caller | None, Depends(reader)]

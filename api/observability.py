@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_log = logging.getLogger("sanctions.requests")
@@ -53,10 +54,20 @@ class Metrics:
         )
 
 
-def route_of(scope: Scope) -> str:
+def route_of(scope: Scope, received: Scope) -> str:
+    """The route template a request matched (`/static/{path}`, `/openapi.json`, …), never
+    its raw path: metrics labels stay few. FastAPI records only its own API routes in the
+    scope, so the others are matched again against the scope as it was `received`."""
     route = scope.get("route")
+    if route is None:
+        for candidate in getattr(scope.get("app"), "routes", ()):
+            if candidate.matches(received)[0] is Match.FULL:
+                route = candidate
+                break
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    if not isinstance(path, str):
+        return "unmatched"
+    return path + "/{path}" if isinstance(route, Mount) else path
 
 
 class RequestObserver:
@@ -71,6 +82,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        received = dict(scope)  # routing rewrites path and root_path in place
         status = 500
 
         async def observe(message: Message) -> None:
@@ -83,7 +95,7 @@ class RequestObserver:
             await self.app(scope, receive, observe)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_of(scope)
+            route = route_of(scope, received)
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)

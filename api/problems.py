@@ -23,6 +23,7 @@ from domain.errors import (
     VersionConflict,
     WriteContention,
 )
+from projections.projector import RebuildInProgress
 
 PROBLEM_TYPE_BASE = "https://sanctions-timeline.dev/problems/"
 logger = logging.getLogger("sanctions.api")
@@ -169,6 +170,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StreamDamaged)
     async def on_damaged(_: Request, exc: StreamDamaged) -> JSONResponse:
         return problem(409, exc.message, kind="stream-damaged", stream=exc.stream)
+
+    @app.exception_handler(RebuildInProgress)
+    async def on_rebuilding(_: Request, exc: RebuildInProgress) -> JSONResponse:
+        return problem(409, str(exc), kind="rebuild-in-progress")
 
     @app.exception_handler(EventNotFound)
     async def on_not_found(_: Request, exc: EventNotFound) -> JSONResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -87,6 +88,9 @@ class Service:
     writing: list[datetime] = field(default_factory=list)
     """When each write now in progress began: its events are not visible yet."""
     writing_lock: threading.Lock = field(default_factory=threading.Lock)
+    verifying: Future[VerifyOut] | None = None
+    """The verification now running, which concurrent calls wait for and share."""
+    verifying_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # Writing
 
@@ -259,8 +263,22 @@ class Service:
         )
 
     def verify(self) -> VerifyOut:
-        """Every hash chain recomputed; every read model against a fresh replay."""
-        return VerifyOut.of(verify(self.log, self.projector.view))
+        """Every hash chain recomputed; every read model against a fresh replay. Calls
+        made while a run is under way share its result instead of starting another."""
+        with self.verifying_lock:
+            run, leader = self.verifying, self.verifying is None
+            if run is None:
+                run = self.verifying = Future()
+        if not leader:
+            return run.result()
+        try:
+            run.set_result(VerifyOut.of(verify(self.log, self.projector.view)))
+        except BaseException as error:
+            run.set_exception(error)
+        finally:
+            with self.verifying_lock:
+                self.verifying = None
+        return run.result()
 
     def rebuild(self, batch_size: int = 5000, progress: Progress | None = None) -> RebuildOut:
         """Every read model dropped and rebuilt from the log."""

@@ -45,6 +45,10 @@ def open_view(log: SanctionsLog) -> StatusView:
     return view
 
 
+class RebuildInProgress(Exception):
+    """A rebuild was asked for while another one is running."""
+
+
 @dataclass(frozen=True)
 class RebuildReport:
     events: int
@@ -60,6 +64,7 @@ class Projector:
         self.view = view
         self.batch_size = batch_size
         self._lock = threading.RLock()  # a rebuild's swap holds it, then catches up
+        self._rebuilding = threading.Lock()
         self._caught_up = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,7 +144,16 @@ class Projector:
         (no read-model look-ups, indexes built once at the end), then swap them in
         with the tracking record in one transaction and catch up with what was
         recorded meanwhile. Reads keep their answers until the swap; a rebuild that
-        dies half-way leaves the read models as they were."""
+        dies half-way leaves the read models as they were. One rebuild at a time:
+        RebuildInProgress while another runs."""
+        if not self._rebuilding.acquire(blocking=False):
+            raise RebuildInProgress("a rebuild of the read models is already running")
+        try:
+            return self._rebuild(batch_size, progress)
+        finally:
+            self._rebuilding.release()
+
+    def _rebuild(self, batch_size: int, progress: Progress | None) -> RebuildReport:
         started = time.perf_counter()
         snapshot = self.log.recorder.max_notification_id() or 0
         self.view.begin_shadow()

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from api.seed import seed
 from api.service import Service
 from domain.keys import StreamKey
-from tests.conftest import POSTGRES_URL, WRITER, run_cli
+from tests.conftest import POSTGRES_URL, READER, WRITER, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 Execute = Callable[[str, tuple[Any, ...]], list[Any]]
@@ -66,7 +66,7 @@ def seeded(services: Service, client: TestClient) -> TestClient:
 
 
 def verify(client: TestClient) -> dict[str, Any]:
-    response = client.get("/v1/audit/verify")
+    response = client.get("/v1/audit/verify", headers=READER)
     assert response.status_code == 200, response.text
     report: dict[str, Any] = response.json()
     return report

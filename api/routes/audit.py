@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import Reader, ServiceDep
+from api.deps import Auditor, Reader, ServiceDep
 from api.inputs import MAX_POSITION, parse_position
 from api.schemas import EventOut, ReplayOut, SkippedEvent, VerifyOut
 from api.service import event_filter
@@ -62,7 +62,7 @@ def audit_replay(
     response_model=VerifyOut,
     summary="Recompute every hash chain; compare every read model with a fresh replay",
 )
-def audit_verify(svc: ServiceDep, _: Reader) -> VerifyOut:
+def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
     return svc.verify()
 
 
