@@ -3,59 +3,20 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.seed import seed
 from api.service import Service
-from domain.keys import StreamKey
-from tests.conftest import POSTGRES_URL, READER, WRITER, run_cli
+from tests.conftest import READER, WRITER, run_cli
+from tests.tamper import behind_the_back, events_table, stream_id
 
 ROOT = Path(__file__).resolve().parents[1]
 Execute = Callable[[str, tuple[Any, ...]], list[Any]]
-
-
-@contextmanager
-def behind_the_back(services: Service) -> Iterator[Execute]:
-    """A raw connection to the service's database, not through the service."""
-    url = services.log.database_url
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.split("sqlite:///", 1)[1])
-
-        def run(sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-            return conn.execute(sql.replace("%s", "?"), params).fetchall()
-
-        try:
-            yield run
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    schema = url.split("schema=", 1)[1]
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as pg:
-        pg.execute(f'SET search_path TO "{schema}"')
-
-        def run_pg(sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-            cursor = pg.execute(sql, params)  # type: ignore[arg-type]
-            return cursor.fetchall() if cursor.description else []
-
-        yield run_pg
-
-
-def events_table(services: Service) -> str:
-    return services.log.store.events_table_name
-
-
-def stream_id(services: Service, stream: str) -> Any:
-    key = StreamKey.from_name(stream).aggregate_id
-    return key.hex if services.log.store.dialect == "sqlite" else key
 
 
 @pytest.fixture
