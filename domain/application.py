@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -15,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     PersistenceError,
     StoredEvent,
     Transcoding,
@@ -116,18 +118,35 @@ class IdempotentRequest:
         return cls(caller, key, hashlib.sha256(canonical_json(body)).hexdigest())
 
 
-class TransactionClock:
-    """Recording times that strictly increase within this process."""
+UNSTAMPED = datetime.min.replace(tzinfo=UTC)
+"""A decided event's recording time until the store stamps it, inside its write lock."""
 
-    def __init__(self) -> None:
-        self._last = datetime.min.replace(tzinfo=UTC)
 
-    def now(self) -> datetime:
-        moment = datetime.now(UTC)
-        if moment <= self._last:
-            moment = self._last + timedelta(microseconds=1)
-        self._last = moment
-        return moment
+class Stamper:
+    """Gives decided events their recording times, once the store holds its write lock:
+    the first at the moment it is given, each next one a microsecond later, with the
+    hash chain recomputed (an event's hash covers its `recorded_at`)."""
+
+    def __init__(self, events: Sequence[SanctionsStream.Event], mapper: Mapper[uuid.UUID]):
+        self.decided = list(events)
+        self.stamped = self.decided
+        self.mapper = mapper
+
+    def __call__(self, first: datetime) -> tuple[list[StoredEvent], datetime]:
+        last_hash: dict[str, str] = {}
+        stamped = []
+        at = first
+        for number, event in enumerate(self.decided):
+            at = first + timedelta(microseconds=number)
+            prev_hash = last_hash.get(event.stream, event.prev_hash)
+            times: dict[str, Any] = {"recorded_at": at, "timestamp": at, "prev_hash": prev_hash}
+            event = dataclasses.replace(event, **times)
+            digest: dict[str, Any] = {"hash": event.computed_hash()}
+            event = dataclasses.replace(event, **digest)
+            last_hash[event.stream] = event.hash
+            stamped.append(event)
+        self.stamped = stamped
+        return [self.mapper.to_stored_event(event) for event in stamped], at
 
 
 class SanctionsLog(Application[uuid.UUID]):
@@ -139,7 +158,6 @@ class SanctionsLog(Application[uuid.UUID]):
         self.database_url = database_url
         super().__init__(env={**environment_for(database_url), **(env or {})})
         self._write_lock = threading.Lock()
-        self._clock = TransactionClock()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -166,9 +184,11 @@ class SanctionsLog(Application[uuid.UUID]):
                     if earlier is not None:
                         return earlier
                 events, index = self._decide(drafts, recorded_by)
+                stamper = Stamper(events, self.mapper)
                 try:
                     recordings = self.save(
                         *events,
+                        stamp=stamper,
                         index=index,
                         idempotency=None
                         if idempotency is None
@@ -187,7 +207,7 @@ class SanctionsLog(Application[uuid.UUID]):
                 return WriteOutcome(
                     [
                         RecordedEvent(recording.notification.id, event)
-                        for recording, event in zip(recordings, events, strict=True)
+                        for recording, event in zip(recordings, stamper.stamped, strict=True)
                     ],
                     replayed=False,
                 )
@@ -216,7 +236,7 @@ class SanctionsLog(Application[uuid.UUID]):
                 event = stream.record(
                     draft,
                     event_id=uuid.uuid4(),
-                    recorded_at=self._clock.now(),
+                    recorded_at=UNSTAMPED,
                     recorded_by=recorded_by,
                 )
             except DomainError as error:

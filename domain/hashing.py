@@ -23,6 +23,11 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def parse_timestamp(text: str) -> datetime:
+    """The moment `format_timestamp` wrote."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def event_hash(
     *,
     stream: str,

@@ -34,6 +34,16 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
     def id_value(self, value: Any) -> UUID:
         return value if isinstance(value, UUID) else UUID(str(value))
 
+    def _insert_stored_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        # The database's clock, one for every process and host that writes here.
+        now = curs.execute("SELECT clock_timestamp() AS now").fetchone()
+        assert now is not None
+        stamped = self.stamped(Cursor(curs, "postgres"), now["now"], stored_events, kwargs)
+        super()._insert_stored_events(curs, stamped, **kwargs)
+
     def _fetch_ids_after_insert_events(
         self,
         curs: psycopg.Cursor[DictRow],

@@ -10,17 +10,23 @@ nothing is: an acknowledged write can neither lose its key nor its index entries
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from domain.hashing import format_timestamp, parse_timestamp
 from domain.keys import EventFilter
 from domain.store.records import EventStore, IdempotencyRecord, IndexRow, PositionedEvent
 
 Dialect = Literal["sqlite", "postgres"]
+Stamp = Callable[[datetime], tuple[list[StoredEvent], datetime]]
+"""Given the moment a write's first event is recorded, its events as stored (their
+recording times and hashes filled in) and the recording time of its last event."""
+JUST_AFTER = timedelta(microseconds=1)
 
 SIDE_TABLES = (
     "CREATE TABLE IF NOT EXISTS {event_index} ("
@@ -36,6 +42,9 @@ SIDE_TABLES = (
     "CREATE INDEX IF NOT EXISTS event_index_country_commodity"
     " ON {event_index} (country, commodity)",
     "CREATE INDEX IF NOT EXISTS event_index_stream ON {event_index} (stream)",
+    "CREATE TABLE IF NOT EXISTS {log_clock} ("
+    " id INTEGER PRIMARY KEY,"
+    " last_recorded_at TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS {idempotency_keys} ("
     " caller TEXT NOT NULL,"
     " key TEXT NOT NULL,"
@@ -125,10 +134,41 @@ class SanctionsRecorderMixin(Transactions, EventStore):
             statement.format(
                 event_index=self.qualified("event_index"),
                 idempotency_keys=self.qualified("idempotency_keys"),
+                log_clock=self.qualified("log_clock"),
                 id_type=id_type,
             )
             for statement in SIDE_TABLES
         ]
+
+    def stamped(
+        self, cursor: Cursor, now: datetime, stored_events: Sequence[StoredEvent], kwargs: Any
+    ) -> Sequence[StoredEvent]:
+        """Inside the write lock: the events as stored, recorded at `now` or just after the
+        last recorded event, whichever is later, so that `recorded_at` rises with the
+        position across every process that writes to this database."""
+        stamp: Stamp | None = kwargs.get("stamp")
+        if stamp is None:
+            return stored_events
+        clock = self.qualified("log_clock")
+        cursor.execute(f"SELECT last_recorded_at FROM {clock} WHERE id = 1")
+        row = cursor.fetchone()
+        if row is not None:
+            now = max(now, parse_timestamp(row["last_recorded_at"]) + JUST_AFTER)
+        stamped, last = stamp(now)
+        statement = (
+            f"UPDATE {clock} SET last_recorded_at = ? WHERE id = 1"
+            if row is not None
+            else f"INSERT INTO {clock} (last_recorded_at, id) VALUES (?, 1)"
+        )
+        cursor.execute(statement, (format_timestamp(last),))
+        return stamped
+
+    def last_recorded_at(self) -> datetime | None:
+        """The recording time of the last committed event."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT last_recorded_at FROM {self.qualified('log_clock')}")
+            row = cursor.fetchone()
+        return None if row is None else parse_timestamp(row["last_recorded_at"])
 
     def write_side_rows(self, cursor: Cursor, kwargs: dict[str, Any]) -> None:
         index: Sequence[IndexRow] = kwargs.get("index", ())

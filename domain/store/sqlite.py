@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +32,10 @@ class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder)
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        self.write_side_rows(Cursor(c, "sqlite"), kwargs)
+        cursor = Cursor(c, "sqlite")
+        # A write first: it takes SQLite's write lock before the clock is read.
+        cursor.execute(f"UPDATE {self.qualified('log_clock')} SET id = id WHERE id = 1")
+        stamped = self.stamped(cursor, datetime.now(UTC), stored_events, kwargs)
+        notification_ids = super()._insert_events(c, stamped, **kwargs)
+        self.write_side_rows(cursor, kwargs)
         return notification_ids
