@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import docs, problems
 from api.deps import strict_query
 from api.identity import TokenStore
 from api.limits import WriteGuard
 from api.observability import RequestObserver
 from api.routes import admin, audit, events, health, page, status, streams
+from api.security import SecurityHeaders
 from api.service import Service
 from api.settings import Settings
 from domain.application import SanctionsLog
@@ -48,6 +49,8 @@ def create_app(svc: Service) -> FastAPI:
         summary="Sanctions policy as an append-only, verifiable event log",
         lifespan=lifespan,
         dependencies=[Depends(strict_query)],
+        docs_url=None,  # served by api.docs from packaged assets, not a CDN
+        redoc_url=None,
     )
     app.state.service = svc
     problems.install(app)
@@ -55,6 +58,8 @@ def create_app(svc: Service) -> FastAPI:
     for module in (audit, events, status, streams, admin, health, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
+    docs.install(app)
     app.add_middleware(WriteGuard)
     app.add_middleware(RequestObserver, metrics=svc.metrics)
+    app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app

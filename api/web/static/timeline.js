@@ -13,6 +13,7 @@ const state = {
   events: [],
   moments: [],
   intervals: [],
+  needsToken: false,
 };
 
 function query(params) {
@@ -21,10 +22,27 @@ function query(params) {
   return q.toString();
 }
 
+// The reader token lives in this tab's sessionStorage only: never in the URL, never in
+// localStorage. It is sent as `Authorization: Bearer` on every API call once given.
+const TOKEN_KEY = "sanctions-timeline.reader-token";
+const storedToken = () => { try { return sessionStorage.getItem(TOKEN_KEY); } catch (error) { return null; } };
+const forgetToken = () => { try { sessionStorage.removeItem(TOKEN_KEY); } catch (error) { /* storage off */ } };
+function keepToken(token) {
+  try { sessionStorage.setItem(TOKEN_KEY, token); return true; } catch (error) { return false; }
+}
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
 async function api(path, params) {
-  const response = await fetch(`${path}?${query(params || {})}`, { headers: { Accept: "application/json" } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  const headers = { Accept: "application/json" };
+  const token = storedToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const search = query(params || {});
+  const response = await fetch(search ? `${path}?${search}` : path, { headers });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
   return body;
 }
 
@@ -191,8 +209,14 @@ async function redraw() {
   try {
     await Promise.all([drawStatus(), drawTimeline()]);
     drawEvents();
+    state.needsToken = false;
   } catch (error) {
     $("status-table").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: "4", class: "bad" }, String(error.message))));
+    state.needsToken = error.status === 401 || error.status === 403;
+    if (state.needsToken) {
+      forgetToken();
+      askForToken(refused(error, "to read on this server"), reload);
+    }
   }
   app.dataset.ready = String(Date.now());
 }
@@ -223,8 +247,53 @@ $("known_at_now").addEventListener("click", () => {
   redraw();
 });
 $("controls").addEventListener("submit", (e) => e.preventDefault());
-$("verify").addEventListener("click", async () => {
+
+// Verification needs a reader token: asked for on first use, then kept for this tab.
+let afterToken = null;
+
+function refused(error, what) {
+  return error.status === 403
+    ? `This token may not be used ${what} (${error.message}): enter a reader token.`
+    : `A valid reader token is needed ${what} (${error.message}): enter one.`;
+}
+
+function askForToken(message, then) {
+  afterToken = then;
   const out = $("verify-result");
+  out.className = "bad";
+  out.textContent = message;
+  $("token-form").hidden = false;
+  $("reader-token").focus();
+}
+
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const input = $("reader-token");
+  const token = input.value.trim();
+  input.value = "";
+  if (!token) return;
+  if (!keepToken(token)) {
+    $("verify-result").textContent = "This browser does not allow session storage, so the token cannot be kept.";
+    return;
+  }
+  $("token-form").hidden = true;
+  const then = afterToken;
+  afterToken = null;
+  if (then) then();
+  if (then !== reload && state.needsToken) reload();  // the reads were refused too
+});
+$("token-cancel").addEventListener("click", () => {
+  $("token-form").hidden = true;
+  afterToken = null;
+  $("verify-result").textContent = "";
+});
+
+async function verify() {
+  const out = $("verify-result");
+  if (!storedToken()) {
+    askForToken("Verifying the record needs a reader token: enter it below.", verify);
+    return;
+  }
   out.textContent = "verifying…";
   out.className = "";
   try {
@@ -235,9 +304,21 @@ $("verify").addEventListener("click", async () => {
       `hash chain ${report.chain_ok ? "intact" : "BROKEN"}, read models ${report.projections_ok ? "match a fresh replay" : "DIFFER"}` +
       (report.problems.length ? ` — ${report.problems.length} problem(s), first: ${report.problems[0].detail}` : "");
   } catch (error) {
+    if (error.status === 401 || error.status === 403) {
+      forgetToken();
+      askForToken(refused(error, "to verify the record"), verify);
+      return;
+    }
     out.className = "bad";
-    out.textContent = String(error.message);
+    out.textContent = `Verification failed: ${error.message}`;
   }
-});
+}
+$("verify").addEventListener("click", verify);
+
+// Enhanced: the controls apply at once, so the plain form's parts give way to the live ones.
+for (const node of document.querySelectorAll(".js-only")) node.hidden = false;
+for (const node of document.querySelectorAll(".js-fallback")) node.remove();
+$("show").parentElement.hidden = true;
+if ($("known_at")) $("known_at").remove();
 
 reload();
