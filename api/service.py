@@ -107,6 +107,7 @@ class Service:
             self.writing.append(began)
         try:
             outcome = self.log.record(drafts, recorded_by=recorded_by, idempotency=idempotency)
+            self.log.signals.wake("events")
             self.show_writes(outcome)
             return outcome
         finally:

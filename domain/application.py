@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,20 +27,26 @@ from domain.errors import (
     DomainError,
     EventNotFound,
     IdempotencyConflict,
+    NotRecorded,
+    OutcomeUnknown,
     StreamDamaged,
     VersionConflict,
     WriteContention,
 )
 from domain.hashing import canonical_json
 from domain.keys import EventFilter, StreamKey
-from domain.store.config import environment_for
+from domain.store.config import environment_for, postgres_conninfo
 from domain.store.records import IdempotencyRecord, IndexRow, PositionedEvent
+from domain.store.signals import Signals
 from domain.store.sql import SanctionsRecorderMixin
 from domain.stream import EventDraft, SanctionsStream
 
 APPLICATION_NAME = "SanctionsTimeline"
 """The log's name: the library's config prefix, and the name tracking records follow."""
 MAX_WRITE_ATTEMPTS = 5
+OUTCOME_CHECKS = (0.0, 0.5)
+"""Pauses before each look, after a failed write, for whether it was recorded: a commit
+under way when the connection was lost lands (or not) within moments."""
 logger = logging.getLogger("sanctions.log")
 
 
@@ -158,6 +165,19 @@ class SanctionsLog(Application[uuid.UUID]):
         self.database_url = database_url
         super().__init__(env={**environment_for(database_url), **(env or {})})
         self._write_lock = threading.Lock()
+        self.signals = self._signals()
+
+    def _signals(self) -> Signals:
+        if self.store.dialect == "postgres":
+            from domain.store.postgres import ListenNotify, PostgresSanctionsRecorder
+
+            recorder = cast(PostgresSanctionsRecorder, self.recorder)
+            return ListenNotify(postgres_conninfo(self.database_url), recorder.signal_names())
+        return Signals()
+
+    def close(self) -> None:
+        self.signals.close()
+        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -176,34 +196,39 @@ class SanctionsLog(Application[uuid.UUID]):
         recorded_by: str,
         idempotency: IdempotentRequest | None = None,
     ) -> WriteOutcome:
-        """Record all the drafts, in order, in one transaction, or none of them."""
+        """Record all the drafts, in order, in one transaction, or none of them.
+
+        Every write carries an idempotency key (the caller's, or one made for it), so a
+        write retried after a lost connection, by the library or here, records once.
+        When the database fails, the outcome is checked through that key: recorded
+        (answered as usual), certainly not recorded (NotRecorded), or unknown
+        (OutcomeUnknown, when even that check fails)."""
+        request = idempotency or IdempotentRequest(recorded_by, f"auto:{uuid.uuid4()}", "")
         with self._write_lock:
+            attempted = False
             for _ in range(MAX_WRITE_ATTEMPTS):
-                if idempotency is not None:
-                    earlier = self._replay(idempotency)
-                    if earlier is not None:
-                        return earlier
+                earlier = self._replay(request, ours=attempted)
+                if earlier is not None:
+                    return earlier
                 events, index = self._decide(drafts, recorded_by)
                 stamper = Stamper(events, self.mapper)
+                key = IdempotencyRecord(
+                    request.caller,
+                    request.key,
+                    request.request_hash,
+                    tuple(str(event.event_id) for event in events),
+                )
+                attempted = True
                 try:
-                    recordings = self.save(
-                        *events,
-                        stamp=stamper,
-                        index=index,
-                        idempotency=None
-                        if idempotency is None
-                        else IdempotencyRecord(
-                            idempotency.caller,
-                            idempotency.key,
-                            idempotency.request_hash,
-                            tuple(str(event.event_id) for event in events),
-                        ),
-                    )
+                    recordings = self.save(*events, stamp=stamper, index=index, idempotency=key)
                 except IntegrityError:
-                    # Another process wrote first: a stream version or the same key.
-                    # Decide again on what is stored now (an expected_version then
-                    # fails as it should; otherwise the rules are checked afresh).
+                    # Another process wrote first (a stream version or the same key), or
+                    # this very write committed before its connection was lost: the key
+                    # tells which. Else decide again on what is stored now (an
+                    # expected_version then fails as it should).
                     continue
+                except PersistenceError as error:
+                    return self._outcome_after(request, error)
                 return WriteOutcome(
                     [
                         RecordedEvent(recording.notification.id, event)
@@ -213,13 +238,27 @@ class SanctionsLog(Application[uuid.UUID]):
                 )
         raise WriteContention(drafts[0].key.name, MAX_WRITE_ATTEMPTS)
 
-    def _replay(self, request: IdempotentRequest) -> WriteOutcome | None:
+    def _replay(self, request: IdempotentRequest, *, ours: bool) -> WriteOutcome | None:
+        """What an earlier request with this key recorded, if any (`ours`: an earlier
+        attempt of this very write, answered as recorded now, not as a replay)."""
         earlier = self.store.find_idempotency(request.caller, request.key)
         if earlier is None:
             return None
         if earlier.request_hash != request.request_hash:
             raise IdempotencyConflict(request.key)
-        return WriteOutcome(self.events_by_ids(earlier.event_ids), replayed=True)
+        return WriteOutcome(self.events_by_ids(earlier.event_ids), replayed=not ours)
+
+    def _outcome_after(self, request: IdempotentRequest, error: PersistenceError) -> WriteOutcome:
+        """After the database failed mid-write: the write's outcome, found by its key."""
+        for pause in OUTCOME_CHECKS:
+            time.sleep(pause)
+            try:
+                found = self._replay(request, ours=True)
+            except PersistenceError:
+                raise OutcomeUnknown(type(error).__name__) from error
+            if found is not None:
+                return found
+        raise NotRecorded(type(error).__name__) from error
 
     def _decide(
         self, drafts: Sequence[EventDraft], recorded_by: str

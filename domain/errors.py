@@ -101,3 +101,26 @@ class StreamDamaged(DomainError):
         super().__init__(message)
         self.message = message
         self.stream = stream
+
+
+class NotRecorded(DomainError):
+    """The database failed during a write, and the write was certainly not recorded
+    (HTTP 503, outcome `not_recorded`): retrying is safe."""
+
+    def __init__(self, reason: str) -> None:
+        message = f"the database failed ({reason}); the write was not recorded, retry it"
+        super().__init__(message)
+        self.message = message
+
+
+class OutcomeUnknown(DomainError):
+    """The database failed during a write and could not be asked whether it was
+    recorded (HTTP 503, outcome `unknown`): retry with the same Idempotency-Key."""
+
+    def __init__(self, reason: str) -> None:
+        message = (
+            f"the database failed ({reason}) and whether the write was recorded is "
+            "unknown; retry with the same Idempotency-Key, which records it at most once"
+        )
+        super().__init__(message)
+        self.message = message

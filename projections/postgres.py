@@ -5,6 +5,7 @@ from __future__ import annotations
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.store.postgres import projected_channel
 from domain.store.sql import Cursor, Dialect
 from projections.tables import TRACKED_APPLICATION
 from projections.view import StatusView
@@ -28,6 +29,11 @@ class PostgresStatusView(StatusView, PostgresTrackingRecorder):
 
     def bare(self, table: str) -> str:
         return Identifier(table).as_string()
+
+    def announce(self, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            "SELECT pg_notify(?, ?)", (projected_channel(self.datastore.schema), str(position))
+        )
 
     def lock(self, cursor: Cursor, table: str) -> None:
         cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")

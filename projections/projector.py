@@ -65,7 +65,7 @@ class Projector:
         self.batch_size = batch_size
         self._lock = threading.RLock()  # a rebuild's swap holds it, then catches up
         self._rebuilding = threading.Lock()
-        self._caught_up = threading.Condition()
+        self.signals = log.signals
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,21 +123,25 @@ class Projector:
                 done += len(events)
                 if progress is not None:
                     progress(done, last)
-                with self._caught_up:
-                    self._caught_up.notify_all()
+                self.signals.wake("projected")
         return done
 
     def wait_for(self, position: int, timeout: float = 10.0) -> bool:
-        """Block until the view has projected `position` (polling, for another process)."""
+        """Block until the view has projected `position`, woken by the projector (in this
+        process, or through the database's notifications) or else polling."""
         deadline = time.monotonic() + timeout
         pause = 0.002
-        while self.position() < position:
-            if time.monotonic() >= deadline:
+        while True:
+            seen = self.signals.seen("projected")
+            if self.position() >= position:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 return False
-            with self._caught_up:
-                self._caught_up.wait(pause)
+            # Notified: a long wait is only a safety net; else poll, backing off.
+            wait = 1.0 if self.signals.listening else pause
+            self.signals.wait("projected", min(remaining, wait), since=seen)
             pause = min(pause * 2, 0.05)
-        return True
 
     def rebuild(self, *, batch_size: int = 5000, progress: Progress | None = None) -> RebuildReport:
         """Rebuild every read model from the log into shadow tables, stream by stream
@@ -203,16 +207,20 @@ class Projector:
         self._thread.start()
 
     def run(self, poll_interval: float = 0.25) -> None:
-        """Catch up every `poll_interval` seconds until stopped."""
+        """Catch up whenever an event is recorded (notified) or every `poll_interval`
+        seconds where the database cannot notify, until stopped."""
+        wait = max(poll_interval, 5.0) if self.signals.listening else poll_interval
         while not self._stop.is_set():
+            seen = self.signals.seen("events")
             try:
                 self.catch_up()
             except Exception:
                 logger.exception("projector failed; retrying")
                 self._stop.wait(1.0)
-            self._stop.wait(poll_interval)
+            self.signals.wait("events", wait, since=seen)
 
     def stop(self) -> None:
         self._stop.set()
+        self.signals.wake("events")
         if self._thread is not None:
             self._thread.join(timeout=30)

@@ -62,6 +62,11 @@ class StatusView(ShadowTables):
             ]
             self._write(cursor, changes, records)
             self._insert_tracking(cursor.raw, tracking)
+            self.announce(cursor, tracking.notification_id)
+
+    def announce(self, cursor: Cursor, position: int) -> None:
+        """Tell other processes, on commit, that the read models reached `position`
+        (where the database can: PostgreSQL)."""
 
     def _load_records(self, cursor: Cursor, streams: list[str]) -> dict[str, StreamRecord]:
         records = {stream: StreamRecord(stream) for stream in streams}

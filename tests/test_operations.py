@@ -207,7 +207,10 @@ def test_sigterm_finishes_in_flight_writes_and_loses_nothing(database_url: str) 
     threads = [threading.Thread(target=writer, args=(countries[i::4],)) for i in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.15)
+    deadline = time.monotonic() + 30
+    while not acknowledged:  # shut down mid-way: some writes answered, others in flight
+        assert time.monotonic() < deadline, "no write was answered"
+        time.sleep(0.005)
     process.send_signal(signal.SIGTERM)
     for thread in threads:
         thread.join()

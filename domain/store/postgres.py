@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -12,6 +13,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.store.signals import CHANNELS, Channel, Signals
 from domain.store.sql import Cursor, Dialect, SanctionsRecorderMixin
 
 
@@ -27,6 +29,14 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
 
     def qualified(self, table: str) -> str:
         return Identifier(self.datastore.schema, table).as_string()
+
+    def signal_names(self) -> dict[Channel, str]:
+        """The NOTIFY channels: the library's own for recorded events, and one (per
+        schema) for the read models' progress."""
+        return {
+            "events": self.channel_name,
+            "projected": projected_channel(self.datastore.schema),
+        }
 
     def id_param(self, value: UUID) -> Any:
         return value
@@ -58,9 +68,64 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         return notification_ids
 
 
+def projected_channel(schema: str) -> str:
+    """The NOTIFY channel on which the read models of a schema announce their progress."""
+    return f"{schema or 'public'}_projected"
+
+
 def ensure_schema(conninfo: str, schema: str) -> None:
     """Create the PostgreSQL schema the store lives in, if it is not there yet."""
     if not schema:
         return
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+
+
+class ListenNotify(Signals):
+    """Signals from every process on the database, through LISTEN on one connection of
+    its own, in a thread started by the first waiter. While that connection is down,
+    waiters time out and poll, and it is opened again."""
+
+    listening = True
+
+    def __init__(self, conninfo: str, names: dict[Channel, str]) -> None:
+        super().__init__()
+        self.conninfo = conninfo
+        self.names = names
+        self._channels = {name: channel for channel, name in names.items()}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def wait(self, channel: Channel, timeout: float, since: int | None = None) -> bool:
+        self.start()
+        return super().wait(channel, timeout, since)
+
+    def seen(self, channel: Channel) -> int:
+        self.start()
+        return super().seen(channel)
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._listen, name="listen", daemon=True)
+                self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
+                    for name in self.names.values():
+                        conn.execute(SQL("LISTEN {}").format(Identifier(name)))
+                    for channel in CHANNELS:  # what was missed while not listening
+                        self.wake(channel)
+                    while not self._stop.is_set():
+                        for notice in conn.notifies(timeout=1.0):
+                            self.wake(self._channels[notice.channel])
+            except psycopg.Error:
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
