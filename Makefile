@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `sanctions` is installed in .venv/bin; this says how to have it on PATH (README, Command line).
 install: $(STAMP)
+	@echo 'sanctions is installed in $(CURDIR)/$(BIN). To run it as `sanctions`, put it on your PATH:'
+	@echo '  export PATH="$(CURDIR)/$(BIN):$$PATH"'
 
 serve: $(STAMP)
 	$(BIN)/sanctions serve --seed

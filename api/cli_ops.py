@@ -11,26 +11,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
-from rich.table import Table
 
-from api.bootstrap import create_app
-from api.cli_support import console, errors, fail, progress_bar, service
-from api.identity import Role
-from api.seed import seed as seed_timeline
-from api.service import event_filter
-from api.transfer import count_lines, exported, import_events, write_csv, write_jsonl
+from api.cli_support import (
+    SanctionsGroup,
+    console,
+    errors,
+    fail,
+    flag,
+    plural,
+    progress_bar,
+    service,
+)
 
-token_app = typer.Typer(help="Manage API tokens.")
+token_app = typer.Typer(cls=SanctionsGroup, help="Manage API tokens.")
 
 
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    seed: Annotated[bool, typer.Option("--seed", help="Load the bundled timeline first.")] = False,
+    seed: Annotated[bool, flag("--seed", "Load the bundled timeline first.")] = False,
 ) -> None:
     """Run the API (on SANCTIONS_DATABASE_URL, SQLite under ./data/ by default)."""
-    with service(catch_up=False) as svc:
+    import uvicorn
+
+    from api.bootstrap import create_app
+    from api.seed import seed as seed_timeline
+
+    with service(ctx, catch_up=False) as svc:
         if seed:
             report = seed_timeline(svc)
             console.print(
@@ -66,6 +74,7 @@ def configure_logging() -> None:
 
 
 def project(
+    ctx: typer.Context,
     poll: Annotated[float, typer.Option(help="Seconds between looks for new events.")] = 0.25,
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 1000,
 ) -> None:
@@ -73,7 +82,7 @@ def project(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with service(catch_up=False, embedded_projector=False) as svc:
+    with service(ctx, catch_up=False, embedded_projector=False) as svc:
         svc.projector.batch_size = batch
         console.print(f"projecting from position {svc.projector.position()}")
         svc.projector.start(poll)
@@ -82,29 +91,67 @@ def project(
         console.print(f"stopped at position {svc.projector.position()}")
 
 
-def seed() -> None:
+def seed(ctx: typer.Context) -> None:
     """Record the bundled real timeline (idempotent: a second run records nothing)."""
-    with service(catch_up=False) as svc:
+    from api.seed import seed as seed_timeline
+
+    with service(ctx, catch_up=False) as svc:
         report = seed_timeline(svc)
     console.print(f"{report.recorded} events recorded, {report.already_there} already there")
 
 
 def import_file(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSON Lines of events, as the API takes them.")],
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 500,
 ) -> None:
     """Record a file of events, all or nothing per batch; safe to re-run (idempotent)."""
+    from api.transfer import count_lines, import_events
+
     if not file.is_file():
         raise fail(f"no file {file}")
-    with service(catch_up=False) as svc, progress_bar("importing", count_lines(file)) as advance:
-        report = import_events(svc, file, batch_size=batch, progress=advance)
+    if batch < 1:
+        raise fail("--batch: must be at least 1")
+    done: list[int] = []  # the count recorded or found after each batch
+
+    def batch_done(count: int) -> None:
+        done.append(count)
+        advance(count)
+
+    with (
+        service(ctx, catch_up=False) as svc,
+        progress_bar("importing", count_lines(file)) as advance,
+    ):
+        report = import_events(svc, file, batch_size=batch, progress=batch_done)
     console.print(
         f"{report.recorded} events recorded, {report.already_there} already there "
-        f"({report.batches} batches)"
+        f"({plural(report.batches, 'batch', 'batches')})"
+        # `progress` is called once a batch; should that change, say no more than the count.
+        + (why_batches(done, batch) if len(done) == report.batches else "")
     )
 
 
+def why_batches(done: list[int], batch_size: int) -> str:
+    """Why an import took more than one batch, from the count done after each batch: a
+    full batch ends at `batch_size` events; one that ends short before the last was cut
+    by a retraction of an event in the same batch (its target needs its new id first)."""
+    sizes = [after - before for before, after in zip([0, *done], done, strict=False)]
+    if len(sizes) < 2:
+        return ""
+    cut = sum(1 for size in sizes[:-1] if size < batch_size)
+    reasons = []
+    if any(size == batch_size for size in sizes[:-1]):
+        reasons.append(f"{plural(batch_size, 'event')} per batch")
+    if cut:
+        reasons.append(
+            "a retraction of an event in the same batch starts a new batch"
+            + (f" ({plural(cut, 'time')})" if cut > 1 else "")
+        )
+    return ": " + ", and ".join(reasons) if reasons else ""
+
+
 def export_events(
+    ctx: typer.Context,
     country: Annotated[str | None, typer.Option(help="Target country.")] = None,
     commodity: Annotated[str | None, typer.Option(help="Commodity slug.")] = None,
     authority: Annotated[str | None, typer.Option(help="Sanctioning authority.")] = None,
@@ -114,9 +161,12 @@ def export_events(
     ] = None,
 ) -> None:
     """Write the log (or the matching part) as JSON Lines or CSV, in position order."""
+    from api.service import event_filter
+    from api.transfer import exported, write_csv, write_jsonl
+
     if format not in ("jsonl", "csv"):
         raise fail("--format is jsonl or csv")
-    with service(catch_up=False) as svc:
+    with service(ctx, catch_up=False, must_exist=True) as svc:
         where = event_filter(authority, country, commodity)
         total = svc.log.store.count(where)
         out = sys.stdout if output is None else output.open("w", encoding="utf-8", newline="")
@@ -131,10 +181,11 @@ def export_events(
 
 
 def rebuild(
+    ctx: typer.Context,
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
 ) -> None:
     """Drop every read model and rebuild it from the log, with a progress bar."""
-    with service(catch_up=False) as svc:
+    with service(ctx, catch_up=False) as svc:
         total = svc.log.recorder.max_notification_id() or 0
         with progress_bar("rebuilding", total) as advance:
             report = svc.rebuild(batch, progress=lambda _done, position: advance(position))
@@ -146,9 +197,11 @@ def rebuild(
 
 
 @token_app.command("list")
-def token_list() -> None:
+def token_list(ctx: typer.Context) -> None:
     """List tokens: names, roles, dates (never a token or its hash)."""
-    with service(catch_up=False) as svc:
+    from rich.table import Table
+
+    with service(ctx, catch_up=False, must_exist=True) as svc:
         entries = svc.tokens.listing()
     table = Table()
     columns = ("name", "role", "created_at", "revoked_at", "source")
@@ -160,20 +213,25 @@ def token_list() -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+def token_revoke(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The token's name.")]
+) -> None:
     """Revoke a stored token: it stops working at once."""
-    with service(catch_up=False) as svc:
+    with service(ctx, catch_up=False, must_exist=True) as svc:
         svc.tokens.revoke(name)
     console.print(f"revoked {name}")
 
 
 @token_app.command("create")
 def token_create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Who holds it; recorded as `recorded_by`.")],
     role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
-    with service(catch_up=False) as svc:
+    from api.identity import Role
+
+    with service(ctx, catch_up=False) as svc:
         token = svc.tokens.create(name, Role.parse(role))
     typer.echo(token)
 

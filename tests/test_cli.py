@@ -12,14 +12,66 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from api.bootstrap import build_service
 from api.settings import Settings
-from tests.conftest import free_port, run_cli
+from domain.store.config import database_location, missing_event_store
+from tests.conftest import POSTGRES_URL, free_port, run_cli
 
 SANCTIONS = [sys.executable, "-m", "api.cli"]
 ROOT = Path(__file__).resolve().parents[1]
+READING = [
+    ["status", "BY", "potash"],
+    ["timeline", "BY"],
+    ["replay"],
+    ["verify"],
+    ["export"],
+    ["token", "list"],
+]
+
+
+def sanctions(
+    *args: str,
+    database: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    columns: int = 200,
+) -> subprocess.CompletedProcess[str]:
+    """`sanctions ARGS…` as a user runs it: SANCTIONS_DATABASE_URL is `database` (unset
+    when None), in `cwd`, on a terminal `columns` wide."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("SANCTIONS_DATABASE_URL", "SANCTIONS_TOKEN")
+    }
+    environment |= {"SANCTIONS_API_TOKENS": "", "COLUMNS": str(columns), **(env or {})}
+    if database is not None:
+        environment["SANCTIONS_DATABASE_URL"] = database
+    return subprocess.run(
+        [*SANCTIONS, *args],
+        env=environment,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def schema_exists(schema: str) -> bool:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()
+    return found is not None
+
+
+def created(database_url: str) -> bool:
+    """Whether anything of the store exists: the SQLite file or its folder, the schema."""
+    if database_url.startswith("sqlite"):
+        return Path(database_url.split("///", 1)[1]).parent.exists()
+    return schema_exists(database_url.split("schema=", 1)[1])
 
 
 @pytest.fixture
@@ -143,3 +195,49 @@ def test_status_timeline_and_rebuild_commands(database_url: str) -> None:
     assert again["intervals"] == timeline["intervals"]
     bad = run_cli(database_url, "status", "XX")
     assert bad.returncode == 2 and "ISO 3166" in bad.stderr
+
+
+def test_reading_commands_never_create_a_database(database_url: str, tmp_path: Path) -> None:
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path}/nested/sanctions.db"
+    where = database_location(database_url)
+    assert missing_event_store(database_url) is not None and not created(database_url)
+    for command in READING:
+        result = sanctions(*command, database=database_url)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"no database at {where}" in result.stderr, (command, result.stderr)
+        assert "sanctions seed" in result.stderr and "sanctions serve --seed" in result.stderr
+        assert not created(database_url), command
+    if database_url.startswith("sqlite"):
+        assert str(tmp_path / "nested" / "sanctions.db") in where
+    else:
+        assert "?schema=" in where and "@127.0.0.1:5432/test" in where
+    # A writing command creates it; then the same reads answer.
+    assert sanctions("token", "create", "reader", database=database_url).returncode == 0
+    assert missing_event_store(database_url) is None
+    for command in READING:
+        result = sanctions(*command, database=database_url)
+        assert result.returncode == 0, (command, result.stderr)
+
+
+def test_the_default_database_is_looked_for_where_the_command_runs(tmp_path: Path) -> None:
+    """Run from another folder, `sanctions status` neither creates ./data/ nor answers an
+    empty table: it names the file it looked for."""
+    result = sanctions("status", "BY", "potash", cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"no database at sqlite:///{tmp_path}/data/sanctions.db" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_database_option_overrides_the_environment(database_url: str, tmp_path: Path) -> None:
+    assert sanctions("seed", database=database_url).returncode == 0
+    elsewhere = f"sqlite:///{tmp_path}/elsewhere/none.db"
+    missing = sanctions("status", "BY", "potash", database=elsewhere)
+    assert missing.returncode == 1 and "elsewhere/none.db" in missing.stderr
+    found = sanctions("--database", database_url, "status", "BY", "potash", database=elsewhere)
+    assert found.returncode == 0, found.stderr
+    assert "US/BY/potash" in found.stdout
+    title = "".join(found.stdout.split("┏")[0].split())
+    assert "from" + database_location(database_url) in title
+    assert not (tmp_path / "elsewhere").exists()
+    assert "password" not in database_location("postgresql://u:password@h:5432/db?schema=s")
