@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -106,26 +107,56 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         process.wait(timeout=30)
 
 
+def imposed_by(authority: str) -> dict[str, Any]:
+    return {
+        "type": "imposed",
+        "authority": authority,
+        "country": "BY",
+        "commodity": "potash",
+        "effective_date": "2022-02-01",
+        "measures": ["transit_ban"],
+    }
+
+
 def test_serve_seed_serves_the_bundled_timeline_and_prints_an_admin_token(
     served: tuple[str, Path], database_url: str
 ) -> None:
     base, output = served
     stream = httpx.get(f"{base}/v1/streams/US/BY/potash").json()
     assert [e["type"] for e in stream["events"]] == ["imposed", "expanded", "lifted"]
-    token = re.search(r"token: (\S+)", output.read_text())
-    assert token, output.read_text()
-    body = {
-        "type": "imposed",
-        "authority": "PL",
-        "country": "BY",
-        "commodity": "potash",
-        "effective_date": "2022-02-01",
-        "measures": ["transit_ban"],
+    printed = re.findall(r"token: (\S+)", output.read_text())
+    assert len(printed) == 1, output.read_text()
+    [admin_token] = printed
+
+    def post_as(token: str, authority: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.post(f"{base}/v1/events", json=imposed_by(authority), headers=headers)
+
+    response = post_as(admin_token, "PL")
+    assert response.status_code == 201, response.text
+    assert response.json()["recorded_by"] == "admin"
+    almost = admin_token[:-1] + ("A" if admin_token[-1] != "A" else "B")
+    assert post_as(almost, "LV").status_code == 401
+
+    # Tokens made by `sanctions token create` work on the running server at once, each
+    # as its own name and role, and none is the admin token printed at the start.
+    writer = run_cli(database_url, "token", "create", "xavier", "--role", "writer")
+    reader = run_cli(database_url, "token", "create", "yvonne")  # reader by default
+    assert writer.returncode == 0 and reader.returncode == 0, writer.stderr + reader.stderr
+    writer_token, reader_token = writer.stdout.strip(), reader.stdout.strip()
+    assert len({admin_token, writer_token, reader_token}) == 3
+    response = post_as(writer_token, "EE")
+    assert response.status_code == 201, response.text
+    assert response.json()["recorded_by"] == "xavier"
+    refused = post_as(reader_token, "LV")
+    assert refused.status_code == 403, refused.text
+    assert "yvonne has role reader" in refused.json()["detail"]
+    recorded = httpx.get(f"{base}/v1/events", params={"country": "BY", "limit": 1000}).json()
+    assert {(e["authority"], e["recorded_by"]) for e in recorded["events"]} >= {
+        ("PL", "admin"),
+        ("EE", "xavier"),
     }
-    headers = {"Authorization": f"Bearer {token.group(1)}"}
-    response = httpx.post(f"{base}/v1/events", json=body, headers=headers)
-    assert response.status_code == 201 and response.json()["recorded_by"] == "admin"
-    assert token.group(1) not in run_cli(database_url, "token", "create", "x").stdout
+    assert "LV" not in {e["authority"] for e in recorded["events"]}
 
 
 def test_token_create_prints_a_working_token(database_url: str) -> None:
@@ -142,6 +173,8 @@ def test_token_create_prints_a_working_token(database_url: str) -> None:
     try:
         caller = svc.tokens.authenticate(token)
         assert caller is not None and (caller.name, caller.role.label) == ("bob", "writer")
+        assert svc.tokens.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+        assert svc.tokens.authenticate(token[::-1]) is None
     finally:
         svc.log.close()
 

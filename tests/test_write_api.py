@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.rows import dict_row
+from psycopg.sql import SQL, Identifier
 
 from api.bootstrap import create_app
 from api.identity import Role
 from api.service import Service
 from domain.application import SanctionsLog
 from domain.errors import VersionConflict
-from domain.hashing import GENESIS_HASH, canonical_json
+from domain.hashing import GENESIS_HASH
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft
@@ -536,13 +543,29 @@ def test_first_start_creates_one_admin_token(make_services: Callable[..., Servic
         assert response.status_code == 201 and response.json()["recorded_by"] == "admin"
 
 
-def test_tokens_are_stored_hashed(services: Service) -> None:
+def stored_token_rows(database_url: str) -> list[dict[str, Any]]:
+    """The `api_tokens` rows, read with a raw connection rather than the service's store."""
+    if database_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(row) for row in conn.execute("SELECT * FROM api_tokens")]
+    parsed = urlparse(database_url)
+    schema = parse_qs(parsed.query)["schema"][0]
+    with psycopg.connect(parsed._replace(query="").geturl(), row_factory=dict_row) as conn:
+        table = Identifier(schema, "api_tokens")
+        return list(conn.execute(SQL("SELECT * FROM {}").format(table)).fetchall())
+
+
+def test_tokens_are_stored_hashed(services: Service, database_url: str) -> None:
     token = services.tokens.create("carol", Role.WRITER)
-    with services.log.store.transaction(commit=False) as cursor:
-        cursor.execute(f"SELECT * FROM {services.tokens.table.table}")
-        rows = [dict(row) for row in cursor.fetchall()]
-    assert rows and token not in repr(rows)
-    assert services.tokens.authenticate(token) is not None
+    rows = stored_token_rows(database_url)
+    assert [(row["name"], row["role"]) for row in rows] == [("carol", "writer")]
+    assert set(rows[0]) == {"name", "role", "token_hash", "created_at", "revoked_at"}
+    assert rows[0]["token_hash"] == hashlib.sha256(token.encode("utf-8")).hexdigest()
+    assert token not in repr(rows) and token[::-1] not in repr(rows)
+    assert rows[0]["revoked_at"] is None
+    caller = services.tokens.authenticate(token)
+    assert caller is not None and (caller.name, caller.role) == ("carol", Role.WRITER)
 
 
 def test_events_page_in_position_order_with_filters(client: TestClient) -> None:
@@ -587,9 +610,8 @@ def test_unknown_event_is_404_and_malformed_id_422(client: TestClient) -> None:
 
 
 def test_hash_chain_links_every_event_of_a_stream(client: TestClient) -> None:
-    post(client, US_IMPOSED)
-    post(
-        client,
+    bodies = [
+        US_IMPOSED,
         {
             **US_IMPOSED,
             "type": "expanded",
@@ -597,9 +619,15 @@ def test_hash_chain_links_every_event_of_a_stream(client: TestClient) -> None:
             "measures": ["financing_ban"],
             "note": "GL 5 expired",
         },
-    )
-    post(client, {**US_IMPOSED, "type": "lifted", "effective_date": "2025-12-13", "measures": None})
-    events = client.get("/v1/streams/US/BY/potash").json()["events"]
+        {**US_IMPOSED, "type": "lifted", "effective_date": "2025-12-13", "measures": None},
+    ]
+    for body in bodies:
+        assert post(client, body).status_code == 201
+    response = client.get("/v1/streams/US/BY/potash")
+    assert response.status_code == 200, response.text
+    events = response.json()["events"]
+    assert [event["version"] for event in events] == [1, 2, 3]
+    assert [event["type"] for event in events] == ["imposed", "expanded", "lifted"]
     previous = GENESIS_HASH
     for event in events:
         assert event["prev_hash"] == previous
@@ -620,8 +648,13 @@ def test_hash_chain_links_every_event_of_a_stream(client: TestClient) -> None:
             "recorded_by": event["recorded_by"],
             "prev_hash": event["prev_hash"],
         }
-        assert hashlib.sha256(canonical_json(document)).hexdigest() == event["hash"]
-        previous = event["hash"]
+        # Canonical JSON spelled out here, not taken from domain.hashing.
+        canonical = json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+        previous = hashlib.sha256(canonical).hexdigest()
+        assert previous == event["hash"]
+    assert previous == events[-1]["hash"]
 
 
 def test_catalogue_lists_at_least_25_commodities_with_hs_codes(client: TestClient) -> None:
