@@ -5,7 +5,6 @@ COPY pyproject.toml README.md ./
 COPY domain ./domain
 COPY projections ./projections
 COPY api ./api
-COPY data/timeline.jsonl ./data/timeline.jsonl
 RUN pip install --no-cache-dir .
 EXPOSE 8000
 CMD ["sanctions", "serve", "--host", "0.0.0.0", "--port", "8000", "--seed"]

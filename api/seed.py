@@ -1,4 +1,5 @@
-"""The bundled real timeline (`data/timeline.jsonl`), recorded as an import of that file."""
+"""The bundled real timeline (`api/data/timeline.jsonl`, installed with the package),
+recorded as an import of that file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from api.schemas import EventIn
 from api.service import Service
 from api.transfer import ImportReport, import_events, read_import_file
 
-TIMELINE_FILE = Path(__file__).resolve().parents[1] / "data" / "timeline.jsonl"
+TIMELINE_FILE = Path(__file__).resolve().parent / "data" / "timeline.jsonl"
 SEED_CALLER = "seed"
 
 

@@ -22,7 +22,7 @@ from api.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("domain", "projections", "api")
-PACKAGE_FILES = (".py", ".html", ".js", ".css")
+PACKAGE_FILES = (".py", ".html", ".js", ".css", ".jsonl")
 SETUP = "from setuptools import setup; setup()"  # what setuptools' build backend runs
 
 
@@ -149,8 +149,8 @@ def test_the_image_copies_everything_pip_install_needs(tmp_path: Path) -> None:
 
 def test_the_image_holds_the_bundled_timeline_the_seed_reads(tmp_path: Path) -> None:
     image = image_layout(tmp_path / "image")
-    bundled = (ROOT / "data" / "timeline.jsonl").read_text(encoding="utf-8")
-    assert (image / "data" / "timeline.jsonl").read_text(encoding="utf-8") == bundled
+    bundled = (ROOT / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
+    assert (image / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8") == bundled
     events = [line for line in bundled.splitlines() if line.strip()]
     loaded = run_python(
         "from api.seed import bundled_events; print(len(bundled_events()))",
@@ -160,12 +160,6 @@ def test_the_image_holds_the_bundled_timeline_the_seed_reads(tmp_path: Path) -> 
     assert int(loaded) == len(events) > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: `pip install .` leaves data/timeline.jsonl behind (data/ is no "
-    "package) while api/seed.py looks for it beside the installed packages, so "
-    "`sanctions serve --seed` in the image cannot find it",
-)
 def test_the_installed_package_finds_the_bundled_timeline(tmp_path: Path) -> None:
     image = image_layout(tmp_path / "image")
     site = tmp_path / "site"
@@ -175,5 +169,5 @@ def test_the_installed_package_finds_the_bundled_timeline(tmp_path: Path) -> Non
         path=site,
         cwd=image,
     )
-    bundled = (ROOT / "data" / "timeline.jsonl").read_text(encoding="utf-8")
+    bundled = (ROOT / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
     assert int(loaded) == len([line for line in bundled.splitlines() if line.strip()])
