@@ -32,7 +32,7 @@ from api.schemas import (
     VerifyOut,
 )
 from api.settings import Settings
-from domain.application import IdempotentRequest, SanctionsLog, WriteOutcome
+from domain.application import SanctionsLog
 from domain.errors import InvalidInput
 from domain.hashing import format_timestamp
 from domain.keys import (
@@ -42,6 +42,7 @@ from domain.keys import (
     parse_commodity,
     parse_country,
 )
+from domain.recorded import IdempotentRequest, WriteOutcome
 from domain.rules import EventType
 from domain.stream import EventDraft
 from projections.audit_trail import replay_steps

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 from api.inputs import located
 from api.schemas import EventIn, EventOut
 from api.service import Service
-from domain.application import IdempotentRequest, OnUndecodable
 from domain.errors import InvalidInput
 from domain.keys import EventFilter
+from domain.recorded import IdempotentRequest, OnUndecodable
 
 SERVICE_FIELDS = {
     "event_id",

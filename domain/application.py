@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
-    Mapper,
     PersistenceError,
     StoredEvent,
     Transcoding,
@@ -33,12 +29,20 @@ from domain.errors import (
     VersionConflict,
     WriteContention,
 )
-from domain.hashing import canonical_json
 from domain.keys import EventFilter, StreamKey
+from domain.recorded import (
+    IdempotentRequest,
+    OnUndecodable,
+    Page,
+    RecordedEvent,
+    Undecodable,
+    WriteOutcome,
+)
 from domain.store.config import environment_for, postgres_conninfo
 from domain.store.records import IdempotencyRecord, IndexRow, PositionedEvent
 from domain.store.signals import Signals
 from domain.store.sql import SanctionsRecorderMixin
+from domain.store.stamping import UNSTAMPED, Stamper
 from domain.stream import EventDraft, SanctionsStream
 
 APPLICATION_NAME = "SanctionsTimeline"
@@ -48,28 +52,6 @@ OUTCOME_CHECKS = (0.0, 0.5)
 """Pauses before each look, after a failed write, for whether it was recorded: a commit
 under way when the connection was lost lands (or not) within moments."""
 logger = logging.getLogger("sanctions.log")
-
-
-@dataclass(frozen=True)
-class Undecodable:
-    """A stored event whose bytes cannot be decoded: altered outside the service."""
-
-    position: int | None
-    stream: str | None
-    stream_id: uuid.UUID
-    version: int
-    error: Exception
-
-    def describe(self) -> str:
-        where = self.stream or f"stream id {self.stream_id}"
-        at = "" if self.position is None else f" at position {self.position}"
-        return (
-            f"event version {self.version} of {where}{at} cannot be decoded "
-            f"({type(self.error).__name__}); `sanctions verify` reports what changed"
-        )
-
-
-OnUndecodable = Callable[[Undecodable], None]
 
 
 class DateAsISO(Transcoding):
@@ -83,77 +65,6 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
-
-
-@dataclass(frozen=True)
-class RecordedEvent:
-    """A stored domain event with its global position in the log."""
-
-    position: int
-    event: SanctionsStream.Event
-
-
-@dataclass(frozen=True)
-class Page:
-    """Part of the log: the events read, those that could not be decoded, and where
-    reading stopped (the position of the last stored event looked at)."""
-
-    events: list[RecordedEvent]
-    undecodable: list[Undecodable]
-    last_position: int | None
-    more: bool
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    """What a write recorded; `replayed` when an Idempotency-Key answered it."""
-
-    events: list[RecordedEvent]
-    replayed: bool
-
-
-@dataclass(frozen=True)
-class IdempotentRequest:
-    """The caller's key and a digest of the request body it came with."""
-
-    caller: str
-    key: str
-    request_hash: str
-
-    @classmethod
-    def of(cls, caller: str, key: str, body: Any) -> IdempotentRequest:
-        return cls(caller, key, hashlib.sha256(canonical_json(body)).hexdigest())
-
-
-UNSTAMPED = datetime.min.replace(tzinfo=UTC)
-"""A decided event's recording time until the store stamps it, inside its write lock."""
-
-
-class Stamper:
-    """Gives decided events their recording times, once the store holds its write lock:
-    the first at the moment it is given, each next one a microsecond later, with the
-    hash chain recomputed (an event's hash covers its `recorded_at`)."""
-
-    def __init__(self, events: Sequence[SanctionsStream.Event], mapper: Mapper[uuid.UUID]):
-        self.decided = list(events)
-        self.stamped = self.decided
-        self.mapper = mapper
-
-    def __call__(self, first: datetime) -> tuple[list[StoredEvent], datetime]:
-        last_hash: dict[str, str] = {}
-        stamped = []
-        at = first
-        for number, event in enumerate(self.decided):
-            at = first + timedelta(microseconds=number)
-            prev_hash = last_hash.get(event.stream, event.prev_hash)
-            times: dict[str, Any] = {"recorded_at": at, "timestamp": at, "prev_hash": prev_hash}
-            event = dataclasses.replace(event, **times)
-            digest: dict[str, Any] = {"hash": event.computed_hash()}
-            event = dataclasses.replace(event, **digest)
-            last_hash[event.stream] = event.hash
-            stamped.append(event)
-        self.stamped = stamped
-        return [self.mapper.to_stored_event(event) for event in stamped], at
 
 
 class SanctionsLog(Application[uuid.UUID]):

@@ -16,9 +16,10 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from domain.application import SanctionsLog, Undecodable
+from domain.application import SanctionsLog
 from domain.hashing import GENESIS_HASH, format_timestamp
 from domain.keys import StreamKey
+from domain.recorded import Undecodable
 from domain.store.records import IndexRow
 from domain.stream import SanctionsStream
 from projections.model import IntervalRow, replay_stream, sorted_rows

@@ -1,0 +1,74 @@
+"""What the log answers about recorded events: positions, pages, write outcomes, keys."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from domain.hashing import canonical_json
+from domain.stream import SanctionsStream
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """A stored event whose bytes cannot be decoded: altered outside the service."""
+
+    position: int | None
+    stream: str | None
+    stream_id: uuid.UUID
+    version: int
+    error: Exception
+
+    def describe(self) -> str:
+        where = self.stream or f"stream id {self.stream_id}"
+        at = "" if self.position is None else f" at position {self.position}"
+        return (
+            f"event version {self.version} of {where}{at} cannot be decoded "
+            f"({type(self.error).__name__}); `sanctions verify` reports what changed"
+        )
+
+
+OnUndecodable = Callable[[Undecodable], None]
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A stored domain event with its global position in the log."""
+
+    position: int
+    event: SanctionsStream.Event
+
+
+@dataclass(frozen=True)
+class Page:
+    """Part of the log: the events read, those that could not be decoded, and where
+    reading stopped (the position of the last stored event looked at)."""
+
+    events: list[RecordedEvent]
+    undecodable: list[Undecodable]
+    last_position: int | None
+    more: bool
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What a write recorded; `replayed` when an Idempotency-Key answered it."""
+
+    events: list[RecordedEvent]
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """The caller's key and a digest of the request body it came with."""
+
+    caller: str
+    key: str
+    request_hash: str
+
+    @classmethod
+    def of(cls, caller: str, key: str, body: Any) -> IdempotentRequest:
+        return cls(caller, key, hashlib.sha256(canonical_json(body)).hexdigest())

@@ -1,0 +1,43 @@
+"""Recording times given inside the store's write lock."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.stream import SanctionsStream
+
+UNSTAMPED = datetime.min.replace(tzinfo=UTC)
+"""A decided event's recording time until the store stamps it, inside its write lock."""
+
+
+class Stamper:
+    """Gives decided events their recording times, once the store holds its write lock:
+    the first at the moment it is given, each next one a microsecond later, with the
+    hash chain recomputed (an event's hash covers its `recorded_at`)."""
+
+    def __init__(self, events: Sequence[SanctionsStream.Event], mapper: Mapper[uuid.UUID]):
+        self.decided = list(events)
+        self.stamped = self.decided
+        self.mapper = mapper
+
+    def __call__(self, first: datetime) -> tuple[list[StoredEvent], datetime]:
+        last_hash: dict[str, str] = {}
+        stamped = []
+        at = first
+        for number, event in enumerate(self.decided):
+            at = first + timedelta(microseconds=number)
+            prev_hash = last_hash.get(event.stream, event.prev_hash)
+            times: dict[str, Any] = {"recorded_at": at, "timestamp": at, "prev_hash": prev_hash}
+            event = dataclasses.replace(event, **times)
+            digest: dict[str, Any] = {"hash": event.computed_hash()}
+            event = dataclasses.replace(event, **digest)
+            last_hash[event.stream] = event.hash
+            stamped.append(event)
+        self.stamped = stamped
+        return [self.mapper.to_stored_event(event) for event in stamped], at
