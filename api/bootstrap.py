@@ -12,24 +12,28 @@ from api import docs, problems
 from api.deps import strict_query
 from api.identity import TokenStore
 from api.limits import WriteGuard
-from api.observability import RequestObserver
+from api.observability import RequestObserver, configure_logging
 from api.routes import admin, audit, events, health, page, status, streams
 from api.security import SecurityHeaders
 from api.service import Service
 from api.settings import Settings
 from domain.application import SanctionsLog
+from domain.store.config import setup_lock
 from domain.store.tokens import TokenTable
 from projections.projector import Projector, open_view
 
 
 def build_service(settings: Settings) -> Service:
     """Open the store and the read models beside it (creating their tables)."""
-    log = SanctionsLog(settings.database_url)
+    with setup_lock(settings.database_url):  # processes starting at once take turns
+        log = SanctionsLog(settings.database_url)
+        view = open_view(log)
+        tokens = TokenTable(log.store)
     return Service(
         settings=settings,
         log=log,
-        tokens=TokenStore(TokenTable(log.store), settings.api_tokens),
-        projector=Projector(log, open_view(log)),
+        tokens=TokenStore(tokens, settings.api_tokens),
+        projector=Projector(log, view),
     )
 
 
@@ -63,3 +67,10 @@ def create_app(svc: Service) -> FastAPI:
     app.add_middleware(RequestObserver, metrics=svc.metrics)
     app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `sanctions serve --workers N`, on the service its
+    settings (SANCTIONS_*) describe."""
+    configure_logging()
+    return create_app(build_service(Settings()))

@@ -3,7 +3,7 @@ export, rebuild, and API tokens."""
 
 from __future__ import annotations
 
-import logging
+import os
 import signal
 import sys
 import threading
@@ -31,14 +31,25 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     seed: Annotated[bool, flag("--seed", "Load the bundled timeline first.")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes on one port (PostgreSQL only).")
+    ] = 1,
 ) -> None:
     """Run the API (on SANCTIONS_DATABASE_URL, SQLite under ./data/ by default)."""
     import uvicorn
 
     from api.bootstrap import create_app
+    from api.observability import configure_logging
     from api.seed import seed as seed_timeline
 
     with service(ctx, catch_up=False) as svc:
+        database_url = svc.settings.database_url
+        if workers > 1 and svc.log.store.dialect != "postgres":
+            raise fail(
+                "--workers above 1 needs PostgreSQL: SQLite has one writer and cannot "
+                "notify other processes, so worker processes could not keep known_at "
+                "answers and read-your-writes; run one process, or use PostgreSQL"
+            )
         if seed:
             report = seed_timeline(svc)
             console.print(
@@ -54,23 +65,24 @@ def serve(
             )
         configure_logging()
         # uvicorn's own access log is off: it would print query strings; ours prints routes.
-        uvicorn.run(
-            create_app(svc),
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
-
-
-def configure_logging() -> None:
-    """The service's own log lines (JSON, one per request) to standard error."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("sanctions")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+        options = {
+            "host": host,
+            "port": port,
+            "log_level": "info",
+            "access_log": False,
+            "timeout_graceful_shutdown": 30,
+        }
+        if workers == 1:
+            uvicorn.run(create_app(svc), **options)  # type: ignore[arg-type]
+            return
+    # Each worker builds its own service from the environment, on the same database.
+    os.environ["SANCTIONS_DATABASE_URL"] = database_url
+    uvicorn.run(
+        "api.bootstrap:app_from_environment",
+        factory=True,
+        workers=workers,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def project(

@@ -109,3 +109,14 @@ class RequestObserver:
                 "caller": scope.get("state", {}).get("caller"),
             }
             request_log.info(json.dumps(line))
+
+
+def configure_logging() -> None:
+    """The service's own log lines (JSON, one per request) to standard error."""
+    logger = logging.getLogger("sanctions")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

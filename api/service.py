@@ -144,6 +144,9 @@ class Service:
         with self.writing_lock:
             if self.writing:
                 known_at = min(known_at, min(self.writing) - just_before)
+        horizon = self.log.store.horizon()  # other processes' writes under way
+        if horizon is not None:
+            known_at = min(known_at, horizon)
         oldest = self.projector.oldest_unprojected()
         if oldest is not None:
             known_at = min(known_at, oldest - just_before)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -54,6 +55,22 @@ def environment_for(database_url: str) -> dict[str, str]:
         f"SANCTIONS_DATABASE_URL: unsupported database URL {database_url!r}: "
         "use sqlite:///… or postgresql://…"
     )
+
+
+@contextmanager
+def setup_lock(database_url: str) -> Iterator[None]:
+    """Inside the block, no other process sets up the same store: on PostgreSQL an
+    advisory lock per schema, so processes may start at once on a fresh database
+    (SQLite's own file lock already serialises its schema changes)."""
+    parsed = urlparse(database_url)
+    if parsed.scheme.split("+")[0] not in ("postgresql", "postgres"):
+        yield
+        return
+    from domain.store.postgres import advisory_lock
+
+    schema = parse_qs(parsed.query).get("schema", [""])[0] or "public"
+    with advisory_lock(postgres_conninfo(database_url), f"sanctions-setup:{schema}"):
+        yield
 
 
 def sqlite_path(database_url: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,8 +15,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.hashing import parse_timestamp
 from domain.store.signals import CHANNELS, Channel, Signals
-from domain.store.sql import Cursor, Dialect, SanctionsRecorderMixin
+from domain.store.sql import JUST_AFTER, Cursor, Dialect, SanctionsRecorderMixin
 
 
 class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecorder):
@@ -29,6 +32,24 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
 
     def qualified(self, table: str) -> str:
         return Identifier(self.datastore.schema, table).as_string()
+
+    def write_lock_key(self) -> str:
+        return f"sanctions-write:{self.datastore.schema}"
+
+    def horizon(self) -> datetime | None:
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                "SELECT pg_try_advisory_xact_lock_shared(hashtext(?)) AS quiet,"
+                f" clock_timestamp() AS now, (SELECT last_recorded_at FROM"
+                f" {self.qualified('log_clock')} WHERE id = 1) AS last",
+                (self.write_lock_key(),),
+            )
+            row = cursor.fetchone()
+        if row["quiet"]:  # no write under way: any later one is recorded after now
+            return row["now"] - JUST_AFTER  # type: ignore[no-any-return]
+        if row["last"] is None:
+            return datetime.min.replace(tzinfo=UTC)
+        return parse_timestamp(row["last"])
 
     def signal_names(self) -> dict[Channel, str]:
         """The NOTIFY channels: the library's own for recorded events, and one (per
@@ -48,6 +69,8 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         self._lock_table(curs)
+        # Held to the commit: a reader that can take it shared knows no write is under way.
+        curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.write_lock_key(),))
         # The database's clock, one for every process and host that writes here.
         now = curs.execute("SELECT clock_timestamp() AS now").fetchone()
         assert now is not None
@@ -66,6 +89,18 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         with curs.connection.pipeline():  # syncs on exit: a conflict raises here
             self.write_side_rows(Cursor(curs, "postgres"), kwargs)
         return notification_ids
+
+
+@contextmanager
+def advisory_lock(conninfo: str, key: str) -> Iterator[None]:
+    """Hold a session-level advisory lock on `key` (on a connection of its own) inside
+    the block: processes that start at once create the schema one after another."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def projected_channel(schema: str) -> str:

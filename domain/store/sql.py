@@ -163,6 +163,11 @@ class SanctionsRecorderMixin(Transactions, EventStore):
         cursor.execute(statement, (format_timestamp(last),))
         return stamped
 
+    def horizon(self) -> datetime | None:
+        """A moment before which nothing more can be recorded by any process (None when
+        the database cannot tell: SQLite, whose writers are in one process)."""
+        return None
+
     def last_recorded_at(self) -> datetime | None:
         """The recording time of the last committed event."""
         with self.transaction(commit=False) as cursor:
