@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -98,6 +99,26 @@ def reader(request: Request, svc: ServiceDep, credentials: Credentials) -> Calle
 def auditor(request: Request, svc: ServiceDep, credentials: Credentials) -> Caller:
     """Verification always needs a reader token: it costs seconds on a large log."""
     return require(Role.READER, svc, credentials, request)
+
+
+ACCESS: dict[Callable[..., object], tuple[Role, bool]] = {
+    reader: (Role.READER, False),
+    auditor: (Role.READER, True),
+    writer: (Role.WRITER, True),
+    admin: (Role.ADMIN, True),
+}
+"""Each caller check: the role it asks for, and whether always (reads: only when configured)."""
+
+
+def access(dependant: Dependant) -> tuple[Role, bool] | None:
+    """The role a route needs, and whether always; None for a route open to anyone."""
+    for dependency in dependant.dependencies:
+        found = ACCESS.get(dependency.call) if dependency.call is not None else None
+        if found is None:
+            found = access(dependency)
+        if found is not None:
+            return found
+    return None
 
 
 Writer = Annotated[Caller, Depends(writer)]

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
@@ -118,8 +119,26 @@ def where_in_batch(error: DomainError) -> dict[str, Any]:
     return {"index": error.index, "stream": error.stream}
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    path = request.scope["path"]
+    return sorted(
+        {
+            method
+            for route in iter_route_contexts(request.app.routes)
+            if route.methods
+            and (pattern := getattr(route, "path_regex", None)) is not None
+            and pattern.match(path)
+            for method in route.methods
+        }
+    )
+
+
 def install(app: FastAPI) -> None:
-    """Map every error the service can raise to a problem document."""
+    """Map every error the service can raise to a problem document, and document them."""
+    from api import contract  # it reads the routes' dependencies, which raise ProblemError
+
+    contract.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -184,9 +203,12 @@ def install(app: FastAPI) -> None:
         return problem(exc.status, exc.detail, kind=exc.kind, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
-        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(PersistenceError)
     async def on_storage(_: Request, exc: PersistenceError) -> JSONResponse:

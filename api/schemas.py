@@ -1,128 +1,23 @@
-"""Request and response models: the JSON shapes of the REST contract."""
+"""Request and response models: the JSON shapes of the REST contract (request bodies in
+`api.schemas_in`, problem documents in `api.schemas_problems`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from pydantic import (
-    AfterValidator,
-    AnyUrl,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    StrictInt,
-    StrictStr,
-    UrlConstraints,
-    model_serializer,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from api.inputs import iso_date
-from domain.application import Undecodable
-from domain.errors import InvalidInput
+from api.schemas_in import BatchIn as BatchIn
+from api.schemas_in import EventIn as EventIn
+from api.schemas_in import SourceIn as SourceIn
 from domain.hashing import format_timestamp
-from domain.keys import StreamKey, parse_authority, parse_commodity, parse_country
-from domain.rules import EventType, IntervalStatus, Measure, Status
-from domain.stream import EventDraft, SanctionsStream
+from domain.recorded import Undecodable
+from domain.rules import EventType, IntervalStatus, Status
+from domain.stream import SanctionsStream
 from projections.audit_trail import ReplayStep
 from projections.verify import VerifyReport
-
-
-def _iso_date_string(value: Any) -> Any:
-    # Only `YYYY-MM-DD`: pydantic alone would also take numbers as Unix times.
-    if isinstance(value, date):
-        return value
-    if not isinstance(value, str):
-        raise PydanticCustomError("date_format", "must be a date written YYYY-MM-DD")
-    try:
-        return iso_date(value)
-    except ValueError as error:
-        raise PydanticCustomError("date_value", "{reason}", {"reason": str(error)}) from None
-
-
-def _code(parse: Callable[[str], str]) -> Callable[[str], str]:
-    """A validator normalising a code, or saying (with close matches) why it is unknown."""
-
-    def check(value: str) -> str:
-        try:
-            return parse(value)
-        except InvalidInput as error:
-            raise PydanticCustomError(
-                "unknown_code", "{reason}", {"reason": error.message}
-            ) from None
-
-    return check
-
-
-IsoDate = Annotated[date, BeforeValidator(_iso_date_string)]
-HttpUrl = Annotated[AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
-
-
-class SourceIn(BaseModel):
-    """Where the fact comes from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: HttpUrl
-    title: Annotated[StrictStr, Field(max_length=1000)] | None = None
-    published: IsoDate | None = None
-
-
-class EventIn(BaseModel):
-    """An event as clients post it (SPEC §2, Writing)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: EventType
-    authority: Annotated[StrictStr, Field(max_length=16), AfterValidator(_code(parse_authority))]
-    country: Annotated[StrictStr, Field(max_length=16), AfterValidator(_code(parse_country))]
-    commodity: Annotated[StrictStr, Field(max_length=100), AfterValidator(_code(parse_commodity))]
-    effective_date: IsoDate | None = None
-    measures: Annotated[list[Measure], Field(max_length=50)] | None = None
-    retracts: UUID | None = None
-    legal_basis: Annotated[StrictStr, Field(max_length=2000)] | None = None
-    source: SourceIn | None = None
-    note: Annotated[StrictStr, Field(max_length=8000)] | None = None
-    expected_version: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = None
-
-    def draft(self) -> EventDraft:
-        """The domain draft; InvalidInput (422) for unknown codes or a misfit payload."""
-        return EventDraft(
-            type=self.type,
-            key=StreamKey(self.authority, self.country, self.commodity),
-            effective_date=self.effective_date,
-            measures=frozenset(self.measures or ()),
-            retracts=self.retracts,
-            legal_basis=self.legal_basis,
-            source=None
-            if self.source is None
-            else {
-                "url": str(self.source.url),
-                "title": self.source.title,
-                "published": None
-                if self.source.published is None
-                else self.source.published.isoformat(),
-            },
-            note=self.note,
-            expected_version=self.expected_version,
-        )
-
-    def request_body(self) -> dict[str, Any]:
-        """The body as it matters for Idempotency-Key comparison."""
-        return self.model_dump(mode="json", exclude_none=True)
-
-
-class BatchIn(BaseModel):
-    """`POST /v1/events:batch`: all or none, in order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    events: Annotated[list[EventIn], Field(min_length=1, max_length=1000)]
 
 
 class SourceOut(BaseModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.deps import Admin, ServiceDep
 from api.schemas import RebuildOut
+from api.schemas_problems import problems
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -13,6 +14,14 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 @router.post(
     "/projections/rebuild",
     response_model=RebuildOut,
+    responses=problems(
+        409,
+        413,
+        422,
+        503,
+        _409="A rebuild of the read models is already running",
+        _413="A request body over 64 KiB (the route takes none)",
+    ),
     summary="Drop and rebuild every read model from the log",
 )
 def rebuild_projections(svc: ServiceDep, _: Admin) -> RebuildOut:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
@@ -14,9 +14,11 @@ from sse_starlette.sse import EventSourceResponse
 
 from api.deps import Auditor, Reader, ServiceDep
 from api.inputs import MAX_POSITION, parse_position
+from api.params import AuthorityFilter, CommodityFilter, CountryFilter, KnownAt, LastEventId
 from api.schemas import EventOut, ReplayOut, SkippedEvent, VerifyOut
+from api.schemas_problems import problems
 from api.service import event_filter
-from domain.application import Undecodable
+from domain.recorded import Undecodable
 from domain.rules import EventType
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -35,15 +37,16 @@ def skipped_event(found: Undecodable) -> ServerSentEvent:
 @router.get(
     "/audit/replay",
     response_model=ReplayOut,
+    responses=problems(422, 503),
     summary="Every matching event, in position order, with its stream's status after it",
 )
 def audit_replay(
     svc: ServiceDep,
     _: Reader,
-    country: str | None = None,
-    commodity: str | None = None,
-    authority: str | None = None,
-    known_at: str | None = None,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
+    authority: AuthorityFilter = None,
+    known_at: KnownAt = None,
 ) -> StreamingResponse:
     """Streamed as it is read, so any size of log is answered in bounded memory."""
     steps = svc.replay(authority, country, commodity, known_at)
@@ -60,6 +63,7 @@ def audit_replay(
 @router.get(
     "/audit/verify",
     response_model=VerifyOut,
+    responses=problems(503),
     summary="Recompute every hash chain; compare every read model with a fresh replay",
 )
 def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
@@ -70,19 +74,27 @@ def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
     "/events/stream",
     summary="Server-Sent Events, one per recorded event (id = position), resumable",
     response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`event` events (data: a stored event) and `problem` events (data: "
+            "a stored event that cannot be decoded), each with its position as `id`",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problems(422, 503),
+    },
 )
 async def event_stream(
     request: Request,
     svc: ServiceDep,
     _: Reader,
-    country: str | None = None,
-    commodity: str | None = None,
-    authority: str | None = None,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
+    authority: AuthorityFilter = None,
     type: EventType | None = None,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_POSITION, description="Start after this position")
     ] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """From the start of the log, or after `Last-Event-ID` (a reconnecting client) or
     `after`; then each event as it is recorded. Keep-alive comments are sent while idle."""

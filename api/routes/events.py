@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import Reader, ServiceDep, Writer
 from api.inputs import MAX_POSITION, located
+from api.params import AuthorityFilter, CommodityFilter, CountryFilter, EventIdPath
 from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
-from domain.application import IdempotentRequest, RecordedEvent
+from api.schemas_problems import problems
+from domain.recorded import IdempotentRequest, RecordedEvent
 from domain.rules import EventType
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -24,16 +25,24 @@ IdempotencyKey = Annotated[
         description="Retry-safe writes: the same key and body answer the recorded event.",
     ),
 ]
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {"application/problem+json": {}}}
-    for code, text in {
-        401: "Missing or unknown token",
-        403: "Role not allowed",
-        409: "Breaks a domain rule, expected_version mismatch, or key reused",
-        413: "Body too large",
-        422: "Malformed or invalid input",
-    }.items()
+LOCATION = {
+    "Location": {
+        "description": "The recorded event: /v1/events/{event_id}",
+        "schema": {"type": "string"},
+    }
 }
+WRITE_PROBLEMS = problems(
+    409,
+    413,
+    415,
+    422,
+    503,
+    _409="Breaks a domain rule (`breaks_event_id` names a later event it would break), "
+    "`expected_version` mismatch, an Idempotency-Key reused with another body, a damaged stream",
+    _422="Malformed or invalid input: every invalid field is listed in `errors` (in a batch, "
+    "`index` names the first failing event)",
+    _503="The database is unreachable: `outcome` says whether nothing was recorded",
+)
 
 
 def _out(recorded: RecordedEvent) -> EventOut:
@@ -48,7 +57,11 @@ def _idempotency(caller: str, key: str | None, body: Any) -> IdempotentRequest |
     "/events",
     status_code=201,
     response_model=EventOut,
-    responses={200: {"description": "Idempotent replay", "model": EventOut}, **PROBLEMS},
+    responses={
+        200: {"description": "Idempotent replay: the event already recorded", "model": EventOut},
+        201: {"description": "Recorded", "headers": LOCATION},
+        **WRITE_PROBLEMS,
+    },
     summary="Record one event",
 )
 def record_event(
@@ -74,7 +87,11 @@ def record_event(
     "/events:batch",
     status_code=201,
     response_model=EventsOut,
-    responses={200: {"description": "Idempotent replay", "model": EventsOut}, **PROBLEMS},
+    responses={
+        200: {"description": "Idempotent replay: the events already recorded", "model": EventsOut},
+        201: {"description": "Recorded, all of them"},
+        **WRITE_PROBLEMS,
+    },
     summary="Record up to 1,000 events, all or none, in order",
 )
 def record_batch(
@@ -98,13 +115,18 @@ def record_batch(
     return EventsOut(events=[_out(recorded) for recorded in outcome.events])
 
 
-@router.get("/events", response_model=EventPage, summary="The log, in position order")
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses=problems(422, 503),
+    summary="The log, in position order",
+)
 def list_events(
     svc: ServiceDep,
     _: Reader,
-    authority: str | None = None,
-    country: str | None = None,
-    commodity: str | None = None,
+    authority: AuthorityFilter = None,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
     type: EventType | None = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="a position")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -115,8 +137,8 @@ def list_events(
 @router.get(
     "/events/{event_id}",
     response_model=EventOut,
-    responses={404: {**PROBLEMS[422], "description": "Unknown event id"}},
+    responses=problems(404, 422, 503, _404="No event has this id"),
     summary="One stored event",
 )
-def get_event(event_id: UUID, svc: ServiceDep, _: Reader) -> EventOut:
+def get_event(event_id: EventIdPath, svc: ServiceDep, _: Reader) -> EventOut:
     return svc.event(event_id)

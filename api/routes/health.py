@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import ServiceDep
 from api.problems import ProblemError
 from api.schemas import Health, Readiness
+from api.schemas_problems import problems
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +23,7 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"description": "Database unreachable or projections behind"}},
+    responses=problems(503, _503="The database is unreachable or the read models are behind"),
     summary="The database answers and the read models are caught up within a bound",
 )
 def readyz(svc: ServiceDep) -> Readiness:
@@ -39,7 +40,15 @@ def readyz(svc: ServiceDep) -> Readiness:
     return Readiness(status="ready", projection_lag_events=lag)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **problems(503),
+    },
+)
 def metrics(svc: ServiceDep) -> Response:
     lag, oldest = svc.projector.lag_detail()
     svc.metrics.lag_events.set(lag)

@@ -6,7 +6,9 @@ from fastapi import APIRouter
 
 from api.deps import Reader, ServiceDep
 from api.inputs import located
+from api.params import AuthorityPath, CommodityPath, CountryPath
 from api.schemas import CommoditiesOut, CommodityOut, StreamOut
+from api.schemas_problems import problems
 from domain.catalogue import CATALOGUE
 from domain.keys import StreamKey
 
@@ -16,16 +18,29 @@ router = APIRouter(prefix="/v1", tags=["streams"])
 @router.get(
     "/streams/{authority}/{country}/{commodity}",
     response_model=StreamOut,
+    responses=problems(
+        404, 422, 503, _404="No such route: a path parameter holding `/` names no stream"
+    ),
     summary="Every event of one stream, in version order",
 )
 def get_stream(
-    authority: str, country: str, commodity: str, svc: ServiceDep, _: Reader
+    authority: AuthorityPath,
+    country: CountryPath,
+    commodity: CommodityPath,
+    svc: ServiceDep,
+    _: Reader,
 ) -> StreamOut:
+    """A stream with no events answers version 0 and no events."""
     key = located(("path",), lambda: StreamKey.parse(authority, country, commodity))
     return svc.stream(key)
 
 
-@router.get("/commodities", response_model=CommoditiesOut, summary="The commodity catalogue")
+@router.get(
+    "/commodities",
+    response_model=CommoditiesOut,
+    responses=problems(422),
+    summary="The commodity catalogue",
+)
 def list_commodities(_: Reader) -> CommoditiesOut:
     return CommoditiesOut(
         commodities=[CommodityOut(slug=c.slug, hs_code=c.hs_code, name=c.name) for c in CATALOGUE]
