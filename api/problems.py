@@ -19,6 +19,8 @@ from domain.errors import (
     EventNotFound,
     IdempotencyConflict,
     InvalidInput,
+    NotRecorded,
+    OutcomeUnknown,
     RuleViolation,
     StreamDamaged,
     VersionConflict,
@@ -211,9 +213,26 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, detail, headers=headers)
 
     @app.exception_handler(PersistenceError)
-    async def on_storage(_: Request, exc: PersistenceError) -> JSONResponse:
+    async def on_storage(request: Request, exc: PersistenceError) -> JSONResponse:
         logger.error("storage error: %s", type(exc).__name__)
-        return problem(503, "the database is unavailable; nothing was recorded", kind="unavailable")
+        if request.method in ("GET", "HEAD"):
+            return problem(503, "the database is unavailable", kind="unavailable")
+        # A write that fails here never reached its commit: the log converts failures
+        # during the commit into NotRecorded or OutcomeUnknown, checked by its key.
+        return problem(
+            503,
+            "the database is unavailable; nothing was recorded",
+            kind="unavailable",
+            outcome="not_recorded",
+        )
+
+    @app.exception_handler(NotRecorded)
+    async def on_not_recorded(_: Request, exc: NotRecorded) -> JSONResponse:
+        return problem(503, exc.message, kind="unavailable", outcome="not_recorded")
+
+    @app.exception_handler(OutcomeUnknown)
+    async def on_outcome_unknown(_: Request, exc: OutcomeUnknown) -> JSONResponse:
+        return problem(503, exc.message, kind="unavailable", outcome="unknown")
 
     @app.exception_handler(Exception)
     async def on_bug(_: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ place), so REST and CLI cannot drift apart.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -17,7 +18,6 @@ from uuid import UUID
 from api.identity import TokenStore
 from api.inputs import optional, parse_as_of, parse_known_at
 from api.observability import Metrics
-from api.problems import ProblemError
 from api.schemas import (
     EventOut,
     EventPage,
@@ -42,12 +42,14 @@ from domain.keys import (
     parse_commodity,
     parse_country,
 )
-from domain.recorded import IdempotentRequest, WriteOutcome
+from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
 from domain.rules import EventType
 from domain.stream import EventDraft
 from projections.audit_trail import replay_steps
 from projections.projector import Progress, Projector
 from projections.verify import verify
+
+logger = logging.getLogger("sanctions.service")
 
 
 def event_filter(
@@ -76,6 +78,16 @@ def event_filter(
     return where
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a write recorded; `replayed` when an Idempotency-Key answered it, and
+    `projection_pending` when the read models did not show it in time."""
+
+    events: list[RecordedEvent]
+    replayed: bool
+    projection_pending: bool
+
+
 @dataclass
 class Service:
     """Everything a request or a command may need, built once by `api.bootstrap`."""
@@ -86,9 +98,6 @@ class Service:
     projector: Projector
     metrics: Metrics = field(default_factory=Metrics)
 
-    writing: list[datetime] = field(default_factory=list)
-    """When each write now in progress began: its events are not visible yet."""
-    writing_lock: threading.Lock = field(default_factory=threading.Lock)
     verifying: Future[VerifyOut] | None = None
     """The verification now running, which concurrent calls wait for and share."""
     verifying_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,55 +110,42 @@ class Service:
         *,
         recorded_by: str,
         idempotency: IdempotentRequest | None = None,
-    ) -> WriteOutcome:
-        """Record the drafts; return once every read on this server reflects them."""
-        began = datetime.now(UTC)  # every recorded_at this write assigns is later
-        with self.writing_lock:
-            self.writing.append(began)
-        try:
-            outcome = self.log.record(drafts, recorded_by=recorded_by, idempotency=idempotency)
-            self.log.signals.wake("events")
-            self.show_writes(outcome)
-            return outcome
-        finally:
-            with self.writing_lock:
-                self.writing.remove(began)
-
-    def show_writes(self, outcome: WriteOutcome) -> None:
-        """Return only once every read on this server reflects the written events."""
+    ) -> Written:
+        """Record the drafts; return once every read on this server reflects them, or
+        (projection pending) once the read models have been waited for long enough."""
+        outcome = self.log.record(drafts, recorded_by=recorded_by, idempotency=idempotency)
+        self.log.signals.wake("events")
         if not outcome.replayed:
             for recorded in outcome.events:
                 self.metrics.recorded.labels(recorded.event.TYPE.value).inc()
+        return Written(outcome.events, outcome.replayed, not self.show_writes(outcome))
+
+    def show_writes(self, outcome: WriteOutcome) -> bool:
+        """Whether every read on this server now reflects the written events (waiting a
+        bounded time for the read models; a failing projector only delays them)."""
         position = max(recorded.position for recorded in outcome.events)
-        if self.settings.embedded_projector:
-            self.projector.catch_up()
-        if not self.projector.wait_for(position, self.settings.read_your_writes_timeout):
-            raise ProblemError(
-                503,
-                f"the event at position {position} is recorded, but the read models have "
-                "not caught up with it yet; retry reads shortly",
-                kind="projection-lag",
-            )
+        try:
+            if self.settings.embedded_projector:
+                self.projector.catch_up()
+            return self.projector.wait_for(position, self.settings.read_your_writes_timeout)
+        except Exception:  # recorded all the same: the answer says the read models lag
+            logger.exception("the read models could not be brought up to position %s", position)
+            return False
 
     def settled(self, known_at: datetime) -> datetime:
         """The latest moment, no later than `known_at`, whose record can no longer change.
 
-        An event is recorded (given its `recorded_at`) a moment before it is committed
-        and projected. Answering "as known at T" while such an event with a
-        `recorded_at` before T is on its way would give an answer that changes once it
-        lands, so T is moved to just before the earliest such event: the answer says
-        which moment it is for, and stays true for ever.
+        An event is given its `recorded_at` inside the store's write lock, a moment
+        before it is committed and projected. Answering "as known at T" while such an
+        event with a `recorded_at` before T is on its way, or not yet projected, would
+        give an answer that changes once it lands, so T is moved to just before it (the
+        log's horizon; the oldest event not yet projected): the answer says which
+        moment it is for, and stays true for ever.
         """
-        just_before = timedelta(microseconds=1)
-        with self.writing_lock:
-            if self.writing:
-                known_at = min(known_at, min(self.writing) - just_before)
-        horizon = self.log.store.horizon()  # other processes' writes under way
-        if horizon is not None:
-            known_at = min(known_at, horizon)
+        known_at = min(known_at, self.log.horizon())
         oldest = self.projector.oldest_unprojected()
         if oldest is not None:
-            known_at = min(known_at, oldest - just_before)
+            known_at = min(known_at, oldest - timedelta(microseconds=1))
         return known_at
 
     def known_at(self, value: str | None) -> datetime:

@@ -28,8 +28,9 @@ class Settings(BaseSettings):
     projector_poll_seconds: float = 0.25
     """How often the projector looks for events recorded by other processes."""
 
-    read_your_writes_timeout: float = 10.0
-    """How long a write waits for the read models to show it before answering."""
+    read_your_writes_timeout: float = 2.0
+    """How long a write waits for the read models to show it; past that it is answered
+    201 all the same, with `Projection-Pending: true`."""
 
     sse_poll_seconds: float = 0.2
     """How often the live event stream looks for new events."""

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -148,6 +148,20 @@ class SanctionsLog(Application[uuid.UUID]):
                     replayed=False,
                 )
         raise WriteContention(drafts[0].key.name, MAX_WRITE_ATTEMPTS)
+
+    def horizon(self) -> datetime:
+        """A moment at or before which no event still to be committed can be recorded:
+        an answer as known at any moment up to it can no longer change."""
+        stored = self.store.horizon()  # every process's writes, where the database tells
+        if stored is not None:
+            return stored
+        now = datetime.now(UTC)  # read before looking at the lock: see below
+        if not self._write_lock.locked():
+            # A write not yet started stamps its events with the clock after taking the
+            # lock, so later than `now`.
+            return now - timedelta(microseconds=1)
+        last = self.store.last_recorded_at()  # a write under way stamps after it
+        return last if last is not None else datetime.min.replace(tzinfo=UTC)
 
     def _replay(self, request: IdempotentRequest, *, ours: bool) -> WriteOutcome | None:
         """What an earlier request with this key recorded, if any (`ours`: an earlier

@@ -176,9 +176,9 @@ class Projector:
                 if progress is not None:
                     progress(done, snapshot)
         self.view.write_shadow(pending)
-        with self._lock:
+        with self._lock:  # held until caught up: the rebuild projects what came meanwhile
             self.view.swap_shadow(TRACKED_APPLICATION, snapshot)
-        done += self.catch_up()
+            done += self.catch_up()
         if progress is not None:
             progress(done, snapshot)
         return RebuildReport(done, time.perf_counter() - started, self.view.counts())
@@ -209,7 +209,7 @@ class Projector:
     def run(self, poll_interval: float = 0.25) -> None:
         """Catch up whenever an event is recorded (notified) or every `poll_interval`
         seconds where the database cannot notify, until stopped."""
-        wait = max(poll_interval, 5.0) if self.signals.listening else poll_interval
+        wait = max(poll_interval, 1.0) if self.signals.listening else poll_interval
         while not self._stop.is_set():
             seen = self.signals.seen("events")
             try:

@@ -11,6 +11,7 @@ from api.inputs import MAX_POSITION, located
 from api.params import AuthorityFilter, CommodityFilter, CountryFilter, EventIdPath
 from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
 from api.schemas_problems import problems
+from api.service import Written
 from domain.recorded import IdempotentRequest, RecordedEvent
 from domain.rules import EventType
 
@@ -25,11 +26,19 @@ IdempotencyKey = Annotated[
         description="Retry-safe writes: the same key and body answer the recorded event.",
     ),
 ]
+PENDING = {
+    "Projection-Pending": {
+        "description": "`true` when the event is recorded but the read models did not show "
+        "it within the wait: reads catch up shortly",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 LOCATION = {
     "Location": {
         "description": "The recorded event: /v1/events/{event_id}",
         "schema": {"type": "string"},
-    }
+    },
+    **PENDING,
 }
 WRITE_PROBLEMS = problems(
     409,
@@ -43,6 +52,14 @@ WRITE_PROBLEMS = problems(
     "`index` names the first failing event)",
     _503="The database is unreachable: `outcome` says whether nothing was recorded",
 )
+
+
+def answer(response: Response, written: Written) -> None:
+    """201 (200 for a replay), and `Projection-Pending: true` when the read models did
+    not show the write in time: it is recorded all the same."""
+    response.status_code = 200 if written.replayed else 201
+    if written.projection_pending:
+        response.headers["Projection-Pending"] = "true"
 
 
 def _out(recorded: RecordedEvent) -> EventOut:
@@ -78,7 +95,7 @@ def record_event(
         idempotency=_idempotency(caller.name, idempotency_key, {"event": body.request_body()}),
     )
     event = _out(outcome.events[0])
-    response.status_code = 200 if outcome.replayed else 201
+    answer(response, outcome)
     response.headers["Location"] = f"/v1/events/{event.event_id}"
     return event
 
@@ -89,7 +106,7 @@ def record_event(
     response_model=EventsOut,
     responses={
         200: {"description": "Idempotent replay: the events already recorded", "model": EventsOut},
-        201: {"description": "Recorded, all of them"},
+        201: {"description": "Recorded, all of them", "headers": PENDING},
         **WRITE_PROBLEMS,
     },
     summary="Record up to 1,000 events, all or none, in order",
@@ -111,7 +128,7 @@ def record_batch(
             caller.name, idempotency_key, {"batch": [e.request_body() for e in body.events]}
         ),
     )
-    response.status_code = 200 if outcome.replayed else 201
+    answer(response, outcome)
     return EventsOut(events=[_out(recorded) for recorded in outcome.events])
 
 

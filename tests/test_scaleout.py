@@ -1,0 +1,338 @@
+"""Several processes on one PostgreSQL keep every promise (SPEC §3).
+
+Real `sanctions` processes, started as an operator would: API processes with no
+projector of their own, and one `sanctions project`. Each test has its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import POSTGRES_URL, ROOT, drop_schema, free_port
+
+TOKENS = "wendy:writer:writer-token"
+WRITER = {"Authorization": "Bearer writer-token"}
+COUNTRIES = ["BY", "RU", "IR", "VE", "KP", "SY", "CU", "MM", "AF", "ZW", "NI", "ML"]
+COMMODITIES = ["potash", "crude-oil", "coal", "gold", "diamonds", "timber", "steel-products"]
+
+
+@pytest.fixture
+def schema_url() -> Iterator[str]:
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES_URL}?schema={schema}"
+    drop_schema(schema)
+
+
+def sanctions(database_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    """A `sanctions` process; its output goes to a temporary file (a pipe nobody reads
+    would fill up with request log lines and stall the server)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli", *args],
+        env={
+            **os.environ,
+            "SANCTIONS_DATABASE_URL": database_url,
+            "SANCTIONS_API_TOKENS": TOKENS,
+            **env,
+        },
+        cwd=ROOT,
+        stdout=tempfile.TemporaryFile("w+"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def output_of(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    process.stdout.seek(0)
+    return process.stdout.read()
+
+
+@contextmanager
+def processes(database_url: str, api: int = 2, projector: bool = True) -> Iterator[list[str]]:
+    """`api` API processes (no projector of their own) and one projector, all started
+    at once; yields the API base URLs."""
+    ports = [free_port() for _ in range(api)]
+    started = [
+        sanctions(database_url, "serve", "--port", str(port), SANCTIONS_EMBEDDED_PROJECTOR="0")
+        for port in ports
+    ]
+    if projector:
+        started.append(sanctions(database_url, "project"))
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + 60
+        for base in bases:
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                dead = [p for p in started if p.poll() is not None]
+                assert not dead, output_of(dead[0])
+                assert time.monotonic() < deadline, "a process did not start"
+                time.sleep(0.1)
+        yield bases
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def event(number: int, authority: str = "US") -> dict[str, Any]:
+    country = COUNTRIES[number % len(COUNTRIES)]
+    commodity = COMMODITIES[(number // len(COUNTRIES)) % len(COMMODITIES)]
+    return {
+        "type": "imposed",
+        "authority": authority,
+        "country": country,
+        "commodity": commodity,
+        "effective_date": "2021-08-09",
+        "measures": ["import_ban"],
+    }
+
+
+def streams(count: int) -> list[dict[str, Any]]:
+    authorities = ["US", "EU", "GB", "CA", "LT", "UN", "JP", "AU", "CH", "NO"]
+    per = len(COUNTRIES) * len(COMMODITIES)
+    return [event(n % per, authorities[n // per]) for n in range(count)]
+
+
+def run_threads(target: Callable[[int], None], count: int) -> None:
+    """Run `target(0…count-1)` in threads; re-raise the first failure of any of them."""
+    failures: list[BaseException] = []
+
+    def guarded(number: int) -> None:
+        try:
+            target(number)
+        except BaseException as failure:
+            failures.append(failure)
+
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    if failures:
+        raise failures[0]
+
+
+def slow_commits(database_url: str) -> None:
+    """Widen the moment between an event's recording time and its commit (30 ms, by a
+    trigger): a reader that did not wait for writes under way would then be caught."""
+    schema = database_url.split("schema=")[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE FUNCTION "{schema}".slow_commit() RETURNS trigger LANGUAGE plpgsql'
+            " AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NULL; END $$"
+        )
+        conn.execute(
+            f'CREATE TRIGGER slow_commit AFTER INSERT ON "{schema}".sanctionstimeline_events'
+            f' FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".slow_commit()'
+        )
+
+
+def test_processes_started_all_at_once_on_a_fresh_database_all_come_up() -> None:
+    """Five processes set up one fresh schema at the same moment, ten rounds."""
+    program = (
+        "from api.bootstrap import build_service; from api.settings import Settings;"
+        "build_service(Settings()).close()"
+    )
+    for _ in range(10):
+        schema = f"up_{uuid.uuid4().hex[:12]}"
+        url = f"{POSTGRES_URL}?schema={schema}"
+        try:
+            starting = [
+                subprocess.Popen(
+                    [sys.executable, "-c", program],
+                    env={**os.environ, "SANCTIONS_DATABASE_URL": url},
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                for _ in range(5)
+            ]
+            for process in starting:
+                output, _ = process.communicate(timeout=120)
+                assert process.returncode == 0, output
+        finally:
+            drop_schema(schema)
+
+
+def test_answers_for_a_known_at_never_change_and_recorded_at_rises_with_position(
+    schema_url: str,
+) -> None:
+    with processes(schema_url, api=2) as (a, b):
+        slow_commits(schema_url)
+        bodies = streams(120)
+        saved: list[tuple[dict[str, str], dict[str, Any]]] = []
+        writing = threading.Event()
+        writing.set()
+
+        def write(worker: int) -> None:
+            with httpx.Client(base_url=a, headers=WRITER, timeout=60) as client:
+                for body in bodies[worker::6]:
+                    assert client.post("/v1/events", json=body).status_code == 201
+
+        def read(worker: int) -> None:  # on the other process, which writes nothing
+            with httpx.Client(base_url=b, timeout=60) as client:
+                while writing.is_set():
+                    query = random.choice([{}, {"authority": "US"}, {"commodity": "potash"}])
+                    answer = client.get("/v1/status", params=query).json()
+                    saved.append((query, answer))
+
+        readers = [threading.Thread(target=read, args=(n,)) for n in range(2)]
+        for reader in readers:
+            reader.start()
+        run_threads(write, 6)
+        writing.clear()
+        for reader in readers:
+            reader.join(60)
+        assert len(saved) > 20
+        with httpx.Client(timeout=60) as client:
+            changed = [
+                (query, answer)
+                for query, answer in saved
+                if client.get(
+                    f"{random.choice((a, b))}/v1/status",
+                    params={**query, "known_at": answer["known_at"]},
+                ).json()
+                != answer
+            ]
+            assert changed == []
+            log = client.get(f"{a}/v1/events", params={"limit": 1000}).json()["events"]
+    assert len(log) == len(bodies)
+    recorded = [datetime.fromisoformat(e["recorded_at"].replace("Z", "+00:00")) for e in log]
+    assert recorded == sorted(recorded) and len(set(recorded)) == len(recorded)
+
+
+def test_a_write_is_read_back_at_once_on_the_server_that_wrote_it(schema_url: str) -> None:
+    with processes(schema_url, api=2) as bases:
+        bodies = streams(96)
+        missed: list[str] = []
+
+        def write(worker: int) -> None:
+            base = bases[worker % 2]
+            with httpx.Client(base_url=base, headers=WRITER, timeout=60) as client:
+                for body in bodies[worker::6]:
+                    written = client.post("/v1/events", json=body)
+                    assert written.status_code == 201, written.text
+                    assert "Projection-Pending" not in written.headers
+                    query = {k: body[k] for k in ("authority", "country", "commodity")}
+                    (row,) = client.get("/v1/status", params=query).json()["results"]
+                    if written.json()["event_id"] not in row["event_ids"]:
+                        missed.append(written.json()["stream"])
+
+        run_threads(write, 6)
+    assert missed == []
+
+
+def terminate_backends(schema: str, stop: threading.Event) -> None:
+    """Kill the database connections that work on `schema`, every 0.3 s, until stopped."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        while not stop.wait(0.3):
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                " AND query LIKE %s",
+                (f"%{schema}%",),
+            )
+
+
+def test_writes_while_connections_are_killed_answer_the_truth_and_record_once(
+    schema_url: str,
+) -> None:
+    schema = schema_url.split("schema=")[1]
+    with processes(schema_url, api=1) as (base,):
+        bodies = streams(60)
+        outcomes: dict[str, list[int]] = {}
+        stop = threading.Event()
+        killer = threading.Thread(target=terminate_backends, args=(schema, stop))
+        killer.start()
+
+        def write(worker: int) -> None:
+            with httpx.Client(base_url=base, headers=WRITER, timeout=60) as client:
+                for number, body in list(enumerate(bodies))[worker::3]:
+                    key = f"write-{number}"
+                    statuses = outcomes.setdefault(key, [])
+                    for _ in range(20):  # retried with the same key until answered
+                        answer = client.post(
+                            "/v1/events", json=body, headers={"Idempotency-Key": key}
+                        )
+                        statuses.append(answer.status_code)
+                        if answer.status_code in (200, 201):
+                            break
+                        assert answer.status_code == 503, answer.text
+                        outcome = answer.json().get("outcome")
+                        assert outcome in ("not_recorded", "unknown"), answer.text
+                        if outcome == "not_recorded":
+                            stored = client.get(
+                                "/v1/events", params={"limit": 1000}
+                            )  # may itself fail while connections die: checked below
+                            if stored.status_code == 200:
+                                streams_now = {e["stream"] for e in stored.json()["events"]}
+                                name = "/".join(
+                                    body[k] for k in ("authority", "country", "commodity")
+                                )
+                                assert name not in streams_now, "a 503 said not_recorded"
+                        time.sleep(0.1)
+
+        try:
+            run_threads(write, 3)
+        finally:
+            stop.set()
+            killer.join(10)
+        assert all(s[-1] in (200, 201) for s in outcomes.values()), outcomes
+        log = httpx.get(f"{base}/v1/events", params={"limit": 1000}, timeout=60).json()
+    assert sorted(e["stream"] for e in log["events"]) == sorted(
+        "/".join(b[k] for k in ("authority", "country", "commodity")) for b in bodies
+    )
+    assert any(503 in statuses for statuses in outcomes.values()), "no connection was killed"
+
+
+def test_with_the_projector_down_a_write_is_answered_recorded_and_pending(
+    schema_url: str,
+) -> None:
+    with processes(schema_url, api=1, projector=False) as (base,):
+        started = time.monotonic()
+        written = httpx.post(f"{base}/v1/events", json=event(0), headers=WRITER, timeout=30)
+        waited = time.monotonic() - started
+        assert written.status_code == 201, written.text
+        assert written.headers["Projection-Pending"] == "true"
+        assert waited < 10, "a write waits a short, bounded time for the read models"
+        stored = httpx.get(f"{base}/v1/events/{written.json()['event_id']}", timeout=30)
+        assert stored.status_code == 200
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        assert ready.status_code in (200, 503)
+    with processes(schema_url, api=1, projector=True) as (base,):
+        deadline = time.monotonic() + 30
+        while True:  # the projector started later catches up with what was recorded
+            (row,) = httpx.get(
+                f"{base}/v1/status",
+                params={k: event(0)[k] for k in ("authority", "country", "commodity")},
+                timeout=30,
+            ).json()["results"]
+            if row["status"] == "active":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
