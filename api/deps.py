@@ -26,7 +26,7 @@ def query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-def strict_query(request: Request) -> None:
+async def strict_query(request: Request) -> None:
     """Refuse (422) any query parameter the route does not declare: an ignored `?asof=`
     would answer for today with no warning. The page checks its own, to show it."""
     route = request.scope.get("route")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -215,6 +217,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PersistenceError)
     async def on_storage(request: Request, exc: PersistenceError) -> JSONResponse:
         logger.error("storage error: %s", type(exc).__name__)
+        service = getattr(request.app.state, "service", None)
+        if service is not None:  # tables gone from a database that answers: set up again
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(service.recover, exc)
         if request.method in ("GET", "HEAD"):
             return problem(503, "the database is unavailable", kind="unavailable")
         # A write that fails here never reached its commit: the log converts failures

@@ -44,6 +44,8 @@ from domain.keys import (
 )
 from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
 from domain.rules import EventType
+from domain.store.config import environment_for, setup_lock
+from domain.store.tokens import TokenTable
 from domain.stream import EventDraft
 from projections.audit_trail import replay_steps
 from projections.projector import Progress, Projector
@@ -101,6 +103,7 @@ class Service:
     verifying: Future[VerifyOut] | None = None
     """The verification now running, which concurrent calls wait for and share."""
     verifying_lock: threading.Lock = field(default_factory=threading.Lock)
+    recovering: threading.Lock = field(default_factory=threading.Lock)
 
     # Writing
 
@@ -287,6 +290,22 @@ class Service:
         return RebuildOut(
             events=report.events, seconds=round(report.seconds, 3), read_models=report.rows
         )
+
+    def recover(self, error: Exception) -> bool:
+        """After a storage error: when the database answers but the store's tables are
+        gone (a database dropped and created again, empty), set the store up again, as
+        on first start. Whether it did."""
+        if not self.log.store.is_missing_tables(error):
+            return False
+        with self.recovering:
+            logger.warning("the store's tables are gone; setting them up again")
+            with setup_lock(self.settings.database_url):
+                environment_for(self.settings.database_url)  # the schema, on PostgreSQL
+                self.log.store.setup()
+                self.projector.view.create_table()
+                self.projector.view.ensure_format()
+                TokenTable(self.log.store)
+        return True
 
     def close(self) -> None:
         self.projector.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from domain.application import APPLICATION_NAME
@@ -47,7 +48,8 @@ class ReadModelTables(Transactions):
 
     dialect: Dialect
     text_type: str
-    _insert_tracking: Any  # the library's tracking recorder provides it
+    _insert_tracking: Any  # the library's tracking recorder provides these two
+    create_table: Callable[[], None]
 
     def read_model_statements(self) -> list[str]:
         return [self.table_ddl(table, table) for table in READ_MODELS] + self.index_ddl()

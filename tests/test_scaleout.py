@@ -336,3 +336,67 @@ def test_with_the_projector_down_a_write_is_answered_recorded_and_pending(
                 break
             assert time.monotonic() < deadline
             time.sleep(0.2)
+
+
+def test_a_database_dropped_and_created_again_is_answered_fast_and_recovered(
+    schema_url: str,
+) -> None:
+    schema = schema_url.split("schema=")[1]
+    with processes(schema_url, api=1, projector=False) as (base,):
+        assert httpx.post(f"{base}/v1/events", json=event(0), headers=WRITER).status_code == 201
+        drop_schema(schema)  # the database answers, but the store is gone
+        answers: list[tuple[int, float]] = []
+
+        def read(_: int) -> None:
+            started = time.monotonic()
+            status = httpx.get(f"{base}/v1/status", params={"country": "BY"}, timeout=60)
+            answers.append((status.status_code, time.monotonic() - started))
+
+        readers = [threading.Thread(target=read, args=(n,)) for n in range(30)]
+        for reader in readers:
+            reader.start()
+        started = time.monotonic()
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        assert time.monotonic() - started < 2, "/healthz waits for nothing"
+        for reader in readers:
+            reader.join(60)
+        assert len(answers) == 30
+        assert all(status in (200, 503) for status, _ in answers), answers
+        assert max(seconds for _, seconds in answers) < 15, answers
+        deadline = time.monotonic() + 30
+        while True:  # recovered by itself, on an empty store
+            status = httpx.get(f"{base}/v1/status", params={"country": "BY"}, timeout=30)
+            if status.status_code == 200:
+                break
+            assert time.monotonic() < deadline, status.text
+            time.sleep(0.2)
+        assert status.json()["results"] == []
+        again = httpx.post(f"{base}/v1/events", json=event(0), headers=WRITER, timeout=30)
+        assert again.status_code == 201 and again.json()["version"] == 1, again.text
+        assert httpx.get(f"{base}/readyz", timeout=30).status_code == 200
+
+
+def test_healthz_answers_while_every_worker_thread_waits_on_the_database(
+    schema_url: str,
+) -> None:
+    schema = schema_url.split("schema=")[1]
+    with processes(schema_url, api=1, projector=False) as (base,):
+        with psycopg.connect(POSTGRES_URL) as holder:  # reads now wait on this lock
+            holder.execute(f'LOCK TABLE "{schema}".status_intervals IN ACCESS EXCLUSIVE MODE')
+            pending = [
+                threading.Thread(
+                    target=lambda: httpx.get(
+                        f"{base}/v1/status", params={"country": "BY"}, timeout=60
+                    )
+                )
+                for _ in range(60)
+            ]
+            for request in pending:
+                request.start()
+            time.sleep(1.0)
+            started = time.monotonic()
+            assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
+            assert time.monotonic() - started < 2
+            holder.rollback()
+        for request in pending:
+            request.join(60)

@@ -49,6 +49,9 @@ def environment_for(database_url: str) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": query.get("pool_size", ["3"])[0],
             "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["7"])[0],
             "POSTGRES_LOCK_TIMEOUT": "30",
+            # Fail fast when the database is gone: seconds, not the library's 30.
+            "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["3"])[0],
+            "POSTGRES_PRE_PING": "y",  # a connection the server dropped is replaced
             "APPLICATION_RECORDER_TOPIC": "domain.store.postgres:PostgresSanctionsRecorder",
         }
     raise DatabaseURLError(

@@ -12,6 +12,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.errors import InvalidSchemaName, UndefinedFunction, UndefinedTable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -32,6 +33,23 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
 
     def qualified(self, table: str) -> str:
         return Identifier(self.datastore.schema, table).as_string()
+
+    def is_missing_tables(self, error: Exception) -> bool:
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, (UndefinedTable, InvalidSchemaName, UndefinedFunction)):
+                return True
+            cause = cause.__cause__
+        return False
+
+    def setup(self) -> None:
+        # The types and tables are new objects: forget what pooled connections knew of
+        # the old ones (composite type adapters, prepared statements).
+        self.datastore.psycopg_type_adapters.clear()
+        self.datastore.psycopg_python_types.clear()
+        self.datastore.pool.drain()
+        super().setup()
+        self.datastore.register_type_adapters()
 
     def write_lock_key(self) -> str:
         return f"sanctions-write:{self.datastore.schema}"

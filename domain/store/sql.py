@@ -163,6 +163,14 @@ class SanctionsRecorderMixin(Transactions, EventStore):
         cursor.execute(statement, (format_timestamp(last),))
         return stamped
 
+    def is_missing_tables(self, error: Exception) -> bool:
+        """Whether `error` says the store's schema or tables are not there."""
+        return False
+
+    def setup(self) -> None:
+        """Create the store's tables (again), as on first start."""
+        self.create_table()  # type: ignore[attr-defined]  # the library's recorder has it
+
     def horizon(self) -> datetime | None:
         """A moment before which nothing more can be recorded by any process (None when
         the database cannot tell: SQLite, whose writers are in one process)."""
