@@ -18,6 +18,7 @@ from api.cli_support import (
     errors,
     fail,
     flag,
+    options,
     plural,
     progress_bar,
     service,
@@ -42,14 +43,14 @@ def serve(
     from api.observability import configure_logging
     from api.seed import seed as seed_timeline
 
+    database_url = options(ctx).settings().database_url
+    if workers > 1 and not database_url.startswith(("postgresql", "postgres")):
+        raise fail(
+            "--workers above 1 needs PostgreSQL: SQLite has one writer and cannot "
+            "notify other processes, so worker processes could not keep known_at "
+            "answers and read-your-writes; run one process, or use PostgreSQL"
+        )
     with service(ctx, catch_up=False) as svc:
-        database_url = svc.settings.database_url
-        if workers > 1 and svc.log.store.dialect != "postgres":
-            raise fail(
-                "--workers above 1 needs PostgreSQL: SQLite has one writer and cannot "
-                "notify other processes, so worker processes could not keep known_at "
-                "answers and read-your-writes; run one process, or use PostgreSQL"
-            )
         if seed:
             report = seed_timeline(svc)
             console.print(
@@ -65,7 +66,7 @@ def serve(
             )
         configure_logging()
         # uvicorn's own access log is off: it would print query strings; ours prints routes.
-        options = {
+        run = {
             "host": host,
             "port": port,
             "log_level": "info",
@@ -73,15 +74,16 @@ def serve(
             "timeout_graceful_shutdown": 30,
         }
         if workers == 1:
-            uvicorn.run(create_app(svc), **options)  # type: ignore[arg-type]
+            uvicorn.run(create_app(svc), **run)  # type: ignore[arg-type]
             return
     # Each worker builds its own service from the environment, on the same database.
     os.environ["SANCTIONS_DATABASE_URL"] = database_url
+    with_tcp_nodelay()
     uvicorn.run(
         "api.bootstrap:app_from_environment",
         factory=True,
         workers=workers,
-        **options,  # type: ignore[arg-type]
+        **run,  # type: ignore[arg-type]
     )
 
 
@@ -189,7 +191,7 @@ def export_events(
         finally:
             if output is not None:
                 out.close()
-    errors.print(f"{count} events exported")
+    errors.print(f"{plural(count, 'event')} exported")
 
 
 def rebuild(
@@ -206,6 +208,29 @@ def rebuild(
         f"{report.events} events projected in {report.seconds:.2f} s ({rate:,.0f} events/s); "
         + ", ".join(f"{table}: {n} rows" for table, n in report.read_models.items())
     )
+
+
+def with_tcp_nodelay() -> None:
+    """Make uvicorn's shared socket (used with --workers) say it is TCP, so that asyncio
+    turns Nagle's algorithm off on its connections: without it each keep-alive request
+    after the first waits ~40 ms for a delayed ACK (uvicorn issue #3149)."""
+    import socket
+
+    from uvicorn.config import Config
+
+    bind = Config.bind_socket
+    if getattr(bind, "tcp_nodelay", False):
+        return
+
+    def bind_socket(config: Config) -> socket.socket:
+        sock = bind(config)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+            sock.set_inheritable(True)
+        return sock
+
+    bind_socket.tcp_nodelay = True  # type: ignore[attr-defined]
+    Config.bind_socket = bind_socket  # type: ignore[method-assign, assignment]
 
 
 @token_app.command("list")

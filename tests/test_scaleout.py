@@ -400,3 +400,37 @@ def test_healthz_answers_while_every_worker_thread_waits_on_the_database(
             holder.rollback()
         for request in pending:
             request.join(60)
+
+
+def test_the_live_stream_of_one_process_wakes_on_a_write_to_another(schema_url: str) -> None:
+    # Polling would take 30 s here: only a notification can bring the event in time.
+    ports = [free_port(), free_port()]
+    started = [
+        sanctions(schema_url, "serve", "--port", str(port), SANCTIONS_SSE_POLL_SECONDS="30")
+        for port in ports
+    ]
+    a, b = (f"http://127.0.0.1:{port}" for port in ports)
+    try:
+        for base in (a, b):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+                assert time.monotonic() < deadline
+        with httpx.stream("GET", f"{b}/v1/events/stream", timeout=20) as stream:
+            time.sleep(1.0)  # the stream has read the (empty) log and waits
+            written = httpx.post(f"{a}/v1/events", json=event(0), headers=WRITER, timeout=30)
+            assert written.status_code == 201
+            sent = time.monotonic()
+            for line in stream.iter_lines():
+                if line.startswith("id:"):
+                    assert int(line.split(":", 1)[1]) == written.json()["position"]
+                    break
+            assert time.monotonic() - sent < 2
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(30)

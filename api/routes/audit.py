@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
@@ -104,9 +105,20 @@ async def event_stream(
         position = parse_position(last_event_id, "header.Last-Event-ID")
     settings = svc.settings
 
+    signals = svc.log.signals
+
+    async def recorded_since(seen: int) -> None:
+        """Until an event is recorded (in any process, where the database notifies; else
+        in this one) or, as a safety net, the poll interval passes."""
+        patience = 5.0 if signals.listening else settings.sse_poll_seconds
+        deadline = time.monotonic() + patience
+        while signals.seen("events") == seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
     async def events() -> AsyncIterator[ServerSentEvent]:
         nonlocal position
         while not await request.is_disconnected():
+            seen = signals.seen("events")  # before reading: nothing recorded after is missed
             page = await run_in_threadpool(svc.log.page, where, after=position, limit=200)
             skipped = {found.position: found for found in page.undecodable}
             for recorded in page.events:
@@ -120,7 +132,7 @@ async def event_stream(
             for found in skipped.values():
                 yield skipped_event(found)
             if page.last_position is None:
-                await asyncio.sleep(settings.sse_poll_seconds)
+                await recorded_since(seen)
             else:
                 position = page.last_position
 
