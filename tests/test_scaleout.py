@@ -71,8 +71,8 @@ def processes(database_url: str, api: int = 2, projector: bool = True) -> Iterat
         sanctions(database_url, "serve", "--port", str(port), SANCTIONS_EMBEDDED_PROJECTOR="0")
         for port in ports
     ]
-    if projector:
-        started.append(sanctions(database_url, "project"))
+    if projector:  # it polls every 30 s: only a notification wakes it in time
+        started.append(sanctions(database_url, "project", "--poll", "30"))
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         deadline = time.monotonic() + 60
@@ -430,6 +430,62 @@ def test_the_live_stream_of_one_process_wakes_on_a_write_to_another(schema_url: 
                     assert int(line.split(":", 1)[1]) == written.json()["position"]
                     break
             assert time.monotonic() - sent < 2
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(30)
+
+
+def test_recorded_at_rises_with_position_when_every_process_writes(schema_url: str) -> None:
+    with processes(schema_url, api=2) as bases:
+        bodies = streams(90)
+
+        def write(worker: int) -> None:
+            for body in bodies[worker::6]:  # a new connection each time, either process
+                written = httpx.post(
+                    f"{bases[(worker + len(body['country'])) % 2]}/v1/events",
+                    json=body,
+                    headers=WRITER,
+                    timeout=60,
+                )
+                assert written.status_code == 201, written.text
+
+        run_threads(write, 6)
+        log = httpx.get(f"{bases[0]}/v1/events", params={"limit": 1000}, timeout=60).json()
+    positions = [e["position"] for e in log["events"]]
+    recorded = [e["recorded_at"] for e in log["events"]]  # one fixed-width format: sortable
+    assert len(positions) == len(bodies) and positions == sorted(positions)
+    assert recorded == sorted(recorded) and len(set(recorded)) == len(recorded)
+
+
+def test_serve_with_workers_keeps_read_your_writes_on_every_connection(schema_url: str) -> None:
+    port = free_port()
+    started = [
+        sanctions(
+            schema_url, "serve", "--port", str(port), "--workers", "2",
+            SANCTIONS_EMBEDDED_PROJECTOR="0",
+        ),
+        sanctions(schema_url, "project", "--poll", "30"),
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+            assert time.monotonic() < deadline, output_of(started[0])
+        missed = []
+        for body in streams(30):  # each request on a connection of its own: any worker
+            written = httpx.post(f"{base}/v1/events", json=body, headers=WRITER, timeout=30)
+            assert written.status_code == 201 and "Projection-Pending" not in written.headers
+            query = {k: body[k] for k in ("authority", "country", "commodity")}
+            (row,) = httpx.get(f"{base}/v1/status", params=query, timeout=30).json()["results"]
+            if written.json()["event_id"] not in row["event_ids"]:
+                missed.append(query)
+        assert missed == []
     finally:
         for process in started:
             process.terminate()
