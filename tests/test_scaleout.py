@@ -65,14 +65,18 @@ def output_of(process: subprocess.Popen[str]) -> str:
 @contextmanager
 def processes(database_url: str, api: int = 2, projector: bool = True) -> Iterator[list[str]]:
     """`api` API processes (no projector of their own) and one projector, all started
-    at once; yields the API base URLs."""
+    at once, their database connections named after the schema; yields the API URLs."""
     ports = [free_port() for _ in range(api)]
+    name = database_url.split("schema=")[1]
     started = [
-        sanctions(database_url, "serve", "--port", str(port), SANCTIONS_EMBEDDED_PROJECTOR="0")
+        sanctions(
+            database_url, "serve", "--port", str(port),
+            SANCTIONS_EMBEDDED_PROJECTOR="0", PGAPPNAME=name,
+        )
         for port in ports
-    ]
+    ]  # fmt: skip
     if projector:  # it polls every 30 s: only a notification wakes it in time
-        started.append(sanctions(database_url, "project", "--poll", "30"))
+        started.append(sanctions(database_url, "project", "--poll", "30", PGAPPNAME=name))
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         deadline = time.monotonic() + 60
@@ -247,16 +251,18 @@ def test_a_write_is_read_back_at_once_on_the_server_that_wrote_it(schema_url: st
     assert missed == []
 
 
-def terminate_backends(schema: str, stop: threading.Event) -> None:
-    """Kill the database connections that work on `schema`, every 0.3 s, until stopped."""
+def terminate_backends(schema: str, stop: threading.Event, killed: list[int]) -> None:
+    """Kill the busy database connections of the processes working on `schema` (they
+    connect with PGAPPNAME set to it), every 0.3 s, until stopped."""
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         while not stop.wait(0.3):
-            admin.execute(
+            rows = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
-                " AND query LIKE %s",
-                (f"%{schema}%",),
-            )
+                " WHERE pid <> pg_backend_pid() AND application_name = %s"
+                " AND state <> 'idle'",
+                (schema,),
+            ).fetchall()
+            killed.append(len(rows))
 
 
 def test_writes_while_connections_are_killed_answer_the_truth_and_record_once(
@@ -264,10 +270,11 @@ def test_writes_while_connections_are_killed_answer_the_truth_and_record_once(
 ) -> None:
     schema = schema_url.split("schema=")[1]
     with processes(schema_url, api=1) as (base,):
-        bodies = streams(60)
+        bodies = streams(240)
         outcomes: dict[str, list[int]] = {}
         stop = threading.Event()
-        killer = threading.Thread(target=terminate_backends, args=(schema, stop))
+        killed: list[int] = []
+        killer = threading.Thread(target=terminate_backends, args=(schema, stop, killed))
         killer.start()
 
         def write(worker: int) -> None:
@@ -307,7 +314,7 @@ def test_writes_while_connections_are_killed_answer_the_truth_and_record_once(
     assert sorted(e["stream"] for e in log["events"]) == sorted(
         "/".join(b[k] for k in ("authority", "country", "commodity")) for b in bodies
     )
-    assert any(503 in statuses for statuses in outcomes.values()), "no connection was killed"
+    assert sum(killed) > 0, "no connection was killed"
 
 
 def test_with_the_projector_down_a_write_is_answered_recorded_and_pending(
