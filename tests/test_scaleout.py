@@ -6,8 +6,10 @@ projector of their own, and one `sanctions project`. Each test has its own schem
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -497,3 +499,91 @@ def test_serve_with_workers_keeps_read_your_writes_on_every_connection(schema_ur
         for process in started:
             process.terminate()
             process.wait(30)
+
+
+class Proxy:
+    """A TCP relay to PostgreSQL that can be cut (connections reset, new ones refused)
+    and restored: the database going away and coming back, for one server only."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.server: socket.socket | None = None
+        self.links: list[socket.socket] = []
+
+    def start(self, *, silent: bool = False) -> None:
+        """Relay to the database; `silent`: accept connections and never answer (a
+        database host that has gone quiet, where connecting hangs)."""
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self.server, silent), daemon=True).start()
+
+    def _accept(self, server: socket.socket, silent: bool) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            if silent:
+                self.links.append(client)
+                continue
+            upstream = socket.create_connection(self.target)
+            self.links += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def cut(self) -> None:
+        assert self.server is not None
+        with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+            self.server.shutdown(socket.SHUT_RDWR)
+        self.server.close()
+        for link in self.links:
+            with contextlib.suppress(OSError):
+                link.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                link.close()
+        self.links.clear()
+
+
+def test_the_database_going_away_is_a_fast_503_and_the_service_comes_back_by_itself(
+    schema_url: str,
+) -> None:
+    proxy = Proxy(("127.0.0.1", 5432))
+    proxy.start()
+    via_proxy = schema_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert via_proxy != schema_url
+    with processes(via_proxy, api=1, projector=False) as (base,):
+        assert httpx.post(f"{base}/v1/events", json=event(0), headers=WRITER).status_code == 201
+        proxy.cut()
+        proxy.start(silent=True)  # connecting now hangs, as to a host gone quiet
+        started = time.monotonic()
+        gone = httpx.get(f"{base}/v1/status", params={"country": "BY"}, timeout=60)
+        assert gone.status_code == 503, gone.text
+        assert time.monotonic() - started < 10, "a request fails within seconds"
+        written = httpx.post(f"{base}/v1/events", json=event(1), headers=WRITER, timeout=60)
+        assert written.status_code == 503, written.text
+        assert written.json()["outcome"] == "not_recorded"
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        proxy.cut()
+        proxy.start()  # the database is back
+        deadline = time.monotonic() + 30
+        while True:
+            answer = httpx.get(f"{base}/v1/events", timeout=30)
+            if answer.status_code == 200:
+                break
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+        assert [e["stream"] for e in answer.json()["events"]] == ["US/BY/potash"]
+        again = httpx.post(f"{base}/v1/events", json=event(1), headers=WRITER, timeout=30)
+        assert again.status_code == 201, again.text
