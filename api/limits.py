@@ -4,6 +4,7 @@ is not well-formed JSON (422, saying where), before the app parses anything."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,25 +64,21 @@ class WriteGuard:
         limit = limit_for(path)
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
+        too_large = partial(
+            self.refuse,
+            send,
+            413,
+            f"the request body is over the {limit // KIB} KiB this route takes",
+            "body-too-large",
+        )
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self.refuse(
-                send,
-                413,
-                f"the request body is over the {limit // KIB} KiB this route takes",
-                "body-too-large",
-            )
+            await too_large()
             return
         json_route = path.rstrip("/") in JSON_WRITES
         content_type = headers.get(b"content-type")
         bodiless = content_type is None and declared in (None, b"0")
         if json_route and not bodiless and not is_json(content_type):
-            given = (headers.get(b"content-type") or b"none").decode("latin-1")
-            await self.refuse(
-                send,
-                415,
-                f"this route takes application/json, not {given}",
-                "unsupported-media-type",
-            )
+            await self.unsupported(send, content_type)
             return
         chunks: list[bytes] = []
         size = 0
@@ -93,20 +90,13 @@ class WriteGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await self.refuse(
-                    send,
-                    413,
-                    f"the request body is over the {limit // KIB} KiB this route takes",
-                    "body-too-large",
-                )
+                await too_large()
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if json_route and bodiless and body:
-            await self.refuse(
-                send, 415, "this route takes application/json, not none", "unsupported-media-type"
-            )
+            await self.unsupported(send, content_type)
             return
         if json_route and body:
             wrong = json_problem(body)
@@ -130,6 +120,12 @@ class WriteGuard:
 
         await self.app(scope, replay, send)
 
+    async def unsupported(self, send: Send, content_type: bytes | None) -> None:
+        given = (content_type or b"none").decode("latin-1")
+        await self.refuse(
+            send, 415, f"this route takes application/json, not {given}", "unsupported-media-type"
+        )
+
     @staticmethod
     async def refuse(send: Send, status: int, detail: str, kind: str, **extra: Any) -> None:
         body = json.dumps(
@@ -139,7 +135,8 @@ class WriteGuard:
                 "status": status,
                 "detail": detail,
                 **extra,
-            }
+            },
+            separators=(",", ":"),
         ).encode()
         headers = [
             (b"content-type", b"application/problem+json"),

@@ -64,6 +64,22 @@ def output_of(process: subprocess.Popen[str]) -> str:
     return process.stdout.read()
 
 
+def wait_until_up(bases: list[str], started: list[subprocess.Popen[str]]) -> None:
+    """Until every server answers /healthz (failing with its output if one died)."""
+    deadline = time.monotonic() + 60
+    for base in bases:
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            dead = [p for p in started if p.poll() is not None]
+            assert not dead, output_of(dead[0])
+            assert time.monotonic() < deadline, "a process did not start"
+            time.sleep(0.1)
+
+
 @contextmanager
 def processes(database_url: str, api: int = 2, projector: bool = True) -> Iterator[list[str]]:
     """`api` API processes (no projector of their own) and one projector, all started
@@ -81,18 +97,7 @@ def processes(database_url: str, api: int = 2, projector: bool = True) -> Iterat
         started.append(sanctions(database_url, "project", "--poll", "30", PGAPPNAME=name))
     bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        deadline = time.monotonic() + 60
-        for base in bases:
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                dead = [p for p in started if p.poll() is not None]
-                assert not dead, output_of(dead[0])
-                assert time.monotonic() < deadline, "a process did not start"
-                time.sleep(0.1)
+        wait_until_up(bases, started)
         yield bases
     finally:
         for process in started:
@@ -420,15 +425,7 @@ def test_the_live_stream_of_one_process_wakes_on_a_write_to_another(schema_url: 
     ]
     a, b = (f"http://127.0.0.1:{port}" for port in ports)
     try:
-        for base in (a, b):
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-                assert time.monotonic() < deadline
+        wait_until_up([a, b], started)
         with httpx.stream("GET", f"{b}/v1/events/stream", timeout=20) as stream:
             time.sleep(1.0)  # the stream has read the (empty) log and waits
             written = httpx.post(f"{a}/v1/events", json=event(0), headers=WRITER, timeout=30)
@@ -478,14 +475,7 @@ def test_serve_with_workers_keeps_read_your_writes_on_every_connection(schema_ur
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-            assert time.monotonic() < deadline, output_of(started[0])
+        wait_until_up([base], started)
         missed = []
         for body in streams(30):  # each request on a connection of its own: any worker
             written = httpx.post(f"{base}/v1/events", json=body, headers=WRITER, timeout=30)
