@@ -39,7 +39,7 @@ from domain.recorded import (
     WriteOutcome,
 )
 from domain.store.config import environment_for, postgres_conninfo
-from domain.store.records import IdempotencyRecord, IndexRow, PositionedEvent
+from domain.store.records import IdempotencyRecord, IndexRow
 from domain.store.signals import Signals
 from domain.store.sql import SanctionsRecorderMixin
 from domain.store.stamping import UNSTAMPED, Stamper
@@ -236,10 +236,6 @@ class SanctionsLog(Application[uuid.UUID]):
             raise  # the database, not the stream: answered 503
         except Exception as error:  # whatever the damage, never a 500: name it
             raise StreamDamaged(key.name, type(error).__name__) from error
-
-    def decode(self, positioned: PositionedEvent) -> RecordedEvent:
-        event = self.mapper.to_domain_event(positioned.stored)
-        return RecordedEvent(positioned.position, cast(SanctionsStream.Event, event))
 
     def decode_tolerantly(
         self,
