@@ -12,13 +12,16 @@ from api import docs, problems
 from api.deps import strict_query
 from api.identity import TokenStore
 from api.limits import WriteGuard
+from api.notary import Notary
 from api.observability import RequestObserver, configure_logging
-from api.routes import admin, audit, events, health, page, status, streams
+from api.routes import admin, audit, events, health, log, page, status, streams
 from api.security import SecurityHeaders
 from api.service import Service
 from api.settings import Settings
 from domain.application import SanctionsLog
+from domain.store import keyfile
 from domain.store.config import setup_lock
+from domain.store.keyfile import default_key_file
 from domain.store.tokens import TokenTable
 from projections.projector import Projector, open_view
 
@@ -29,11 +32,15 @@ def build_service(settings: Settings) -> Service:
         log = SanctionsLog(settings.database_url)
         view = open_view(log)
         tokens = TokenTable(log.store)
+        key_file = settings.signing_key_file or default_key_file(settings.database_url)
+        signer = keyfile.load_or_create(key_file, settings.signing_key_name)
+    projector = Projector(log, view)
     return Service(
         settings=settings,
         log=log,
         tokens=TokenStore(tokens, settings.api_tokens),
-        projector=Projector(log, view),
+        projector=projector,
+        notary=Notary(signer, projector, settings.embedded_projector),
     )
 
 
@@ -59,7 +66,7 @@ def create_app(svc: Service) -> FastAPI:
     app.state.service = svc
     problems.install(app)
     # audit first: its /v1/events/stream must win over /v1/events/{event_id}.
-    for module in (audit, events, status, streams, admin, health, page):
+    for module in (audit, log, events, status, streams, admin, health, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
     docs.install(app)

@@ -171,3 +171,12 @@ LastEventId = Annotated[
         "A reconnecting client: resume after this position (blank: ignored)",
     ),
 ]
+EventIdQuery = Annotated[
+    UUID,
+    Query(description="The event's id", examples=["0b6f7c52-4d1e-4a8e-9f51-2f1d6a3c9e10"]),
+    BeforeValidator(uuid_text),
+]
+TreeSize = Annotated[
+    int | None,
+    Query(ge=0, le=MAX_POSITION, description="A tree size (default: the latest checkpoint's)"),
+]

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from api.identity import TokenStore
 from api.inputs import optional, parse_as_of, parse_known_at
+from api.notary import Notary
 from api.observability import Metrics
 from api.schemas import (
     EventOut,
@@ -98,6 +99,7 @@ class Service:
     log: SanctionsLog
     tokens: TokenStore
     projector: Projector
+    notary: Notary
     metrics: Metrics = field(default_factory=Metrics)
 
     verifying: Future[VerifyOut] | None = None

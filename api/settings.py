@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.store.config import DEFAULT_DATABASE_URL
@@ -14,6 +16,14 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     """`sqlite:///path/file.db` (default, under ./data/) or `postgresql://user:pass@host:port/db`."""
+
+    signing_key_file: Path | None = None
+    """The Ed25519 key that signs checkpoints of the log; created (mode 0600) if absent.
+    Default: beside the SQLite file (`data/sanctions.signing.key`), or `data/signing.key`
+    for PostgreSQL, where deployments mount a secret. Never in the database."""
+
+    signing_key_name: str = "sanctions-timeline"
+    """The name a new signing key is given: the checkpoints' origin line and key name."""
 
     api_tokens: str = ""
     """Comma-separated `name:role:token` entries; roles reader, writer, admin."""

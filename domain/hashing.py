@@ -1,4 +1,4 @@
-"""The per-stream hash chain: SHA-256 over a canonical JSON of each event."""
+"""Event hashes: SHA-256 over a canonical JSON of every stored field of an event."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 from typing import Any
+from uuid import UUID
 
 GENESIS_HASH = "0" * 64
 
@@ -28,26 +29,50 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def event_hash(
-    *,
-    stream: str,
-    version: int,
-    type: str,
-    effective_date: date | None,
-    payload: dict[str, Any],
-    recorded_at: datetime,
-    recorded_by: str,
-    prev_hash: str,
-) -> str:
-    """The hex SHA-256 that links an event to the one before it in its stream."""
-    document = {
-        "stream": stream,
-        "version": version,
-        "type": type,
-        "effective_date": None if effective_date is None else effective_date.isoformat(),
-        "payload": payload,
-        "recorded_at": format_timestamp(recorded_at),
-        "recorded_by": recorded_by,
-        "prev_hash": prev_hash,
-    }
+def hashable(value: Any) -> Any:
+    """A stored field's value as the hash document spells it."""
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(name): hashable(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [hashable(item) for item in value]
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    raise TypeError(f"a stored field holds a {type(value).__name__}, which no event has")
+
+
+def event_hash(fields: dict[str, Any]) -> str:
+    """The hex SHA-256 of an event: over a canonical JSON of every stored field (the
+    library's `originator_id`, `originator_version` and `timestamp` included) but the
+    hash itself, and the event's type. It links the event to the one before it in its
+    stream through `prev_hash`, and is the event's leaf in the log's Merkle tree."""
+    document = {name: hashable(value) for name, value in fields.items() if name != "hash"}
     return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def answered_fields(event: dict[str, Any], stream_id: str) -> dict[str, Any]:
+    """The hashed fields of an event as the API answers (or an export holds) it, so
+    that anyone can recompute its hash: the library's own fields are the stream's id
+    (`stream_id`), the version, and the recording time."""
+    fields = {
+        name: event[name]
+        for name in (
+            "type", "stream", "event_id", "recorded_at", "recorded_by",
+            "legal_basis", "source", "note", "prev_hash",
+        )
+    }  # fmt: skip
+    fields.update(
+        originator_id=stream_id,
+        originator_version=event["version"],
+        timestamp=event["recorded_at"],
+    )
+    if event["type"] == "retracted":
+        fields["retracts"] = event["retracts"]
+    else:
+        fields.update(effective_date=event["effective_date"], measures=event["measures"])
+    return fields

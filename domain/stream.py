@@ -68,24 +68,6 @@ def check_draft_is_well_formed(draft: EventDraft) -> None:
         raise InvalidInput("measures", f"an {draft.type} event names at least one measure")
 
 
-def payload_of(
-    type: EventType,
-    *,
-    measures: list[str] | None,
-    retracts: UUID | None,
-    legal_basis: str | None,
-    source: dict[str, Any] | None,
-    note: str | None,
-) -> dict[str, Any]:
-    """The part of an event, beyond its key and dates, that the hash chain covers."""
-    payload: dict[str, Any] = {"legal_basis": legal_basis, "source": source, "note": note}
-    if type in (EventType.IMPOSED, EventType.EXPANDED, EventType.EASED):
-        payload["measures"] = sorted(measures or [])
-    if type is EventType.RETRACTED:
-        payload["retracts"] = str(retracts)
-    return payload
-
-
 class SanctionsStream(Aggregate):
     """The log of one stream, e.g. US/BY/potash, and the rules its events obey."""
 
@@ -130,28 +112,9 @@ class SanctionsStream(Aggregate):
         def retracted_id(self) -> UUID | None:
             return None
 
-        def payload(self) -> dict[str, Any]:
-            return payload_of(
-                self.TYPE,
-                measures=self.measure_list,
-                retracts=self.retracted_id,
-                legal_basis=self.legal_basis,
-                source=self.source,
-                note=self.note,
-            )
-
         def computed_hash(self) -> str:
-            """The hash this event should carry, recomputed from its contents."""
-            return event_hash(
-                stream=self.stream,
-                version=self.originator_version,
-                type=self.TYPE.value,
-                effective_date=self.effective,
-                payload=self.payload(),
-                recorded_at=self.recorded_at,
-                recorded_by=self.recorded_by,
-                prev_hash=self.prev_hash,
-            )
+            """The hash this event should carry, recomputed from every stored field."""
+            return event_hash({**vars(self), "type": self.TYPE.value})
 
     class TakesEffect(Event):
         effective_date: date
@@ -251,37 +214,20 @@ class SanctionsStream(Aggregate):
             )
             check_can_insert(self.key.name, list(self.entries.values()), entry)
             fields = {"effective_date": draft.effective_date, "measures": sorted(draft.measures)}
-        payload = payload_of(
-            draft.type,
-            measures=fields.get("measures"),
-            retracts=draft.retracts,
-            legal_basis=draft.legal_basis,
-            source=draft.source,
-            note=draft.note,
-        )
-        digest = event_hash(
-            stream=self.key.name,
-            version=version,
-            type=draft.type.value,
-            effective_date=draft.effective_date,
-            payload=payload,
-            recorded_at=recorded_at,
-            recorded_by=recorded_by,
-            prev_hash=self.last_hash,
-        )
-        self.trigger_event(
-            self.EVENT_CLASSES[draft.type],
+        fields.update(
             stream=self.key.name,
             event_id=event_id,
             recorded_at=recorded_at,
+            timestamp=recorded_at,
             recorded_by=recorded_by,
             legal_basis=draft.legal_basis,
             source=draft.source,
             note=draft.note,
             prev_hash=self.last_hash,
-            hash=digest,
-            **fields,
         )
+        stored = {"originator_id": self.id, "originator_version": version, **fields}
+        digest = event_hash({**stored, "type": draft.type.value})
+        self.trigger_event(self.EVENT_CLASSES[draft.type], hash=digest, **fields)
         return cast(SanctionsStream.Event, self.pending_events[-1])
 
     def check_can_retract(self, target: str) -> None:
@@ -308,4 +254,4 @@ SanctionsStream.EVENT_CLASSES.update(
     }
 )
 
-__all__ = ["EventDraft", "SanctionsStream", "format_timestamp", "payload_of"]
+__all__ = ["EventDraft", "SanctionsStream", "format_timestamp"]

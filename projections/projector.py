@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.application import SanctionsLog
 from domain.store.records import PositionedEvent
+from projections.log_tree import Leaf, leaf_data
 from projections.model import IntervalRow, StreamRecord, replay_stream
 from projections.tables import TRACKED_APPLICATION
 from projections.view import ProjectionMoved, StatusView
@@ -145,7 +146,8 @@ class Projector:
 
     def rebuild(self, *, batch_size: int = 5000, progress: Progress | None = None) -> RebuildReport:
         """Rebuild every read model from the log into shadow tables, stream by stream
-        (no read-model look-ups, indexes built once at the end), then swap them in
+        (no read-model look-ups, indexes built once at the end), and the log's Merkle
+        tree in position order, then swap them in
         with the tracking record in one transaction and catch up with what was
         recorded meanwhile. Reads keep their answers until the swap; a rebuild that
         dies half-way leaves the read models as they were. One rebuild at a time:
@@ -176,12 +178,30 @@ class Projector:
                 if progress is not None:
                     progress(done, snapshot)
         self.view.write_shadow(pending)
+        self.view.write_tree_shadow(self._leaves(snapshot, batch_size))
         with self._lock:  # held until caught up: the rebuild projects what came meanwhile
             self.view.swap_shadow(TRACKED_APPLICATION, snapshot)
             done += self.catch_up()
         if progress is not None:
             progress(done, snapshot)
         return RebuildReport(done, time.perf_counter() - started, self.view.counts())
+
+    def _leaves(self, up_to: int, batch_size: int) -> Iterator[list[Leaf]]:
+        """The log's Merkle leaves up to position `up_to`, in position order, a batch at
+        a time."""
+        position = 0
+        while position < up_to:
+            notifications = self.log.recorder.select_notifications(
+                start=position, limit=batch_size, stop=up_to, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            yield [
+                Leaf(notification.id, str(event.event_id), leaf_data(event.hash))
+                for notification in notifications
+                if (event := self.log.decode_tolerantly(notification)) is not None
+            ]
+            position = notifications[-1].id
 
     def _replay_stream(
         self, stored: list[PositionedEvent]

@@ -17,7 +17,11 @@ class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
         super().__init__(datastore)
 
     def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + self.read_model_statements()
+        return [
+            *super().construct_create_table_statements(),
+            *self.read_model_statements(),
+            self.checkpoints_ddl(),
+        ]
 
     def qualified(self, table: str) -> str:
         return table

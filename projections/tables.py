@@ -12,7 +12,7 @@ TRACKED_APPLICATION = APPLICATION_NAME
 OPEN_DATE = OPEN_TIME = "infinity"
 """An open end of an interval: no date or time is written so, and it sorts after all of
 them (the columns are text compared byte by byte), so `valid_to > ?` still holds."""
-READ_MODEL_FORMAT = 2
+READ_MODEL_FORMAT = 3
 """Raised whenever the read models' columns or encoding change: tables written in
 another format are dropped and rebuilt from the log on start-up."""
 
@@ -31,6 +31,12 @@ TABLES = {
     " commodity {text} NOT NULL, version BIGINT NOT NULL, last_position BIGINT NOT NULL,"
     " status {text} NOT NULL, measures {text} NOT NULL, since {text},"
     " event_ids {text} NOT NULL)",
+    "log_leaves": "CREATE TABLE IF NOT EXISTS {name} ("
+    " leaf_index BIGINT PRIMARY KEY, position BIGINT NOT NULL, event_id {text} NOT NULL,"
+    " data {text} NOT NULL)",
+    "log_nodes": "CREATE TABLE IF NOT EXISTS {name} ("
+    " level INTEGER NOT NULL, idx BIGINT NOT NULL, hash {text} NOT NULL,"
+    " PRIMARY KEY (level, idx))",
 }
 INDEXES = (
     ("status_intervals_stream", "status_intervals", "stream, valid_from"),
@@ -38,8 +44,15 @@ INDEXES = (
     ("status_intervals_country", "status_intervals", "country, commodity, valid_from"),
     ("status_intervals_authority", "status_intervals", "authority, valid_from"),
     ("projected_entries_stream", "projected_entries", "stream"),
+    ("log_leaves_event", "log_leaves", "event_id"),
 )
-READ_MODELS = ("status_intervals", "projected_entries", "current_status")
+READ_MODELS = (
+    "status_intervals",
+    "projected_entries",
+    "current_status",
+    "log_leaves",
+    "log_nodes",
+)
 SHADOW_SUFFIX = "_rebuild"
 
 

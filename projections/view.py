@@ -17,6 +17,7 @@ from domain.hashing import format_timestamp
 from domain.keys import EventFilter
 from domain.store.sql import Cursor, key_clauses
 from domain.stream import SanctionsStream
+from projections.log_tree import Leaf, LogTree, leaf_data
 from projections.model import Changes, IntervalRow, StreamRecord, project
 from projections.rows import (
     StatusRow,
@@ -39,7 +40,7 @@ class ProjectionMoved(Exception):
     """Another projector committed past the position this one started from."""
 
 
-class StatusView(ShadowTables):
+class StatusView(ShadowTables, LogTree):
     """The read models' SQL, shared by both databases."""
 
     # Projecting
@@ -51,7 +52,8 @@ class StatusView(ShadowTables):
         *,
         expected_position: int,
     ) -> None:
-        """Project events (with their positions) and record `tracking`, atomically."""
+        """Project events (with their positions) into the status read models and the
+        log's Merkle tree, and record `tracking`, atomically."""
         with self.transaction(commit=True) as cursor:
             if self.claim(cursor) != expected_position:
                 raise ProjectionMoved
@@ -61,6 +63,10 @@ class StatusView(ShadowTables):
                 for event, pos in events
             ]
             self._write(cursor, changes, records)
+            self.append_leaves(
+                cursor,
+                [Leaf(pos, str(event.event_id), leaf_data(event.hash)) for event, pos in events],
+            )
             self._insert_tracking(cursor.raw, tracking)
             self.announce(cursor, tracking.notification_id)
 

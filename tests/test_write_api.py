@@ -6,6 +6,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable
 from contextlib import closing
 from datetime import date
@@ -24,7 +25,7 @@ from api.service import Service
 from domain.application import SanctionsLog
 from domain.errors import VersionConflict
 from domain.hashing import GENESIS_HASH
-from domain.keys import StreamKey
+from domain.keys import STREAM_NAMESPACE, StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft
 from tests.conftest import ADMIN, READER, WRITER
@@ -631,19 +632,20 @@ def test_hash_chain_links_every_event_of_a_stream(client: TestClient) -> None:
     previous = GENESIS_HASH
     for event in events:
         assert event["prev_hash"] == previous
-        payload: dict[str, Any] = {
+        # Every stored field: the library's own too (the stream's id, the version and
+        # the timestamp, which is the recording time), and the event id.
+        document: dict[str, Any] = {
+            "originator_id": str(uuid.uuid5(STREAM_NAMESPACE, event["stream"])),
+            "originator_version": event["version"],
+            "timestamp": event["recorded_at"],
+            "type": event["type"],
+            "stream": event["stream"],
+            "event_id": event["event_id"],
+            "effective_date": event["effective_date"],
+            "measures": event["measures"],
             "legal_basis": event["legal_basis"],
             "source": event["source"],
             "note": event["note"],
-        }
-        if event["type"] != "lifted":
-            payload["measures"] = event["measures"]
-        document = {
-            "stream": event["stream"],
-            "version": event["version"],
-            "type": event["type"],
-            "effective_date": event["effective_date"],
-            "payload": payload,
             "recorded_at": event["recorded_at"],
             "recorded_by": event["recorded_by"],
             "prev_hash": event["prev_hash"],

@@ -1,0 +1,194 @@
+"""The log's Merkle tree as a read model, and the signed checkpoints kept beside it.
+
+`log_leaves` holds leaf *i* (the *i*-th event in position order, its data the event's
+hash) and `log_nodes` the hash of every complete subtree (level 0: leaf hashes). Both
+grow in the projector's transaction, beside its tracking record, so the tree is always
+exactly the projected prefix of the log; a proof or a root reads O(log n) nodes.
+`log_checkpoints` keeps every signed checkpoint: it is not a read model, and no
+rebuild or format change drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from domain.merkle import EMPTY_ROOT, Node, appended, frontier, range_hashes
+from domain.store.sql import Cursor
+from projections.tables import SHADOW_SUFFIX, ReadModelTables
+
+NODE_CHUNK = 200
+CHECKPOINTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {name} (size BIGINT PRIMARY KEY, root {text} NOT NULL,"
+    " signed_at {text} NOT NULL, note {text} NOT NULL)"
+)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    position: int
+    event_id: str
+    data: bytes  # the event's 32-byte hash
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: str  # hex
+    signed_at: str
+    note: str
+
+
+def leaf_data(event_hash: str) -> bytes:
+    """An event's hash as leaf data (a hash that is not 64 hex digits, which only an edit
+    outside the service makes, is taken as its text so the tree still covers it)."""
+    try:
+        data = bytes.fromhex(event_hash)
+    except ValueError:
+        return event_hash.encode("utf-8")
+    return data if len(data) == 32 else event_hash.encode("utf-8")
+
+
+class LogTree(ReadModelTables):
+    """The Merkle tree's tables and the reads that answer proofs."""
+
+    def checkpoints_ddl(self) -> str:
+        return CHECKPOINTS_DDL.format(name=self.qualified("log_checkpoints"), text=self.text_type)
+
+    # Growing the tree (inside the projector's transaction)
+
+    def tree_head(self, cursor: Cursor, suffix: str = "") -> tuple[int, int]:
+        """The tree's size and the position of its last leaf (0, 0 when empty)."""
+        cursor.execute(
+            f"SELECT leaf_index, position FROM {self.qualified('log_leaves' + suffix)}"
+            " ORDER BY leaf_index DESC LIMIT 1"
+        )
+        row = cursor.fetchone()
+        return (0, 0) if row is None else (int(row["leaf_index"]) + 1, int(row["position"]))
+
+    def append_leaves(self, cursor: Cursor, leaves: Sequence[Leaf], suffix: str = "") -> int:
+        """Append the leaves the tree does not hold yet (those past its last position),
+        with every node they complete; the number appended."""
+        size, last = self.tree_head(cursor, suffix)
+        fresh = [leaf for leaf in leaves if leaf.position > last]
+        if not fresh:
+            return 0
+        edge = self.nodes_in(cursor, frontier(size), suffix)
+        created = appended(size, edge, [leaf.data for leaf in fresh])
+        self.write_tree(cursor, size, fresh, created, suffix)
+        return len(fresh)
+
+    def write_tree(
+        self,
+        cursor: Cursor,
+        size: int,
+        leaves: Sequence[Leaf],
+        nodes: Mapping[Node, bytes],
+        suffix: str = "",
+    ) -> None:
+        cursor.executemany(
+            f"INSERT INTO {self.qualified('log_leaves' + suffix)} VALUES (?,?,?,?)",
+            [
+                (size + number, leaf.position, leaf.event_id, leaf.data.hex())
+                for number, leaf in enumerate(leaves)
+            ],
+        )
+        cursor.executemany(
+            f"INSERT INTO {self.qualified('log_nodes' + suffix)} VALUES (?,?,?)",
+            [(level, index, value.hex()) for (level, index), value in nodes.items()],
+        )
+
+    def nodes_in(
+        self, cursor: Cursor, nodes: Iterable[Node], suffix: str = ""
+    ) -> dict[Node, bytes]:
+        """The stored hashes of the given nodes (KeyError on a missing one)."""
+        wanted = sorted(set(nodes))
+        found: dict[Node, bytes] = {}
+        for start in range(0, len(wanted), NODE_CHUNK):
+            chunk = wanted[start : start + NODE_CHUNK]
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
+            cursor.execute(
+                f"SELECT level, idx, hash FROM {self.qualified('log_nodes' + suffix)}"
+                f" WHERE {where}",
+                [value for node in chunk for value in node],
+            )
+            for row in cursor.fetchall():
+                found[(int(row["level"]), int(row["idx"]))] = bytes.fromhex(row["hash"])
+        missing = [node for node in wanted if node not in found]
+        if missing:
+            raise KeyError(f"the stored tree lacks nodes {missing[:3]}")
+        return found
+
+    # Rebuilding (into the shadow tables a rebuild swaps in)
+
+    def write_tree_shadow(self, batches: Iterable[Sequence[Leaf]]) -> int:
+        """Build the whole tree afresh into the shadow tables; its size."""
+        size, edge = 0, dict[Node, bytes]()
+        for leaves in batches:
+            if not leaves:
+                continue
+            created = appended(size, edge, [leaf.data for leaf in leaves])
+            with self.transaction(commit=True) as cursor:
+                self.write_tree(cursor, size, leaves, created, SHADOW_SUFFIX)
+            known = {**edge, **created}
+            size += len(leaves)
+            edge = {node: known[node] for node in frontier(size)}
+        return size
+
+    # Reading: sizes, roots, proofs
+
+    def tree_size(self) -> int:
+        with self.transaction(commit=False) as cursor:
+            return self.tree_head(cursor)[0]
+
+    def leaf_of(self, event_id: str) -> tuple[int, bytes] | None:
+        """The leaf index and data of an event, if the tree holds it."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT leaf_index, data FROM {self.qualified('log_leaves')} WHERE event_id = ?",
+                (event_id,),
+            )
+            row = cursor.fetchone()
+        return None if row is None else (int(row["leaf_index"]), bytes.fromhex(row["data"]))
+
+    def tree_hashes(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """The hash of each leaf range (MTH of [start, end)), from O(log n) stored nodes
+        per range, read in one transaction."""
+        with self.transaction(commit=False) as cursor:
+            return range_hashes(ranges, lambda nodes: self.nodes_in(cursor, nodes))
+
+    def tree_root(self, size: int) -> bytes:
+        return self.tree_hashes([(0, size)])[0] if size else EMPTY_ROOT
+
+    def tree_leaves(self, start: int, end: int) -> list[tuple[str, bytes]]:
+        """The event ids and data of leaves [start, end), in order."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT event_id, data FROM {self.qualified('log_leaves')}"
+                " WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
+                (start, end),
+            )
+            return [(row["event_id"], bytes.fromhex(row["data"])) for row in cursor.fetchall()]
+
+    # Checkpoints
+
+    def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Keep a signed checkpoint (one per size: signatures are deterministic, so two
+        processes signing the same tree write the same note)."""
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.qualified('log_checkpoints')} VALUES (?,?,?,?)"
+                " ON CONFLICT (size) DO NOTHING",
+                (checkpoint.size, checkpoint.root, checkpoint.signed_at, checkpoint.note),
+            )
+
+    def checkpoints(self, latest_only: bool = False) -> list[StoredCheckpoint]:
+        """Every signed checkpoint kept, by size (or just the latest)."""
+        order = " ORDER BY size DESC LIMIT 1" if latest_only else " ORDER BY size"
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT * FROM {self.qualified('log_checkpoints')}{order}")
+            rows = cursor.fetchall()
+        return [
+            StoredCheckpoint(int(row["size"]), row["root"], row["signed_at"], row["note"])
+            for row in rows
+        ]
