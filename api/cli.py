@@ -191,7 +191,8 @@ def verify(
     ctx: typer.Context,
     as_json: Annotated[bool, flag("--json", "Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute every hash chain and compare every read model with a fresh replay.
+    """Recompute every hash chain, the Merkle tree against every signed checkpoint, and
+    compare every read model with a fresh replay.
 
     Exits 1 when anything is wrong."""
     with answering(ctx) as source:
@@ -202,7 +203,8 @@ def verify(
         console.print(
             f"{report.events_checked} events in {report.streams_checked} streams checked: "
             f"chain {'[green]ok[/green]' if report.chain_ok else '[red]BROKEN[/red]'}, "
-            f"read models {'[green]ok[/green]' if report.projections_ok else '[red]DIFFER[/red]'}"
+            f"read models {'[green]ok[/green]' if report.projections_ok else '[red]DIFFER[/red]'}, "
+            f"log {'[green]ok[/green]' if report.log_ok else '[red]MISMATCH[/red]'}"
             f" — from {escape(source.origin)}",
             highlight=False,
         )

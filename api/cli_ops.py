@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from api.cli_audit import audit_app
 from api.cli_support import (
     SanctionsGroup,
     console,
@@ -173,13 +174,25 @@ def export_events(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")
     ] = None,
+    with_proofs: Annotated[
+        bool,
+        typer.Option(
+            "--with-proofs",
+            help="JSON Lines headed by the latest signed checkpoint, each event with its "
+            "inclusion proof (check with `sanctions audit verify-export`).",
+        ),
+    ] = False,
 ) -> None:
     """Write the log (or the matching part) as JSON Lines or CSV, in position order."""
+    from functools import partial
+
     from api.service import event_filter
-    from api.transfer import exported, write_csv, write_jsonl
+    from api.transfer import exported, write_csv, write_jsonl, write_jsonl_with_proofs
 
     if format not in ("jsonl", "csv"):
         raise fail("--format is jsonl or csv")
+    if with_proofs and format != "jsonl":
+        raise fail("--with-proofs writes JSON Lines: leave out --format csv")
     with service(ctx, catch_up=False, must_exist=True) as svc:
         where = event_filter(authority, country, commodity)
         total = svc.log.store.count(where)
@@ -187,6 +200,8 @@ def export_events(
         try:
             with progress_bar("exporting", total, visible=output is not None) as advance:
                 write = write_jsonl if format == "jsonl" else write_csv
+                if with_proofs:
+                    write = partial(write_jsonl_with_proofs, svc)
                 count = write(exported(svc, where), out, advance)
         finally:
             if output is not None:
@@ -282,3 +297,4 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export_events)
     app.command()(rebuild)
     app.add_typer(token_app, name="token")
+    app.add_typer(audit_app, name="audit")

@@ -51,18 +51,22 @@ class Notary:
         return self.projector.view.tree_size()
 
     def checkpoint(self) -> StoredCheckpoint:
-        """The latest signed checkpoint, signing one first if the tree has grown."""
-        size = self.tree_size()
+        """The signed checkpoint of the tree as it stands (every event recorded so far),
+        signed now if no kept checkpoint has this tree's size and root. So the service
+        never serves a checkpoint its tree no longer matches, after a rewrite of history
+        and a rebuild as much as after growth."""
         view = self.projector.view
-        with self.signing:
-            latest = next(iter(view.checkpoints(latest_only=True)), None)
-            if latest is None or size > latest.size:
-                root = view.tree_root(size)
-                note = self.signer.sign(Checkpoint(self.origin, size, root).text())
+        size = self.tree_size()
+        root = view.tree_root(size).hex()
+        kept = view.checkpoint_of(size, root)
+        if kept is None:
+            with self.signing:
+                note = self.signer.sign(Checkpoint(self.origin, size, bytes.fromhex(root)).text())
                 signed_at = format_timestamp(datetime.now(UTC))
-                view.save_checkpoint(StoredCheckpoint(size, root.hex(), signed_at, note))
-                latest = view.checkpoints(latest_only=True)[0]
-        return latest
+                view.save_checkpoint(StoredCheckpoint(size, root, signed_at, note))
+            kept = view.checkpoint_of(size, root)
+            assert kept is not None
+        return kept
 
     def size_or_latest(self, size: int | None, field_name: str) -> int:
         """`size` checked against the tree (which is first brought up to date), or the

@@ -218,6 +218,7 @@ class VerifyOut(BaseModel):
     streams_checked: int
     chain_ok: bool
     projections_ok: bool
+    log_ok: bool
     problems: list[ProblemOut]
 
     @classmethod
@@ -227,6 +228,7 @@ class VerifyOut(BaseModel):
             streams_checked=report.streams_checked,
             chain_ok=report.chain_ok,
             projections_ok=report.projections_ok,
+            log_ok=report.log_ok,
             problems=[ProblemOut(**vars(problem)) for problem in report.problems],
         )
 

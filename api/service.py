@@ -269,7 +269,8 @@ class Service:
         )
 
     def verify(self) -> VerifyOut:
-        """Every hash chain recomputed; every read model against a fresh replay. Calls
+        """Every hash chain recomputed; the Merkle tree recomputed against every signed
+        checkpoint; every read model against a fresh replay. Calls
         made while a run is under way share its result instead of starting another."""
         with self.verifying_lock:
             run, leader = self.verifying, self.verifying is None
@@ -278,7 +279,9 @@ class Service:
         if not leader:
             return run.result()
         try:
-            run.set_result(VerifyOut.of(verify(self.log, self.projector.view)))
+            self.notary.checkpoint()  # the latest checkpoint covers the log as it stands
+            key = self.notary.signer.verifier
+            run.set_result(VerifyOut.of(verify(self.log, self.projector.view, key)))
         except BaseException as error:
             run.set_exception(error)
         finally:

@@ -36,6 +36,7 @@ SERVICE_FIELDS = {
     "recorded_by",
     "prev_hash",
     "hash",
+    "proof",
 }
 CSV_COLUMNS = [
     "position", "event_id", "stream", "version", "type", "authority", "country", "commodity",
@@ -59,6 +60,29 @@ def write_jsonl(events: Iterator[EventOut], out: IO[str], progress: Progress) ->
     count = 0
     for event in events:
         out.write(event.model_dump_json() + "\n")
+        count += 1
+        progress(count)
+    return count
+
+
+def write_jsonl_with_proofs(
+    svc: Service, events: Iterator[EventOut], out: IO[str], progress: Progress
+) -> int:
+    """JSON Lines headed by the latest signed checkpoint, each event with its inclusion
+    proof in that checkpoint's tree (`sanctions audit verify-export` checks them offline).
+    Events recorded after the checkpoint are left out: nothing proves them yet."""
+    signed = svc.notary.checkpoint()
+    heading = {"checkpoint": signed.note, "size": signed.size, "key": svc.notary.verifier_key}
+    out.write(json.dumps(heading) + "\n")
+    count = 0
+    for event in events:
+        leaf = svc.projector.view.leaf_of(str(event.event_id))
+        if leaf is None or leaf[0] >= signed.size:
+            continue
+        proof = svc.notary.inclusion(event.event_id, signed.size)
+        line = event.model_dump(mode="json")
+        line["proof"] = {"leaf_index": proof.leaf_index, "size": proof.size, "hashes": proof.hashes}
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
         count += 1
         progress(count)
     return count
@@ -103,6 +127,8 @@ def read_import_file(path: Path) -> Iterator[ImportLine]:
                 raise InvalidInput(where, f"not JSON: {error.msg}") from None
             if not isinstance(body, dict):
                 raise InvalidInput(where, "not a JSON object")
+            if "checkpoint" in body and "type" not in body:
+                continue  # the signed checkpoint heading an export written --with-proofs
             exported_id = body.get("event_id")
             posted = {k: v for k, v in body.items() if k not in SERVICE_FIELDS}
             # A stored event shows null for fields that do not apply; a POST omits them.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from domain.merkle import EMPTY_ROOT, Node, appended, frontier, range_hashes
 from domain.store.sql import Cursor
@@ -19,8 +20,8 @@ from projections.tables import SHADOW_SUFFIX, ReadModelTables
 
 NODE_CHUNK = 200
 CHECKPOINTS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {name} (size BIGINT PRIMARY KEY, root {text} NOT NULL,"
-    " signed_at {text} NOT NULL, note {text} NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS {name} (size BIGINT NOT NULL, root {text} NOT NULL,"
+    " signed_at {text} NOT NULL, note {text} NOT NULL, PRIMARY KEY (size, root))"
 )
 
 
@@ -173,22 +174,33 @@ class LogTree(ReadModelTables):
     # Checkpoints
 
     def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
-        """Keep a signed checkpoint (one per size: signatures are deterministic, so two
+        """Keep a signed checkpoint (one per tree: signatures are deterministic, so two
         processes signing the same tree write the same note)."""
         with self.transaction(commit=True) as cursor:
             cursor.execute(
                 f"INSERT INTO {self.qualified('log_checkpoints')} VALUES (?,?,?,?)"
-                " ON CONFLICT (size) DO NOTHING",
+                " ON CONFLICT (size, root) DO NOTHING",
                 (checkpoint.size, checkpoint.root, checkpoint.signed_at, checkpoint.note),
             )
 
-    def checkpoints(self, latest_only: bool = False) -> list[StoredCheckpoint]:
-        """Every signed checkpoint kept, by size (or just the latest)."""
-        order = " ORDER BY size DESC LIMIT 1" if latest_only else " ORDER BY size"
+    def checkpoint_of(self, size: int, root: str) -> StoredCheckpoint | None:
+        """The kept checkpoint of the tree of `size` leaves with that (hex) root."""
         with self.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT * FROM {self.qualified('log_checkpoints')}{order}")
-            rows = cursor.fetchall()
-        return [
-            StoredCheckpoint(int(row["size"]), row["root"], row["signed_at"], row["note"])
-            for row in rows
-        ]
+            cursor.execute(
+                f"SELECT * FROM {self.qualified('log_checkpoints')} WHERE size = ? AND root = ?",
+                (size, root),
+            )
+            row = cursor.fetchone()
+        return None if row is None else checkpoint_row(row)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every signed checkpoint kept, in the order they were signed."""
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT * FROM {self.qualified('log_checkpoints')} ORDER BY signed_at, size"
+            )
+            return [checkpoint_row(row) for row in cursor.fetchall()]
+
+
+def checkpoint_row(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row["size"]), row["root"], row["signed_at"], row["note"])

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
+from domain import checkpoints
 from domain.application import SanctionsLog
 from domain.hashing import GENESIS_HASH, format_timestamp
 from domain.keys import StreamKey
@@ -25,6 +26,7 @@ from domain.stream import SanctionsStream
 from projections.model import IntervalRow, replay_stream, sorted_rows
 from projections.rows import current_params
 from projections.tables import TRACKED_APPLICATION
+from projections.verify_log import LOG_KINDS, check_log
 from projections.view import StatusView
 
 
@@ -44,6 +46,7 @@ class VerifyReport:
     streams_checked: int = 0
     chain_ok: bool = True
     projections_ok: bool = True
+    log_ok: bool = True
     problems: list[Problem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,9 +69,10 @@ CHAIN_KINDS = {
 class Verifier:
     """Checks the log and the read models of one store."""
 
-    def __init__(self, log: SanctionsLog, view: StatusView) -> None:
+    def __init__(self, log: SanctionsLog, view: StatusView, key: checkpoints.Verifier) -> None:
         self.log = log
         self.view = view
+        self.key = key
         self.report = VerifyReport()
 
     def run(self) -> VerifyReport:
@@ -86,10 +90,12 @@ class Verifier:
             self.add(
                 "extra_read_model_rows", stream, None, "read models hold a stream the log has not"
             )
-        self.report.chain_ok = not any(p.kind in CHAIN_KINDS for p in self.report.problems)
-        self.report.projections_ok = not any(
-            p.kind not in CHAIN_KINDS for p in self.report.problems
-        )
+        for kind, detail in check_log(self.log, self.view, self.key):
+            self.add(kind, None, None, detail)
+        kinds = {p.kind for p in self.report.problems}
+        self.report.chain_ok = not kinds & CHAIN_KINDS
+        self.report.log_ok = not kinds & LOG_KINDS
+        self.report.projections_ok = not kinds - CHAIN_KINDS - LOG_KINDS
         return self.report
 
     def add(self, kind: str, stream: str | None, version: int | None, detail: str) -> None:
@@ -214,6 +220,7 @@ def describe(row: IntervalRow) -> str:
     )
 
 
-def verify(log: SanctionsLog, view: StatusView) -> VerifyReport:
-    """Check every hash chain and every read model against a fresh replay of the log."""
-    return Verifier(log, view).run()
+def verify(log: SanctionsLog, view: StatusView, key: checkpoints.Verifier) -> VerifyReport:
+    """Check every hash chain, the log's Merkle tree against every signed checkpoint
+    (verified with `key`), and every read model against a fresh replay of the log."""
+    return Verifier(log, view, key).run()

@@ -14,6 +14,8 @@ const state = {
   moments: [],
   intervals: [],
   needsToken: false,
+  checkpoint: null,  // a promise of the latest signed checkpoint
+  checkpointRetried: false,
 };
 
 function query(params) {
@@ -35,12 +37,16 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
-async function api(path, params) {
-  const headers = { Accept: "application/json" };
+function headersFor(accept) {
+  const headers = { Accept: accept };
   const token = storedToken();
   if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
+async function api(path, params) {
   const search = query(params || {});
-  const response = await fetch(search ? `${path}?${search}` : path, { headers });
+  const response = await fetch(search ? `${path}?${search}` : path, { headers: headersFor("application/json") });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
   return body;
@@ -191,7 +197,7 @@ function drawEvents() {
       ? `retracted event ${e.retracts.slice(0, 8)}…`
       : `${e.type} effective ${e.effective_date}${e.measures.length ? ": " + e.measures.join(", ") : ""}`;
     const item = el("li", { class: e.retractedAt ? "retracted" : "", "data-event-id": e.event_id, "data-type": e.type },
-      el("strong", {}, e.stream), " ", el("span", { class: "what" }, what));
+      el("strong", {}, e.stream), " ", el("span", { class: "what" }, what), " ", proofBadge(e));
     if (e.retractedAt) item.append(el("span", { class: "badge" }, `retracted ${e.retractedAt}`));
     const basis = el("div", {}, e.legal_basis || "");
     if (e.source && e.source.url) basis.append(" — ", el("a", { href: e.source.url, target: "_blank", rel: "noopener" }, e.source.title || "source"));
@@ -202,6 +208,7 @@ function drawEvents() {
   });
   if (!items.length) items.push(el("li", {}, "No events recorded for this selection at that moment."));
   $("events").replaceChildren(...items);
+  proveShown();
 }
 
 async function redraw() {
@@ -223,6 +230,8 @@ async function redraw() {
 
 async function reload() {
   try { await loadEvents(); } catch (error) { state.events = []; }
+  state.checkpointRetried = false;
+  refreshCheckpoint();  // after the events are read, so that it covers them
   await redraw();
 }
 
@@ -314,6 +323,192 @@ async function verify() {
   }
 }
 $("verify").addEventListener("click", verify);
+
+// The verifiable log. The latest signed checkpoint (a C2SP signed note: origin, tree size,
+// base64 Merkle root) is shown, and each listed event is proved to be in it here, in the
+// browser: its inclusion proof (RFC 9162 §2.1.3.2) must lead from the event's own hash to
+// the root written in the note, never merely to the root the proof answer names.
+const PROOF_TEXT = { checking: "checking…", verified: "verified", failed: "not verified",
+  pending: "not yet in checkpoint", unchecked: "not checked" };
+const HEX_SHA256 = /^[0-9a-f]{64}$/;
+const RETRY_AFTER = 2500;  // a checkpoint covers every event recorded more than 2 s before it
+const proofs = new Map();  // `${checkpoint.key} ${event_id} ${hash}` → Promise of a result
+let provedAgainst = null;  // the checkpoint the cached results are for
+
+function hexToBytes(hex) {
+  if (typeof hex !== "string" || !HEX_SHA256.test(hex)) throw new Error(`not a hex SHA-256: ${String(hex).slice(0, 80)}`);
+  return Uint8Array.from(hex.match(/../g), (pair) => parseInt(pair, 16));
+}
+const bytesToHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+function base64ToBytes(text) {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4) throw new Error("the checkpoint's root is not base64");
+  return Uint8Array.from(atob(text), (ch) => ch.charCodeAt(0));
+}
+const sameBytes = (a, b) => a.length === b.length && a.every((byte, i) => byte === b[i]);
+
+async function sha256(...parts) {
+  const joined = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) { joined.set(part, at); at += part.length; }
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", joined));
+}
+const LEAF = Uint8Array.of(0), NODE = Uint8Array.of(1);
+
+// RFC 9162 §2.1.3.2: the root that `path` leads to from the leaf `data` at `index` of a
+// tree of `size` leaves, or null when `path` cannot be an audit path for that place.
+async function rootFromInclusionProof(index, size, data, path) {
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return null;
+  const half = (n) => Math.floor(n / 2);  // not >>: sizes may pass 2^31
+  let fn = index, sn = size - 1;
+  let r = await sha256(LEAF, data);
+  for (const p of path) {
+    if (sn === 0) return null;
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha256(NODE, p, r);
+      while (fn % 2 === 0 && fn !== 0) { fn = half(fn); sn = half(sn); }
+    } else {
+      r = await sha256(NODE, r, p);
+    }
+    fn = half(fn); sn = half(sn);
+  }
+  return sn === 0 ? r : null;
+}
+
+// `<origin>\n<size>\n<base64 root>\n[extension lines]\n\n<signature lines>`
+function parseCheckpoint(note, signedAt) {
+  const cut = note.indexOf("\n\n");
+  const [origin, sizeText, rootText] = (cut < 0 ? "" : note.slice(0, cut)).split("\n");
+  if (!origin || !/^[0-9]+$/.test(sizeText || "") || !rootText) {
+    throw new Error("the answer is not a signed note of origin, tree size and root");
+  }
+  const size = Number(sizeText);
+  const root = base64ToBytes(rootText);
+  if (!Number.isSafeInteger(size) || root.length !== 32) throw new Error("the checkpoint's size or root is malformed");
+  return { origin, size, root, rootHex: bytesToHex(root), rootBase64: rootText, signedAt, key: `${size} ${rootText}` };
+}
+
+async function loadCheckpoint() {
+  const response = await fetch("/v1/audit/checkpoint", { headers: headersFor("text/plain"), cache: "no-store" });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new ApiError(response.status, body.detail || response.statusText);
+  }
+  return parseCheckpoint(await response.text(), response.headers.get("Checkpoint-Signed-At"));
+}
+
+function refreshCheckpoint() {
+  const latest = loadCheckpoint();
+  state.checkpoint = latest;
+  latest.then(
+    (checkpoint) => { if (state.checkpoint === latest) showCheckpoint(checkpoint); },
+    (error) => { if (state.checkpoint === latest) showCheckpoint(null, error); });
+  return latest;
+}
+
+function showCheckpoint(checkpoint, error) {
+  const box = $("checkpoint");
+  const root = $("checkpoint-root");
+  $("checkpoint-size").textContent = checkpoint ? String(checkpoint.size) : "—";
+  $("checkpoint-origin").textContent = checkpoint ? checkpoint.origin : "—";
+  root.textContent = checkpoint ? `${checkpoint.rootHex.slice(0, 16)}…` : "—";
+  root.title = checkpoint ? checkpoint.rootHex : "";
+  root.dataset.base64 = checkpoint ? checkpoint.rootBase64 : "";
+  const signed = $("checkpoint-signed-at");
+  signed.textContent = checkpoint ? checkpoint.signedAt || "not given" : "—";
+  if (checkpoint && checkpoint.signedAt) signed.setAttribute("datetime", checkpoint.signedAt);
+  else signed.removeAttribute("datetime");
+  $("checkpoint-error").hidden = !error;
+  $("checkpoint-error").textContent = error ? `The latest checkpoint could not be read: ${error.message}` : "";
+  box.dataset.size = checkpoint ? String(checkpoint.size) : "";
+}
+
+// At most a few proofs in flight: a long list must not flood the server.
+const throttled = (() => {
+  let running = 0;
+  const waiting = [];
+  const next = () => {
+    if (running >= 6 || !waiting.length) return;
+    running++;
+    const { task, settle } = waiting.shift();
+    task().then(settle, (error) => settle({ state: "unchecked", detail: String(error) }))
+      .finally(() => { running--; next(); });
+  };
+  return (task) => new Promise((settle) => { waiting.push({ task, settle }); next(); });
+})();
+
+async function checkInclusion(event, checkpoint) {
+  if (!(window.crypto && crypto.subtle)) {
+    return { state: "unchecked", detail: "this browser offers Web Crypto only to pages served over HTTPS (or from localhost)" };
+  }
+  let proof;
+  try {
+    proof = await api("/v1/audit/proof/inclusion", { event_id: event.event_id, size: String(checkpoint.size) });
+  } catch (error) {
+    if (error.status === 422) return { state: "pending", detail: `recorded after the checkpoint of ${checkpoint.size} events: ${error.message}` };
+    if (error.status === 404) return { state: "failed", detail: `the log's tree has no such event: ${error.message}` };
+    return { state: "unchecked", detail: `its inclusion proof could not be read: ${error.message}` };
+  }
+  try {
+    if (String(proof.event_id).toLowerCase() !== event.event_id.toLowerCase()) throw new Error(`the proof is for event ${proof.event_id}`);
+    if (proof.size !== checkpoint.size) throw new Error(`the proof is for a tree of ${proof.size} events, not ${checkpoint.size}`);
+    if (!Array.isArray(proof.hashes)) throw new Error("the proof has no audit path");
+    const root = await rootFromInclusionProof(proof.leaf_index, checkpoint.size, hexToBytes(event.hash), proof.hashes.map(hexToBytes));
+    if (root === null) throw new Error(`${proof.hashes.length} hashes cannot be the audit path of leaf ${proof.leaf_index} of ${checkpoint.size}`);
+    if (!sameBytes(root, checkpoint.root)) {
+      throw new Error(`its hash and proof lead to root ${bytesToHex(root).slice(0, 16)}…, not the checkpoint's ${checkpoint.rootHex.slice(0, 16)}…`);
+    }
+    return { state: "verified", detail: `leaf ${proof.leaf_index} of the signed checkpoint of ${checkpoint.size} events: its hash and ${proof.hashes.length} proof hashes lead to the checkpoint's root (checked in this browser)` };
+  } catch (error) {
+    return { state: "failed", detail: error.message };
+  }
+}
+
+function proofOf(event, checkpoint) {
+  if (provedAgainst !== checkpoint.key) { proofs.clear(); provedAgainst = checkpoint.key; }
+  const key = `${checkpoint.key} ${event.event_id} ${event.hash}`;
+  if (!proofs.has(key)) {
+    const result = throttled(() => checkInclusion(event, checkpoint));
+    proofs.set(key, result);
+    result.then((found) => { if (found.state === "unchecked" || found.state === "pending") proofs.delete(key); });
+  }
+  return proofs.get(key);
+}
+
+function proofBadge() {
+  return el("span", { class: "proof proof-checking", "data-proof": "checking" }, PROOF_TEXT.checking);
+}
+
+function showProof(badge, result) {
+  badge.dataset.proof = result.state;
+  badge.className = `proof proof-${result.state}`;
+  badge.textContent = PROOF_TEXT[result.state];
+  badge.title = result.detail;
+}
+
+async function proveShown() {
+  const badges = [...$("events").querySelectorAll("li[data-event-id] .proof")];
+  if (!badges.length || !state.checkpoint) return;  // a reload is under way and will come back
+  const against = state.checkpoint;
+  let checkpoint;
+  try {
+    checkpoint = await against;
+  } catch (error) {
+    for (const badge of badges) showProof(badge, { state: "unchecked", detail: `no checkpoint to check against: ${error.message}` });
+    return;
+  }
+  const byId = new Map(state.events.map((e) => [e.event_id, e]));
+  const results = await Promise.all(badges.map(async (badge) => {
+    const event = byId.get(badge.closest("li").dataset.eventId);
+    const result = event ? await proofOf(event, checkpoint) : { state: "unchecked", detail: "this event is no longer loaded" };
+    showProof(badge, result);
+    return result;
+  }));
+  // An event newer than the checkpoint: fetch the checkpoint once more, a little later.
+  if (results.some((r) => r.state === "pending") && !state.checkpointRetried && state.checkpoint === against) {
+    state.checkpointRetried = true;
+    setTimeout(() => { if (state.checkpoint === against) { refreshCheckpoint(); proveShown(); } }, RETRY_AFTER);
+  }
+}
 
 // Enhanced: the controls apply at once, so the plain form's parts give way to the live ones.
 for (const node of document.querySelectorAll(".js-only")) node.hidden = false;

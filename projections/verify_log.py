@@ -1,0 +1,117 @@
+"""Verification of the log as a whole: its Merkle tree recomputed from the events, against
+the stored tree and every signed checkpoint.
+
+A rewrite of history that recomputes every hash chain and rebuilds every read model
+still changes the leaves of the tree, so the roots the service signed before no longer
+match: each kept checkpoint must verify with the service's key and have the root of the
+tree recomputed, in position order, from the log as it stands now (which also makes each
+one consistent with the next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from domain.application import SanctionsLog
+from domain.checkpoints import Checkpoint, NoteError, Verifier
+from domain.merkle import CompactRange
+from projections.log_tree import StoredCheckpoint, leaf_data
+from projections.view import StatusView
+
+LOG_KINDS = {
+    "checkpoint_signature",
+    "checkpoint_mismatch",
+    "checkpoint_beyond_log",
+    "tree_differs",
+    "tree_incomplete",
+}
+PAGE = 5000
+
+
+def leaves(log: SanctionsLog, problems: list[tuple[str, str]]) -> Iterator[bytes]:
+    """Every event's leaf data in position order (stopping, with a problem, at an event
+    that cannot be decoded: the tree past it cannot be recomputed)."""
+    position = 0
+    while True:
+        notifications = log.recorder.select_notifications(
+            start=position, limit=PAGE, inclusive_of_start=False
+        )
+        if not notifications:
+            return
+        for notification in notifications:
+            event = log.decode_tolerantly(notification)
+            if event is None:
+                problems.append(
+                    (
+                        "tree_incomplete",
+                        f"the event at position {notification.id} cannot be decoded, so the "
+                        "tree cannot be recomputed past it",
+                    )
+                )
+                return
+            yield leaf_data(event.hash)
+        position = notifications[-1].id
+
+
+def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[tuple[str, str]]:
+    """(kind, detail) for each way the log fails to match its tree or its checkpoints."""
+    problems: list[tuple[str, str]] = []
+    kept = view.checkpoints()
+    for stored in kept:
+        check_signature(stored, verifier, problems)
+    tree_size = view.tree_size()
+    wanted = sorted({stored.size for stored in kept} | {tree_size})
+    roots: dict[int, bytes] = {}
+    tree = CompactRange()
+    for data in leaves(log, problems):
+        if tree.size in wanted:
+            roots[tree.size] = tree.root()
+        tree.append(data)
+    roots[tree.size] = tree.root()
+    if any(kind == "tree_incomplete" for kind, _ in problems):
+        return problems
+    if tree_size in roots and view.tree_root(tree_size) != roots[tree_size]:
+        problems.append(
+            (
+                "tree_differs",
+                f"the stored Merkle tree of {tree_size} leaves differs from the one "
+                "recomputed from the log",
+            )
+        )
+    for stored in kept:
+        if stored.size not in roots:
+            problems.append(
+                (
+                    "checkpoint_beyond_log",
+                    f"the checkpoint of size {stored.size} covers more events than the log "
+                    f"holds ({tree.size}): events were removed",
+                )
+            )
+        elif roots[stored.size].hex() != stored.root:
+            problems.append(
+                (
+                    "checkpoint_mismatch",
+                    f"the signed checkpoint of size {stored.size} (signed {stored.signed_at}) "
+                    "does not match the log as it stands: history was rewritten after it "
+                    "was signed",
+                )
+            )
+    return problems
+
+
+def check_signature(
+    stored: StoredCheckpoint, verifier: Verifier, problems: list[tuple[str, str]]
+) -> None:
+    try:
+        opened = Checkpoint.open(stored.note, verifier)
+    except NoteError as error:
+        problems.append(("checkpoint_signature", f"checkpoint of size {stored.size}: {error}"))
+        return
+    if (opened.size, opened.root.hex()) != (stored.size, stored.root):
+        problems.append(
+            (
+                "checkpoint_signature",
+                f"checkpoint of size {stored.size}: the signed note says size {opened.size} "
+                f"and another root",
+            )
+        )

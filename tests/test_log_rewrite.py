@@ -1,0 +1,203 @@
+"""The rewrite attack: an insider with write access to the database changes history,
+recomputes every hash and rebuilds the read models. `verify` may find every chain intact,
+but `sanctions audit check` against a checkpoint kept earlier exits 1; an honest log grown
+after the checkpoint passes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.bootstrap import build_service, create_app
+from api.seed import seed
+from api.service import Service
+from api.settings import Settings
+from domain.keys import StreamKey
+from domain.stream import SanctionsStream
+from tests.conftest import READER, TOKENS, WRITER, drop_schema, free_port, run_cli
+from tests.tamper import behind_the_back, events_table, stream_id
+
+LIFT_STREAM = "US/BY/potash"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Service], str]]:
+    """Serve a service with uvicorn in a thread; its base URL."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(svc: Service) -> str:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def audit_check(database_url: str, kept: Path, url: str) -> tuple[int, str]:
+    done = run_cli(database_url, "audit", "check", str(kept), "--url", url)
+    return done.returncode, done.stdout + done.stderr
+
+
+def rewrite_history(svc: Service, stream: str, change: Callable[[Any], Any]) -> None:
+    """As an insider would: change the stream's lift, then recompute the hash chain of
+    every later version with the documented canonical form, and store it all back."""
+    mapper = svc.log.mapper
+    stored = svc.log.recorder.select_events(StreamKey.from_name(stream).aggregate_id)
+    table = events_table(svc)
+    previous = None
+    with behind_the_back(svc) as execute:
+        for record in stored:
+            event = mapper.to_domain_event(record)
+            if isinstance(event, SanctionsStream.Lifted):
+                event = change(event)
+            if previous is not None:
+                event = dataclasses.replace(event, prev_hash=previous)
+            event = dataclasses.replace(event, hash=event.computed_hash())
+            previous = event.hash
+            execute(
+                f"UPDATE {table} SET state = %s WHERE originator_id = %s"
+                " AND originator_version = %s",
+                (
+                    bytes(mapper.to_stored_event(event).state),
+                    stream_id(svc, stream),
+                    record.originator_version,
+                ),
+            )
+
+
+def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
+    make_services: Callable[..., Service],
+    serve: Callable[[Service], str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "signing.key"
+    svc = make_services(signing_key_file=key_file)
+    seed(svc)
+    url = serve(svc)
+    kept = tmp_path / "kept-checkpoint"
+
+    code, said = audit_check(database_url, kept, url)
+    assert code == 0, said
+    assert "no checkpoint kept yet" in said
+    first_note = kept.read_text()
+    assert first_note.splitlines()[1] == "47"
+
+    # Honest growth after the checkpoint passes, and the newer checkpoint is kept.
+    body = {
+        "type": "imposed",
+        "authority": "EU",
+        "country": "IR",
+        "commodity": "gold",
+        "effective_date": "2012-01-23",
+        "measures": ["import_ban"],
+        "legal_basis": "Council Decision 2012/35/CFSP",
+        "source": {"url": "https://eur-lex.europa.eu/"},
+    }
+    posted = httpx.post(f"{url}/v1/events", json=body, headers=WRITER, timeout=30)
+    assert posted.status_code == 201, posted.text
+    code, said = audit_check(database_url, kept, url)
+    assert code == 0, said
+    assert "grew from 47 to 48 events" in said, said
+    assert kept.read_text().splitlines()[1] == "48"
+
+    # The insider: the US lift moved from 2025-12 to 2024-01-01, every hash recomputed.
+    rewrite_history(
+        svc, LIFT_STREAM, lambda e: dataclasses.replace(e, effective_date=date(2024, 1, 1))
+    )
+    rebuilt = run_cli(database_url, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    svc.projector.catch_up()
+
+    status = httpx.get(
+        f"{url}/v1/status",
+        params={"country": "BY", "commodity": "potash", "authority": "US", "as_of": "2024-06-01"},
+        timeout=30,
+    ).json()
+    assert status["results"][0]["status"] == "lifted"  # the rewrite took hold
+
+    report = httpx.get(f"{url}/v1/audit/verify", headers=READER, timeout=120).json()
+    assert report["chain_ok"] is True  # every hash was recomputed: the chains are intact
+    assert report["log_ok"] is False  # but the kept checkpoints no longer match
+    assert any(p["kind"] == "checkpoint_mismatch" for p in report["problems"])
+
+    code, said = audit_check(database_url, kept, url)
+    assert code == 1, said
+    assert "history was rewritten" in said
+    assert kept.read_text().splitlines()[1] == "48"  # the kept checkpoint is left alone
+
+    # Covering the tracks (the service's own checkpoints deleted) does not help.
+    with behind_the_back(svc) as execute:
+        table = "log_checkpoints"
+        if svc.log.store.dialect == "postgres":
+            table = svc.projector.view.qualified("log_checkpoints")
+        execute(f"DELETE FROM {table}", ())
+    report = httpx.get(f"{url}/v1/audit/verify", headers=READER, timeout=120).json()
+    assert report["chain_ok"] is True and report["log_ok"] is True  # nothing left to compare
+    code, said = audit_check(database_url, kept, url)
+    assert code == 1, said
+
+
+def test_a_database_rebuilt_from_an_altered_export_is_caught(
+    make_services: Callable[..., Service],
+    serve: Callable[[Service], str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "signing.key"
+    svc = make_services(signing_key_file=key_file)
+    seed(svc)
+    kept = tmp_path / "kept-checkpoint"
+    code, said = audit_check(database_url, kept, serve(svc))
+    assert code == 0, said
+
+    exported = tmp_path / "export.jsonl"
+    done = run_cli(database_url, "export", "-o", str(exported))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    for line in lines:
+        if line["stream"] == LIFT_STREAM and line["type"] == "lifted":
+            line["effective_date"] = "2024-01-01"
+    exported.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    # A whole new database, built from the altered export, served with the same key.
+    if database_url.startswith("sqlite"):
+        other_url = f"sqlite:///{tmp_path}/replaced.db"
+    else:
+        other_url = database_url.replace("schema=", "schema=r")
+    forged = build_service(
+        Settings(database_url=other_url, api_tokens=TOKENS, signing_key_file=key_file)
+    )
+    try:
+        done = run_cli(other_url, "import", str(exported))
+        assert done.returncode == 0, done.stderr
+        forged.projector.catch_up()
+        code, said = audit_check(other_url, kept, serve(forged))
+        assert code == 1, said
+        assert "rewritten" in said
+    finally:
+        forged.close()
+        if not other_url.startswith("sqlite"):
+            drop_schema(other_url.split("schema=", 1)[1])
