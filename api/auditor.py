@@ -168,23 +168,36 @@ def verify_export(path: Path, key: str) -> ExportReport:
     except NoteError as error:
         raise AuditFailure(f"the file's checkpoint does not verify: {error}") from None
     problems: list[str] = []
-    last_hash: dict[str, tuple[int, str]] = {}
+    last: dict[str, tuple[int, str]] = {}  # per stream: the version and hash seen last
+    last_leaf = -1
     count = 0
     for number, event in lines:
         count += 1
         problems.extend(f"line {number}: {p}" for p in check_exported(event, checkpoint))
-        stream, version = event.get("stream"), event.get("version")
-        if isinstance(stream, str) and isinstance(version, int):
-            before = last_hash.get(stream)
-            expected = GENESIS_HASH if version == 1 else None
-            if before is not None and before[0] == version - 1:
-                expected = before[1]
-            if expected is not None and event.get("prev_hash") != expected:
-                problems.append(
-                    f"line {number}: {stream} v{version} does not link to the previous version"
-                )
-            last_hash[stream] = (version, str(event.get("hash")))
+        leaf = (event.get("proof") or {}).get("leaf_index")
+        if isinstance(leaf, int):
+            if leaf <= last_leaf:
+                problems.append(f"line {number}: events are not in position order")
+            last_leaf = leaf
+        problems.extend(f"line {number}: {p}" for p in check_link(event, last))
     return ExportReport(checkpoint, count, problems)
+
+
+def check_link(event: dict[str, Any], last: dict[str, tuple[int, str]]) -> list[str]:
+    """That the event follows the previous version of its stream in the file (an
+    export holds whole streams, each from version 1)."""
+    stream, version = event.get("stream"), event.get("version")
+    if not isinstance(stream, str) or not isinstance(version, int):
+        return []
+    before = last.get(stream)
+    last[stream] = (version, str(event.get("hash")))
+    seen = 0 if before is None else before[0]
+    if version != seen + 1:
+        return [f"{stream} v{version} follows v{seen}: versions in between are missing"]
+    expected = GENESIS_HASH if before is None else before[1]
+    if event.get("prev_hash") != expected:
+        return [f"{stream} v{version} does not link to the previous version's hash"]
+    return []
 
 
 def check_exported(event: dict[str, Any], checkpoint: Checkpoint) -> list[str]:

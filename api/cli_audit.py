@@ -106,7 +106,8 @@ def verify_export_file(
         raise typer.Exit(1)
     console.print(
         f"ok: {report.events} events verified against the signed checkpoint of "
-        f"{report.checkpoint.size} events ({report.checkpoint.origin})",
+        f"{report.checkpoint.size} events ({report.checkpoint.origin})"
+        + ("" if report.events == report.checkpoint.size else ": a filtered export"),
         markup=False,
         highlight=False,
     )

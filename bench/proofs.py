@@ -36,19 +36,23 @@ the app in a thread of this process, one keep-alive ``httpx.Client``; the routes
 - consistency: ``to`` the whole tree half the time, else random; ``from`` random below;
 - checkpoint: the latest signed checkpoint (signed during warm-up; then a read).
 
-``--rounds`` rounds, alternating which store goes first; in each, 20 warm-up calls
-then ``--reps`` timed ones per (store, proof, mode) give a p50 (nearest rank). The
-figure is the median of the rounds' p50s; "spread" is their min-max.
+``--rounds`` rounds; in each, per (proof, mode), 20 warm-up calls then ``--reps``
+timed ones on each store, the two stores taking turns call by call (so both see
+the same moments of a shared, busy machine), give a p50 and p95 (nearest rank). The
+figure is the median of the rounds' figures; "spread" is the min-max of the p50s.
 
 **Write throughput with and without the tree.** ``Service.record`` (the path the
 REST POST takes: rules, hash chain, one transaction, then the embedded projector
 catches up before it returns - read-your-writes), single events (one draft a call)
 and batches of 100, each event ``imposed`` on a stream of its own, on a fresh
-database every run. Each run is done twice, once as is and once with
-``LogTree.append_leaves`` replaced by a no-op (patched in this process only; the
-run then checks the tree stayed empty), alternating which goes first, ``--runs``
-times; medians of ev/s are reported, cost = 1 - with / without. The tree grows from
-empty to the run's size; "spread" is the min-max of the runs' paired costs.
+pair of databases every run: one as is, one with ``LogTree.append_leaves`` replaced
+by a no-op (patched in this process only, and only while that database records; the
+run then checks its tree stayed empty). The two take turns, 50 single events or 5
+batches at a time, who goes first alternating, so both see the same moments of a
+busy machine; each side's ev/s is its events over the time spent in its own turns.
+``--runs`` runs; medians of ev/s are reported, cost = 1 - with / without. The tree
+grows from empty to the run's size (its frontier, read on every append, has at most
+log2(n) nodes); "spread" is the min-max of the runs' paired costs.
 
 Targets: proof p50 at the large size <= 1.5 x at the small; tree cost <= 10 %.
 Progress goes to stderr; the Markdown tables to stdout at the end. The default run
@@ -118,6 +122,8 @@ QUERIES = 400  # distinct requests per workload, cycled over
 CHECKED = 40  # of which verified (and compared with HTTP) before timing
 WRITE_WARMUP = 20  # untimed events at the start of each write run
 BATCH_SIZE = 100
+SINGLE_CHUNK = 50  # events recorded into one database before the other's turn
+BATCH_CHUNK = 500
 RECORDED_BY = "bench"
 SEED = 9162
 
@@ -392,16 +398,24 @@ def check(store: ProofStore, work: Workload) -> None:
             raise BenchError(f"{store.label} {work.name}: HTTP and in-process answers differ")
 
 
-def timed(call: Call, queries: list[Any], reps: int, offset: int) -> list[float]:
-    """Milliseconds of `reps` calls after WARMUP untimed ones, cycling over `queries`."""
+def interleaved(
+    calls: Sequence[tuple[Call, list[Any]]], reps: int, offset: int
+) -> list[list[float]]:
+    """Milliseconds of `reps` calls of each (call, queries), after WARMUP untimed ones,
+    taking turns call by call (who goes first alternating), each cycling over its
+    queries: the stores see the same moments of a busy machine."""
     for rep in range(WARMUP):
-        call(queries[(offset + rep) % len(queries)])
-    samples = []
+        for call, queries in calls:
+            call(queries[(offset + rep) % len(queries)])
+    samples: list[list[float]] = [[] for _ in calls]
     for rep in range(reps):
-        query = queries[(offset + WARMUP + rep) % len(queries)]
-        started = time.perf_counter()
-        call(query)
-        samples.append((time.perf_counter() - started) * 1000)
+        turn = range(len(calls)) if rep % 2 == 0 else reversed(range(len(calls)))
+        for which in turn:
+            call, queries = calls[which]
+            query = queries[(offset + WARMUP + rep) % len(queries)]
+            started = time.perf_counter()
+            call(query)
+            samples[which].append((time.perf_counter() - started) * 1000)
     return samples
 
 
@@ -452,24 +466,26 @@ def measure_proofs(
                 check(store, work)
         say(f"{kind}: proofs verified (RFC 9162) and HTTP answers equal in-process ones")
         for round_ in range(args.rounds):
-            order = stores if round_ % 2 == 0 else stores[::-1]
-            for store in order:
-                for work in works[store.size]:
-                    for mode in ("in-process", "http"):
+            for number, name in enumerate(work.name for work in works[small]):
+                for mode in ("in-process", "http"):
+                    pairs = []
+                    for store in stores:
+                        (work,) = [w for w in works[store.size] if w.name == name]
                         call = work.in_process if mode == "in-process" else work.http
-                        samples = timed(call, work.queries, args.reps, round_ * args.reps)
-                        figures.add((kind, store.size, work.name, mode), samples)
+                        pairs.append((call, work.queries))
+                    offset = (round_ * len(WORKLOAD_ORDER) + number) * args.reps
+                    for store, samples in zip(
+                        stores, interleaved(pairs, args.reps, offset), strict=True
+                    ):
+                        figures.add((kind, store.size, name, mode), samples)
             say(f"{kind}: round {round_ + 1}/{args.rounds} done  (load {load()})")
             for work in works[small]:
                 for mode in ("in-process", "http"):
-                    ratio = (
-                        figures.p50s[(kind, large, work.name, mode)][-1]
-                        / figures.p50s[(kind, small, work.name, mode)][-1]
-                    )
-                    p50 = figures.p50s[(kind, large, work.name, mode)][-1]
+                    low = figures.p50s[(kind, small, work.name, mode)][-1]
+                    high = figures.p50s[(kind, large, work.name, mode)][-1]
                     say(
-                        f"    {work.name:24} {mode:10} p50 at {large:,}: {p50:6.3f} ms"
-                        f"  x{ratio:.2f}"
+                        f"    {work.name:24} {mode:10} p50 {low:6.3f} ms at {small:,},"
+                        f" {high:6.3f} ms at {large:,}  x{high / low:.2f}"
                     )
 
 
@@ -529,21 +545,33 @@ def tree_disabled() -> Iterator[None]:
         LogTree.append_leaves = original  # type: ignore[method-assign]
 
 
-def write_run(settings: Settings, events: int, per_call: int, tree: bool) -> float:
-    """Events per second recording `events` (after WRITE_WARMUP untimed) on a new database."""
-    svc = build_service(settings)
+def write_pair(
+    with_tree: Settings, without: Settings, events: int, per_call: int, chunk: int
+) -> dict[bool, float]:
+    """Events per second recording `events` (after WRITE_WARMUP untimed) into each of two
+    new databases, one with the tree and one without, `chunk` events at a time in turns
+    (who goes first alternating): both see the same moments of a busy machine."""
+    services = {True: build_service(with_tree), False: build_service(without)}
+    seconds = {True: 0.0, False: 0.0}
     try:
-        with contextlib.nullcontext() if tree else tree_disabled():
-            record(svc, 0, WRITE_WARMUP, min(per_call, WRITE_WARMUP))
-            started = time.perf_counter()
-            record(svc, WRITE_WARMUP, events, per_call)
-            seconds = time.perf_counter() - started
-        expected = WRITE_WARMUP + events if tree else 0
-        if view_of(svc).tree_size() != expected:
-            raise BenchError(f"the tree has {view_of(svc).tree_size()} leaves, not {expected}")
-        return events / seconds
+        for tree, svc in services.items():
+            with contextlib.nullcontext() if tree else tree_disabled():
+                record(svc, 0, WRITE_WARMUP, min(per_call, WRITE_WARMUP))
+        for number, first in enumerate(range(WRITE_WARMUP, WRITE_WARMUP + events, chunk)):
+            count = min(chunk, WRITE_WARMUP + events - first)
+            for tree in (True, False) if number % 2 == 0 else (False, True):
+                with contextlib.nullcontext() if tree else tree_disabled():
+                    started = time.perf_counter()
+                    record(services[tree], first, count, per_call)
+                    seconds[tree] += time.perf_counter() - started
+        for tree, svc in services.items():
+            expected = WRITE_WARMUP + events if tree else 0
+            if view_of(svc).tree_size() != expected:
+                raise BenchError(f"the tree has {view_of(svc).tree_size()} leaves, not {expected}")
+        return {tree: events / seconds[tree] for tree in services}
     finally:
-        svc.close()
+        for svc in services.values():
+            svc.close()
 
 
 @dataclass
@@ -559,15 +587,19 @@ class WriteFigures:
 def measure_writes(
     kind: str, args: argparse.Namespace, workdir: Path, figures: WriteFigures
 ) -> None:
-    modes = {"single": (args.single_events, 1), "batch": (args.batch_events, BATCH_SIZE)}
+    modes = {
+        "single": (args.single_events, 1, SINGLE_CHUNK),
+        "batch": (args.batch_events, BATCH_SIZE, BATCH_CHUNK),
+    }
     for run in range(args.runs):
-        for mode, (events, per_call) in modes.items():
-            order = (True, False) if run % 2 == 0 else (False, True)
-            rates = {}
-            for tree in order:
-                with fresh_database(kind, args.postgres_url, workdir) as settings:
-                    rates[tree] = write_run(settings, events, per_call, tree)
-                figures.add((kind, mode, tree), rates[tree])
+        for mode, (events, per_call, chunk) in modes.items():
+            with (
+                fresh_database(kind, args.postgres_url, workdir) as with_tree,
+                fresh_database(kind, args.postgres_url, workdir) as without,
+            ):
+                rates = write_pair(with_tree, without, events, per_call, chunk)
+            for tree, rate in rates.items():
+                figures.add((kind, mode, tree), rate)
             say(
                 f"{kind}: run {run + 1}/{args.runs} {mode:6}  with tree {rates[True]:7,.0f} ev/s"
                 f"  without {rates[False]:7,.0f} ev/s  cost {1 - rates[True] / rates[False]:+6.1%}"

@@ -1,0 +1,121 @@
+"""Exports written --with-proofs are checked offline with the verifier key alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from api.seed import seed
+from api.service import Service
+from tests.conftest import run_cli
+
+
+def export_with_proofs(database_url: str, path: Path) -> list[dict[str, Any]]:
+    done = run_cli(database_url, "export", "--with-proofs", "-o", str(path))
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def verify_export(database_url: str, path: Path, key: str) -> tuple[int, str]:
+    done = run_cli(database_url, "audit", "verify-export", str(path), "--key", key)
+    return done.returncode, done.stdout + done.stderr
+
+
+def write(path: Path, lines: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+
+
+def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
+    make_services: Callable[..., Service], database_url: str, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "signing.key"
+    svc = make_services(signing_key_file=key_file)
+    seed(svc)
+    svc.projector.catch_up()
+    key = svc.notary.verifier_key
+    path = tmp_path / "export.jsonl"
+    import os
+
+    os.environ["SANCTIONS_SIGNING_KEY_FILE"] = str(key_file)
+    try:
+        lines = export_with_proofs(database_url, path)
+    finally:
+        del os.environ["SANCTIONS_SIGNING_KEY_FILE"]
+    heading, events = lines[0], lines[1:]
+    assert heading["checkpoint"].splitlines()[1] == "47" and len(events) == 47
+    assert heading["key"] == key
+    assert [e["proof"]["leaf_index"] for e in events] == list(range(47))
+
+    code, said = verify_export(database_url, path, key)
+    assert code == 0, said
+    assert "47 events verified" in said
+
+    # The key may be given as a file too.
+    key_path = tmp_path / "verifier.key"
+    key_path.write_text(key + "\n")
+    assert verify_export(database_url, path, str(key_path))[0] == 0
+
+    def altered(change: Callable[[list[dict[str, Any]]], None]) -> tuple[int, str]:
+        copy = json.loads(json.dumps(lines))
+        change(copy)
+        target = tmp_path / "altered.jsonl"
+        write(target, copy)
+        return verify_export(database_url, target, key)
+
+    def move_the_lift(copy: list[dict[str, Any]]) -> None:
+        lift = next(e for e in copy[1:] if e["stream"] == "US/BY/potash" and e["type"] == "lifted")
+        lift["effective_date"] = "2024-01-01"
+
+    code, said = altered(move_the_lift)
+    assert code == 1 and "altered" in said, said
+
+    def rehash_the_lift(copy: list[dict[str, Any]]) -> None:
+        # The insider recomputes the hash too: the inclusion proof then fails.
+        from api.auditor import recomputed_hash
+
+        move_the_lift(copy)
+        lift = next(e for e in copy[1:] if e["stream"] == "US/BY/potash" and e["type"] == "lifted")
+        lift["hash"] = recomputed_hash(lift)
+
+    code, said = altered(rehash_the_lift)
+    assert code == 1 and "inclusion proof" in said, said
+
+    def flip_a_proof_byte(copy: list[dict[str, Any]]) -> None:
+        hashes = copy[5]["proof"]["hashes"]
+        hashes[0] = ("0" if hashes[0][0] != "0" else "1") + hashes[0][1:]
+
+    code, said = altered(flip_a_proof_byte)
+    assert code == 1 and "inclusion proof" in said, said
+
+    def edit_the_checkpoint(copy: list[dict[str, Any]]) -> None:
+        copy[0]["checkpoint"] = copy[0]["checkpoint"].replace("\n47\n", "\n46\n", 1)
+
+    code, said = altered(edit_the_checkpoint)
+    assert code == 1 and "does not verify" in said, said
+
+    def drop_a_middle_version(copy: list[dict[str, Any]]) -> None:
+        stream = next(e for e in copy[1:] if e["version"] == 3)["stream"]
+        copy.remove(next(e for e in copy[1:] if e["stream"] == stream and e["version"] == 2))
+
+    code, said = altered(drop_a_middle_version)
+    assert code == 1 and "versions in between are missing" in said, said
+
+    other = make_services(signing_key_file=tmp_path / "other.key").notary.verifier_key
+    code, said = verify_export(database_url, path, other)
+    assert code == 1 and "does not verify" in said, said
+
+
+def test_an_export_with_proofs_imports_like_any_export(
+    make_services: Callable[..., Service], database_url: str, tmp_path: Path
+) -> None:
+    svc = make_services(signing_key_file=tmp_path / "signing.key")
+    seed(svc)
+    path = tmp_path / "export.jsonl"
+    export_with_proofs(database_url, path)
+    if database_url.startswith("sqlite"):
+        target = f"sqlite:///{tmp_path}/copy.db"
+        done = run_cli(target, "import", str(path))
+        assert done.returncode == 0, done.stderr
+        assert "47" in done.stdout + done.stderr
