@@ -14,7 +14,7 @@ from uuid import UUID
 
 from api.schemas_audit import ConsistencyOut, InclusionOut
 from domain.checkpoints import Checkpoint, Signer
-from domain.errors import EventNotFound, InvalidInput
+from domain.errors import EventNotFound, InvalidInput, NotInTree
 from domain.hashing import format_timestamp
 from domain.merkle import EMPTY_ROOT, consistency_ranges, inclusion_ranges
 from projections.log_tree import StoredCheckpoint
@@ -79,7 +79,7 @@ class Notary:
         if size > current:
             current = self.tree_size()
         if size > current:
-            raise InvalidInput(field_name, f"the log's tree has {current} leaves, not {size}")
+            raise NotInTree(f"{field_name}: the log's tree has {current} leaves, not {size} (yet)")
         return size
 
     def inclusion(self, event_id: UUID, size: int | None) -> InclusionOut:
@@ -95,10 +95,9 @@ class Notary:
             raise EventNotFound(str(event_id))
         index, _ = leaf
         if index >= tree_size:
-            raise InvalidInput(
-                "size",
+            raise NotInTree(
                 f"event {event_id} is leaf {index}: it is in trees of {index + 1} leaves "
-                f"or more, not {tree_size}",
+                f"or more, not in the tree of {tree_size}"
             )
         ranges = [(0, tree_size), *inclusion_ranges(index, tree_size)]
         root, *path = view.tree_hashes(ranges)

@@ -21,6 +21,7 @@ from domain.errors import (
     EventNotFound,
     IdempotencyConflict,
     InvalidInput,
+    NotInTree,
     NotRecorded,
     OutcomeUnknown,
     RuleViolation,
@@ -200,6 +201,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EventNotFound)
     async def on_not_found(_: Request, exc: EventNotFound) -> JSONResponse:
+        return problem(404, exc.message, kind="not-found")
+
+    @app.exception_handler(NotInTree)
+    async def on_not_in_tree(_: Request, exc: NotInTree) -> JSONResponse:
         return problem(404, exc.message, kind="not-found")
 
     @app.exception_handler(ProblemError)

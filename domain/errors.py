@@ -66,6 +66,15 @@ class IdempotencyConflict(DomainError):
         self.message = message
 
 
+class NotInTree(DomainError):
+    """The log's Merkle tree has no such size, or the event is not in a tree that small
+    (HTTP 404)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class EventNotFound(DomainError):
     """No event has the given id (HTTP 404)."""
 

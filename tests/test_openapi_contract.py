@@ -78,7 +78,7 @@ def assert_no_failure(
 ) -> None:
     report = run.stdout[-12000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
-    assert re.search(r"Tested: +14\b", run.stdout), report
+    assert re.search(r"Tested: +18\b", run.stdout), report
     for phase in phases:
         assert re.search(rf"✅ +{phase}", run.stdout), f"{phase} did not pass:\n{report}"
     assert re.search(r"\d+ generated, \d+ passed", run.stdout), report
@@ -146,6 +146,10 @@ READS = {
     "GET /v1/streams/{authority}/{country}/{commodity}",
     "GET /v1/commodities",
     "GET /v1/audit/replay",
+    "GET /v1/audit/checkpoint",
+    "GET /v1/audit/key",
+    "GET /v1/audit/proof/inclusion",
+    "GET /v1/audit/proof/consistency",
 }
 ROLES = {  # the routes that always need a token, and whether a role can be too low (403)
     "POST /v1/events": True,

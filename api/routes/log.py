@@ -58,7 +58,7 @@ def inclusion(
 @router.get(
     "/proof/consistency",
     response_model=ConsistencyOut,
-    responses=problems(422, 503),
+    responses=problems(404, 422, 503),
     summary="RFC 9162 consistency proof between two tree sizes",
 )
 def consistency(
