@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 
 from api.service import Service
+from domain.application import SanctionsLog
 from domain.keys import StreamKey
-from tests.conftest import POSTGRES_URL
 
 Execute = Callable[[str, tuple[Any, ...]], list[Any]]
 
@@ -19,7 +19,14 @@ Execute = Callable[[str, tuple[Any, ...]], list[Any]]
 @contextmanager
 def behind_the_back(services: Service) -> Iterator[Execute]:
     """A raw connection to the service's database, not through the service."""
-    url = services.log.database_url
+    with behind_the_back_of(services.log) as execute:
+        yield execute
+
+
+@contextmanager
+def behind_the_back_of(log: SanctionsLog) -> Iterator[Execute]:
+    """A raw connection to the log's database (`%s` placeholders on either)."""
+    url = log.database_url
     if url.startswith("sqlite"):
         conn = sqlite3.connect(url.split("sqlite:///", 1)[1])
 
@@ -32,8 +39,8 @@ def behind_the_back(services: Service) -> Iterator[Execute]:
         finally:
             conn.close()
         return
-    schema = url.split("schema=", 1)[1]
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as pg:
+    schema = url.split("schema=", 1)[1] if "schema=" in url else "public"
+    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as pg:
         pg.execute(f'SET search_path TO "{schema}"')
 
         def run_pg(sql: str, params: tuple[Any, ...] = ()) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,34 @@ def test_a_payload_rewritten_by_sql_text_functions_is_detected(
     report = verify(seeded)
     assert ("hash_mismatch", 1) in kinds(report, "LT/BY/potash")
     assert not any(p["kind"] == "unreadable" for p in report["problems"])
+
+
+@pytest.mark.parametrize("field", ["timestamp", "timestamp_value", "event_id", "recorded_by"])
+def test_every_stored_field_is_covered_by_the_hash(
+    services: Service, seeded: TestClient, field: str
+) -> None:
+    """Renaming or editing any stored field, the library's own included, breaks the chain
+    (the hash covered neither `timestamp` nor `event_id` before)."""
+    with behind_the_back(services) as sql:
+        (state,) = sql(
+            f"SELECT state FROM {events_table(services)} WHERE originator_id = %s"
+            " AND originator_version = 2",
+            (stream_id(services, "US/BY/potash"),),
+        )[0]
+        document = json.loads(bytes(state))
+        if field == "timestamp":
+            document["timestamp_renamed"] = document.pop("timestamp")
+        elif field == "event_id":
+            document["event_id"] = {**document["event_id"], "_data_": uuid.uuid4().hex}
+        elif field == "timestamp_value":
+            document["timestamp"] = {**document["timestamp"], "_data_": "2020-01-01T00:00:00+00:00"}
+        elif field == "recorded_by":
+            document["recorded_by"] = "someone-else"
+        sql(
+            f"UPDATE {events_table(services)} SET state = %s WHERE originator_id = %s"
+            " AND originator_version = 2",
+            (json.dumps(document).encode(), stream_id(services, "US/BY/potash")),
+        )
+    report = verify(seeded)
+    assert not report["chain_ok"], report
+    assert ("hash_mismatch", 2) in kinds(report, "US/BY/potash")

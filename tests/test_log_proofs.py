@@ -375,14 +375,19 @@ def test_proofs_in_a_log_of_5000_events(client: TestClient) -> None:
         inclusions.add((rng.randrange(n), n))
         consistencies.add((rng.randrange(1, n + 1), n))
 
+    fully_tampered = {(0, LARGE), (LARGE - 1, LARGE), (2048, 4097), (4095, 4096), (1, LARGE),
+                      (4096, LARGE), (4097, LARGE), (LARGE - 1, LARGE), (3000, 4097)}  # fmt: skip
+    inclusions |= {(m, n) for m, n in fully_tampered if m < n}
+    consistencies |= {(m, n) for m, n in fully_tampered if m > 0}
     for m, n in sorted(inclusions):
         proof = check_inclusion(client, ref, events, m, n)
-        if (m, n) in {(0, LARGE), (LARGE - 1, LARGE), (2048, 4097), (4095, 4096)}:
+        if (m, n) in fully_tampered:
             refuse_tampered_inclusion(ref, m, n, proof, rng, True)
     for m, n in sorted(consistencies):
         proof = check_consistency(client, ref, m, n)
-        if (m, n) in {(1, LARGE), (4096, LARGE), (4097, LARGE), (LARGE - 1, LARGE)}:
+        if (m, n) in fully_tampered:
             refuse_tampered_consistency(ref, m, n, proof, rng, True)
+    assert len(inclusions) >= 80 and len(consistencies) >= 150
 
     note = client.get("/v1/audit/checkpoint").text
     assert note.split("\n")[1:3] == [str(LARGE), base64.b64encode(ref.root(LARGE)).decode()]

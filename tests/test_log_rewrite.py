@@ -5,14 +5,12 @@ after the checkpoint passes."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,10 +20,9 @@ from api.bootstrap import build_service, create_app
 from api.seed import seed
 from api.service import Service
 from api.settings import Settings
-from domain.keys import StreamKey
-from domain.stream import SanctionsStream
 from tests.conftest import READER, TOKENS, WRITER, drop_schema, free_port, run_cli
-from tests.tamper import behind_the_back, events_table, stream_id
+from tests.insider import rewrite
+from tests.tamper import behind_the_back
 
 LIFT_STREAM = "US/BY/potash"
 
@@ -58,33 +55,6 @@ def serve() -> Iterator[Callable[[Service], str]]:
 def audit_check(database_url: str, kept: Path, url: str) -> tuple[int, str]:
     done = run_cli(database_url, "audit", "check", str(kept), "--url", url)
     return done.returncode, done.stdout + done.stderr
-
-
-def rewrite_history(svc: Service, stream: str, change: Callable[[Any], Any]) -> None:
-    """As an insider would: change the stream's lift, then recompute the hash chain of
-    every later version with the documented canonical form, and store it all back."""
-    mapper = svc.log.mapper
-    stored = svc.log.recorder.select_events(StreamKey.from_name(stream).aggregate_id)
-    table = events_table(svc)
-    previous = None
-    with behind_the_back(svc) as execute:
-        for record in stored:
-            event = mapper.to_domain_event(record)
-            if isinstance(event, SanctionsStream.Lifted):
-                event = change(event)
-            if previous is not None:
-                event = dataclasses.replace(event, prev_hash=previous)
-            event = dataclasses.replace(event, hash=event.computed_hash())
-            previous = event.hash
-            execute(
-                f"UPDATE {table} SET state = %s WHERE originator_id = %s"
-                " AND originator_version = %s",
-                (
-                    bytes(mapper.to_stored_event(event).state),
-                    stream_id(svc, stream),
-                    record.originator_version,
-                ),
-            )
 
 
 def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
@@ -124,9 +94,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     assert kept.read_text().splitlines()[1] == "48"
 
     # The insider: the US lift moved from 2025-12 to 2024-01-01, every hash recomputed.
-    rewrite_history(
-        svc, LIFT_STREAM, lambda e: dataclasses.replace(e, effective_date=date(2024, 1, 1))
-    )
+    rewrite(svc.log, LIFT_STREAM, "lifted", {"effective_date": date(2024, 1, 1)})
     rebuilt = run_cli(database_url, "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     svc.projector.catch_up()

@@ -108,14 +108,29 @@ def open_page(browser: Browser, url: str, prepare: Callable[[Page], None] | None
     return page
 
 
-def proof_states(page: Page) -> dict[str, tuple[str, str]]:
+class Shown(tuple[str, str]):
+    """(state, text shown) of an event's proof, equal to such a pair; its repr also
+    gives the page's explanation (the badge's title), for a failing assertion."""
+
+    why: str
+
+    def __new__(cls, state: str, text: str, why: str) -> Shown:
+        made = super().__new__(cls, (state, text))
+        made.why = why
+        return made
+
+    def __repr__(self) -> str:
+        return f"{tuple(self)!r} ({self.why})"
+
+
+def proof_states(page: Page) -> dict[str, Shown]:
     """event id → (state, text shown) of every listed event's proof."""
     found: dict[str, list[str]] = page.evaluate(
         "Object.fromEntries([...document.querySelectorAll('#events li[data-event-id]')]"
-        ".map(li => [li.dataset.eventId, [li.querySelector('.proof').dataset.proof,"
-        " li.querySelector('.proof').textContent]]))"
+        ".map(li => { const b = li.querySelector('.proof');"
+        " return [li.dataset.eventId, [b.dataset.proof, b.textContent, b.title]]; }))"
     )
-    return {event_id: (state, text) for event_id, (state, text) in found.items()}
+    return {event_id: Shown(*shown) for event_id, shown in found.items()}
 
 
 def shows_checkpoint(page: Page, expected: Checkpoint) -> None:
