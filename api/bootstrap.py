@@ -19,7 +19,6 @@ from api.security import SecurityHeaders
 from api.service import Service
 from api.settings import Settings
 from domain.application import SanctionsLog
-from domain.store import keyfile
 from domain.store.config import setup_lock
 from domain.store.keyfile import default_key_file
 from domain.store.tokens import TokenTable
@@ -32,15 +31,14 @@ def build_service(settings: Settings) -> Service:
         log = SanctionsLog(settings.database_url)
         view = open_view(log)
         tokens = TokenTable(log.store)
-        key_file = settings.signing_key_file or default_key_file(settings.database_url)
-        signer = keyfile.load_or_create(key_file, settings.signing_key_name)
+    key_file = settings.signing_key_file or default_key_file(settings.database_url)
     projector = Projector(log, view)
     return Service(
         settings=settings,
         log=log,
         tokens=TokenStore(tokens, settings.api_tokens),
         projector=projector,
-        notary=Notary(signer, projector, settings.embedded_projector),
+        notary=Notary(key_file, settings.signing_key_name, projector, settings.embedded_projector),
     )
 
 
@@ -49,6 +47,7 @@ def create_app(svc: Service) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        svc.notary.signer  # noqa: B018 -- read (or created) now: a bad key file fails the start
         if svc.settings.embedded_projector:
             svc.projector.start(svc.settings.projector_poll_seconds)
         yield

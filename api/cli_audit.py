@@ -111,3 +111,25 @@ def verify_export_file(
         markup=False,
         highlight=False,
     )
+
+
+@audit_app.command("keygen")
+def keygen(
+    file: Annotated[Path, typer.Argument(help="The key file to create (mode 0600).")],
+    name: Annotated[
+        str, typer.Option(help="The key's name: the checkpoints' origin and signer.")
+    ] = "sanctions-timeline",
+) -> None:
+    """Create a checkpoint signing key, for SANCTIONS_SIGNING_KEY_FILE (e.g. a secret
+    mounted into every API process sharing one PostgreSQL). Prints the verifier key."""
+    from domain.store.keyfile import SigningKeyError, load_or_create
+
+    if file.exists():
+        errors.print(f"{file} exists: a signing key is never overwritten")
+        raise typer.Exit(1)
+    try:
+        signer = load_or_create(file, name)
+    except (SigningKeyError, ValueError) as error:
+        errors.print(str(error))
+        raise typer.Exit(1) from None
+    console.print(signer.verifier.text(), markup=False, highlight=False)

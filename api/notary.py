@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 from api.schemas_audit import ConsistencyOut, InclusionOut
@@ -17,6 +18,7 @@ from domain.checkpoints import Checkpoint, Signer
 from domain.errors import EventNotFound, InvalidInput, NotInTree
 from domain.hashing import format_timestamp
 from domain.merkle import EMPTY_ROOT, consistency_ranges, inclusion_ranges
+from domain.store import keyfile
 from projections.log_tree import StoredCheckpoint
 from projections.projector import Projector
 
@@ -28,10 +30,21 @@ COVERS_SECONDS = 2.0
 class Notary:
     """Signs checkpoints of the log's Merkle tree and proves events and sizes against them."""
 
-    signer: Signer
+    key_file: Path
+    key_name: str
     projector: Projector
     embedded_projector: bool = True
     signing: threading.Lock = field(default_factory=threading.Lock)
+    _signer: Signer | None = None
+
+    @property
+    def signer(self) -> Signer:
+        """The signing key, read (or created, mode 0600) on first use: a process that
+        never signs (the projector) never needs it."""
+        with self.signing:
+            if self._signer is None:
+                self._signer = keyfile.load_or_create(self.key_file, self.key_name)
+            return self._signer
 
     @property
     def verifier_key(self) -> str:
@@ -60,10 +73,9 @@ class Notary:
         root = view.tree_root(size).hex()
         kept = view.checkpoint_of(size, root)
         if kept is None:
-            with self.signing:
-                note = self.signer.sign(Checkpoint(self.origin, size, bytes.fromhex(root)).text())
-                signed_at = format_timestamp(datetime.now(UTC))
-                view.save_checkpoint(StoredCheckpoint(size, root, signed_at, note))
+            note = self.signer.sign(Checkpoint(self.origin, size, bytes.fromhex(root)).text())
+            signed_at = format_timestamp(datetime.now(UTC))
+            view.save_checkpoint(StoredCheckpoint(size, root, signed_at, note))
             kept = view.checkpoint_of(size, root)
             assert kept is not None
         return kept

@@ -36,6 +36,12 @@ def test_compose_file_has_postgres_api_and_projector_running_real_commands() -> 
         assert command[0] == "sanctions" and command[1] in commands, (name, command)
         assert services[name]["environment"]["SANCTIONS_DATABASE_URL"].startswith("postgresql://")
     assert services["api"]["environment"]["SANCTIONS_EMBEDDED_PROJECTOR"] == "false"
+    # The signing key is a mounted secret, not something in the database or the image.
+    assert services["api"]["secrets"] == ["signing_key"]
+    key_file = services["api"]["environment"]["SANCTIONS_SIGNING_KEY_FILE"]
+    assert key_file == "/run/secrets/signing_key"
+    assert compose["secrets"]["signing_key"]["file"] == "./secrets/signing.key"
+    assert "secrets" not in services["projector"]  # the projector never signs
 
 
 def project_files() -> list[str]:

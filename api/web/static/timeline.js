@@ -396,8 +396,9 @@ async function loadCheckpoint() {
   return parseCheckpoint(await response.text(), response.headers.get("Checkpoint-Signed-At"));
 }
 
-function refreshCheckpoint() {
-  const latest = loadCheckpoint();
+// `again`: fetched once more because an event was not in the one before.
+function refreshCheckpoint(again = false) {
+  const latest = loadCheckpoint().then((checkpoint) => ({ ...checkpoint, again }));
   state.checkpoint = latest;
   latest.then(
     (checkpoint) => { if (state.checkpoint === latest) showCheckpoint(checkpoint); },
@@ -444,8 +445,12 @@ async function checkInclusion(event, checkpoint) {
   try {
     proof = await api("/v1/audit/proof/inclusion", { event_id: event.event_id, size: String(checkpoint.size) });
   } catch (error) {
-    if (error.status === 422) return { state: "pending", detail: `recorded after the checkpoint of ${checkpoint.size} events: ${error.message}` };
-    if (error.status === 404) return { state: "failed", detail: `the log's tree has no such event: ${error.message}` };
+    // Not in the tree of that size (422, or 404 from services that call it "no such
+    // tree"): newer than the checkpoint, unless a checkpoint fetched later lacks it too.
+    if (error.status === 422 || (error.status === 404 && !checkpoint.again)) {
+      return { state: "pending", detail: `not in the checkpoint of ${checkpoint.size} events: ${error.message}` };
+    }
+    if (error.status === 404) return { state: "failed", detail: `not in the log's tree, even in a later checkpoint: ${error.message}` };
     return { state: "unchecked", detail: `its inclusion proof could not be read: ${error.message}` };
   }
   try {
@@ -506,7 +511,7 @@ async function proveShown() {
   // An event newer than the checkpoint: fetch the checkpoint once more, a little later.
   if (results.some((r) => r.state === "pending") && !state.checkpointRetried && state.checkpoint === against) {
     state.checkpointRetried = true;
-    setTimeout(() => { if (state.checkpoint === against) { refreshCheckpoint(); proveShown(); } }, RETRY_AFTER);
+    setTimeout(() => { if (state.checkpoint === against) { refreshCheckpoint(true); proveShown(); } }, RETRY_AFTER);
   }
 }
 
