@@ -286,6 +286,8 @@ def test_an_event_newer_than_the_checkpoint_is_said_so_then_proved_in_the_next(
             route.continue_()
 
     page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.route("**/v1/audit/checkpoint", stale_once)
     page.goto(f"{site}{POTASH}")
     item = f'#events li[data-event-id="{event_id}"] .proof'
@@ -297,6 +299,7 @@ def test_an_event_newer_than_the_checkpoint_is_said_so_then_proved_in_the_next(
     shows_checkpoint(page, checkpoint(site))
     assert checkpoint(site).size == older.size + 1 and len(served) == 2
     assert {state for state, _ in proof_states(page).values()} == {"verified"}
+    assert errors == []
 
 
 def test_a_server_that_needs_tokens_for_reads_proves_once_given_one(
@@ -304,6 +307,8 @@ def test_a_server_that_needs_tokens_for_reads_proves_once_given_one(
 ) -> None:
     base = seeded(live_server(reads_require_token=True), make_services)
     page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{base}{POTASH}")
     page.wait_for_selector("#checkpoint-error:not([hidden])")
     redrawn(page, lambda: give_token(page, "reader-token"))
@@ -312,3 +317,4 @@ def test_a_server_that_needs_tokens_for_reads_proves_once_given_one(
     shows_checkpoint(page, checkpoint(base, READER))
     states = proof_states(page)
     assert states and set(states.values()) == {("verified", "verified")}
+    assert errors == []
