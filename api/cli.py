@@ -209,9 +209,11 @@ def verify(
             highlight=False,
         )
         for problem in report.problems:
+            where = "" if problem.stream is None else f"{problem.stream}: "
+            if problem.stream is not None and problem.version is not None:
+                where = f"{problem.stream} v{problem.version}: "
             console.print(
-                f"  {problem.kind}: {problem.stream or '?'}"
-                f"{'' if problem.version is None else f' v{problem.version}'}: {problem.detail}",
+                f"  {problem.kind}: {where}{problem.detail}",
                 highlight=False,
                 markup=False,
             )

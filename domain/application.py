@@ -41,7 +41,7 @@ from domain.recorded import (
 from domain.store.config import environment_for, postgres_conninfo
 from domain.store.records import IdempotencyRecord, IndexRow
 from domain.store.signals import Signals
-from domain.store.sql import SanctionsRecorderMixin
+from domain.store.sql import SanctionsRecorderMixin, as_bytes
 from domain.store.stamping import UNSTAMPED, Stamper
 from domain.stream import EventDraft, SanctionsStream
 
@@ -247,6 +247,13 @@ class SanctionsLog(Application[uuid.UUID]):
     ) -> SanctionsStream.Event | None:
         """The domain event, or None when its stored bytes cannot be decoded: a store
         altered behind the service's back, which readers pass over and verify reports."""
+        if isinstance(stored.state, str):  # a SQLite BLOB rewritten as TEXT behind our back
+            stored = StoredEvent(
+                stored.originator_id,
+                stored.originator_version,
+                stored.topic,
+                as_bytes(stored.state),
+            )
         try:
             return cast(SanctionsStream.Event, self.mapper.to_domain_event(stored))
         except Exception as error:  # any decoding failure: the bytes are not ours

@@ -178,7 +178,7 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "":
             raise NoteError("a checkpoint is origin, tree size and root, one per line")
         origin, size, encoded = lines[:3]
-        if not origin or not size.isdigit() or (size != "0" and size.startswith("0")):
+        if not origin or not (size.isascii() and size.isdigit()) or size[:1] == "0" != size:
             raise NoteError("a checkpoint's second line is its tree size in decimal")
         root = _unb64(encoded, "the checkpoint's root")
         if len(root) != 32:

@@ -355,6 +355,8 @@ def test_a_value_broken_across_lines_keeps_its_break_and_its_identity() -> None:
 
 def shown_default(value: object) -> str:
     """A setting's default as the README's configuration table writes it."""
+    if value is None:
+        return "unset"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
