@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from api.auditor import AuditFailure, check_service, verify_export
 from api.cli_support import console, errors
 
 audit_app = typer.Typer(
@@ -53,6 +52,8 @@ def check(
     consistency proof from the kept one, then keep the new one.
 
     Exits 1, saying why, when the log does not extend the kept checkpoint unchanged."""
+    from api.auditor import AuditFailure, check_service  # httpx: loaded only when used
+
     base = url or (ctx.obj.url if ctx.obj is not None else None)
     if base is None:
         errors.print("audit check: give the server with --url http://HOST:PORT")
@@ -91,6 +92,8 @@ def verify_export_file(
 ) -> None:
     """Check an export offline: the checkpoint's signature, each event's hash from its
     fields, its inclusion proof, and the hash chain. Exits 1 on any problem."""
+    from api.auditor import AuditFailure, verify_export
+
     try:
         report = verify_export(file, read_key(key))
     except (AuditFailure, OSError) as failure:
