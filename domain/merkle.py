@@ -123,6 +123,19 @@ def appended(size: int, edge: Mapping[Node, bytes], data: Iterable[bytes]) -> di
     return created
 
 
+def combined_edge(size: int, count: int) -> list[Node]:
+    """The nodes of a tree of `size` leaves that appending `count` leaves combines with
+    (a subset of its frontier: none when `size` is even and one leaf is appended)."""
+    needed = []
+    for index in range(size, size + count):
+        level = 0
+        while index & 1:
+            if index << level <= size:  # the left sibling ends at or before `size`
+                needed.append((level, index - 1))
+            level, index = level + 1, index >> 1
+    return needed
+
+
 class CompactRange:
     """A tree of any size held as its frontier: append leaves, read the root. O(log n)
     memory, for recomputing a whole log's root in one pass."""

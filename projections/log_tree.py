@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.merkle import EMPTY_ROOT, Node, appended, frontier, range_hashes
+from domain.merkle import EMPTY_ROOT, Node, appended, combined_edge, frontier, range_hashes
 from domain.store.sql import Cursor
 from projections.tables import SHADOW_SUFFIX, ReadModelTables
 
@@ -74,7 +74,7 @@ class LogTree(ReadModelTables):
         fresh = [leaf for leaf in leaves if leaf.position > last]
         if not fresh:
             return 0
-        edge = self.nodes_in(cursor, frontier(size), suffix)
+        edge = self.nodes_in(cursor, combined_edge(size, len(fresh)), suffix)
         created = appended(size, edge, [leaf.data for leaf in fresh])
         self.write_tree(cursor, size, fresh, created, suffix)
         return len(fresh)
@@ -90,13 +90,13 @@ class LogTree(ReadModelTables):
         cursor.executemany(
             f"INSERT INTO {self.qualified('log_leaves' + suffix)} VALUES (?,?,?,?)",
             [
-                (size + number, leaf.position, leaf.event_id, leaf.data.hex())
+                (size + number, leaf.position, leaf.event_id, leaf.data)
                 for number, leaf in enumerate(leaves)
             ],
         )
         cursor.executemany(
             f"INSERT INTO {self.qualified('log_nodes' + suffix)} VALUES (?,?,?)",
-            [(level, index, value.hex()) for (level, index), value in nodes.items()],
+            [(level, index, value) for (level, index), value in nodes.items()],
         )
 
     def nodes_in(
@@ -105,6 +105,8 @@ class LogTree(ReadModelTables):
         """The stored hashes of the given nodes (KeyError on a missing one)."""
         wanted = sorted(set(nodes))
         found: dict[Node, bytes] = {}
+        if not wanted:
+            return found
         for start in range(0, len(wanted), NODE_CHUNK):
             chunk = wanted[start : start + NODE_CHUNK]
             where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
@@ -114,7 +116,7 @@ class LogTree(ReadModelTables):
                 [value for node in chunk for value in node],
             )
             for row in cursor.fetchall():
-                found[(int(row["level"]), int(row["idx"]))] = bytes.fromhex(row["hash"])
+                found[(int(row["level"]), int(row["idx"]))] = bytes(row["hash"])
         missing = [node for node in wanted if node not in found]
         if missing:
             raise KeyError(f"the stored tree lacks nodes {missing[:3]}")
@@ -150,7 +152,7 @@ class LogTree(ReadModelTables):
                 (event_id,),
             )
             row = cursor.fetchone()
-        return None if row is None else (int(row["leaf_index"]), bytes.fromhex(row["data"]))
+        return None if row is None else (int(row["leaf_index"]), bytes(row["data"]))
 
     def tree_hashes(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The hash of each leaf range (MTH of [start, end)), from O(log n) stored nodes
@@ -169,7 +171,7 @@ class LogTree(ReadModelTables):
                 " WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
                 (start, end),
             )
-            return [(row["event_id"], bytes.fromhex(row["data"])) for row in cursor.fetchall()]
+            return [(row["event_id"], bytes(row["data"])) for row in cursor.fetchall()]
 
     # Checkpoints
 

@@ -14,6 +14,9 @@ from projections.view import StatusView
 class PostgresStatusView(StatusView, PostgresTrackingRecorder):
     dialect: Dialect = "postgres"
     text_type = 'TEXT COLLATE "C"'
+    blob_type = "BYTEA"
+    row_key_type = "BIGINT"
+    without_rowid = ""
 
     def __init__(self, datastore: PostgresDatastore) -> None:
         super().__init__(datastore, tracking_table_name="status_tracking")

@@ -12,6 +12,9 @@ from projections.view import StatusView
 class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
     dialect: Dialect = "sqlite"
     text_type = "TEXT"
+    blob_type = "BLOB"
+    row_key_type = "INTEGER"
+    without_rowid = " WITHOUT ROWID"
 
     def __init__(self, datastore: SQLiteDatastore) -> None:
         super().__init__(datastore)

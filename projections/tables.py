@@ -12,7 +12,7 @@ TRACKED_APPLICATION = APPLICATION_NAME
 OPEN_DATE = OPEN_TIME = "infinity"
 """An open end of an interval: no date or time is written so, and it sorts after all of
 them (the columns are text compared byte by byte), so `valid_to > ?` still holds."""
-READ_MODEL_FORMAT = 3
+READ_MODEL_FORMAT = 4
 """Raised whenever the read models' columns or encoding change: tables written in
 another format are dropped and rebuilt from the log on start-up."""
 
@@ -32,11 +32,11 @@ TABLES = {
     " status {text} NOT NULL, measures {text} NOT NULL, since {text},"
     " event_ids {text} NOT NULL)",
     "log_leaves": "CREATE TABLE IF NOT EXISTS {name} ("
-    " leaf_index BIGINT PRIMARY KEY, position BIGINT NOT NULL, event_id {text} NOT NULL,"
-    " data {text} NOT NULL)",
+    " leaf_index {row_key} PRIMARY KEY, position BIGINT NOT NULL, event_id {text} NOT NULL,"
+    " data {blob} NOT NULL)",
     "log_nodes": "CREATE TABLE IF NOT EXISTS {name} ("
-    " level INTEGER NOT NULL, idx BIGINT NOT NULL, hash {text} NOT NULL,"
-    " PRIMARY KEY (level, idx))",
+    " level INTEGER NOT NULL, idx BIGINT NOT NULL, hash {blob} NOT NULL,"
+    " PRIMARY KEY (level, idx)){without_rowid}",
 }
 INDEXES = (
     ("status_intervals_stream", "status_intervals", "stream, valid_from"),
@@ -61,6 +61,9 @@ class ReadModelTables(Transactions):
 
     dialect: Dialect
     text_type: str
+    blob_type: str
+    row_key_type: str  # an integer primary key (SQLite: the rowid itself)
+    without_rowid: str  # SQLite: a table clustered on its primary key
     _insert_tracking: Any  # the library's tracking recorder provides these two
     create_table: Callable[[], None]
 
@@ -68,7 +71,13 @@ class ReadModelTables(Transactions):
         return [self.table_ddl(table, table) for table in READ_MODELS] + self.index_ddl()
 
     def table_ddl(self, table: str, name: str) -> str:
-        return TABLES[table].format(name=self.qualified(name), text=self.text_type)
+        return TABLES[table].format(
+            name=self.qualified(name),
+            text=self.text_type,
+            blob=self.blob_type,
+            row_key=self.row_key_type,
+            without_rowid=self.without_rowid,
+        )
 
     def index_ddl(self) -> list[str]:
         return [
