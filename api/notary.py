@@ -74,10 +74,10 @@ class Notary:
         kept = view.checkpoint_of(size, root)
         if kept is None:
             note = self.signer.sign(Checkpoint(self.origin, size, bytes.fromhex(root)).text())
-            signed_at = format_timestamp(datetime.now(UTC))
-            view.save_checkpoint(StoredCheckpoint(size, root, signed_at, note))
-            kept = view.checkpoint_of(size, root)
-            assert kept is not None
+            signed = StoredCheckpoint(size, root, format_timestamp(datetime.now(UTC)), note)
+            view.save_checkpoint(signed)
+            # Another process may have kept the same tree's checkpoint a moment earlier.
+            kept = view.checkpoint_of(size, root) or signed
         return kept
 
     def size_or_latest(self, size: int | None, field_name: str) -> int:
