@@ -19,6 +19,12 @@ from domain.store.sql import Cursor
 from projections.tables import SHADOW_SUFFIX, ReadModelTables
 
 NODE_CHUNK = 200
+UPPER_LEVEL = 10
+"""Nodes at this level and above (subtrees of 1,024 leaves or more: about 2n/1024 of
+them) are kept in memory once read: they never change while the tree does not."""
+GENERATION_DDL = (
+    "CREATE TABLE IF NOT EXISTS {name} (id INTEGER PRIMARY KEY, generation BIGINT NOT NULL)"
+)
 CHECKPOINTS_DDL = (
     "CREATE TABLE IF NOT EXISTS {name} (size BIGINT NOT NULL, root {text} NOT NULL,"
     " signed_at {text} NOT NULL, note {text} NOT NULL, PRIMARY KEY (size, root))"
@@ -53,8 +59,37 @@ def leaf_data(event_hash: str) -> bytes:
 class LogTree(ReadModelTables):
     """The Merkle tree's tables and the reads that answer proofs."""
 
-    def checkpoints_ddl(self) -> str:
-        return CHECKPOINTS_DDL.format(name=self.qualified("log_checkpoints"), text=self.text_type)
+    _upper: dict[Node, bytes]
+    _upper_generation: int | None = None
+
+    def checkpoints_ddl(self) -> list[str]:
+        """The tables no rebuild drops: the kept checkpoints, and the tree's generation
+        (bumped whenever the tree's tables are replaced, so that every process drops
+        the upper nodes it keeps in memory)."""
+        return [
+            CHECKPOINTS_DDL.format(name=self.qualified("log_checkpoints"), text=self.text_type),
+            GENERATION_DDL.format(name=self.qualified("log_tree_generation")),
+        ]
+
+    def tables_replaced(self, cursor: Cursor) -> None:
+        """Bump the tree's generation, inside the transaction that replaced its tables."""
+        table = self.qualified("log_tree_generation")
+        cursor.execute(f"UPDATE {table} SET generation = generation + 1 WHERE id = 1")
+        cursor.execute(
+            f"INSERT INTO {table} (id, generation) SELECT 1, 1"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE id = 1)"
+        )
+
+    def upper_nodes(self, cursor: Cursor) -> dict[Node, bytes]:
+        """The upper nodes kept in memory, dropped first if the tree was replaced since."""
+        cursor.execute(
+            f"SELECT generation FROM {self.qualified('log_tree_generation')} WHERE id = 1"
+        )
+        row = cursor.fetchone()
+        generation = 0 if row is None else int(row["generation"])
+        if generation != self._upper_generation or not hasattr(self, "_upper"):
+            self._upper, self._upper_generation = {}, generation
+        return self._upper
 
     # Growing the tree (inside the projector's transaction)
 
@@ -154,14 +189,30 @@ class LogTree(ReadModelTables):
             row = cursor.fetchone()
         return None if row is None else (int(row["leaf_index"]), bytes(row["data"]))
 
-    def tree_hashes(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-        """The hash of each leaf range (MTH of [start, end)), from O(log n) stored nodes
-        per range, read in one transaction."""
+    def tree_hashes(
+        self, ranges: Sequence[tuple[int, int]], *, stored_only: bool = False
+    ) -> list[bytes]:
+        """The hash of each leaf range (MTH of [start, end)), from O(log n) nodes per
+        range, read in one transaction; the upper ones from memory unless `stored_only`
+        (verification reads every node from the database)."""
         with self.transaction(commit=False) as cursor:
-            return range_hashes(ranges, lambda nodes: self.nodes_in(cursor, nodes))
+            if stored_only:
+                return range_hashes(ranges, lambda nodes: self.nodes_in(cursor, nodes))
+            upper = self.upper_nodes(cursor)
 
-    def tree_root(self, size: int) -> bytes:
-        return self.tree_hashes([(0, size)])[0] if size else EMPTY_ROOT
+            def lookup(nodes: Iterable[Node]) -> Mapping[Node, bytes]:
+                wanted = set(nodes)
+                found = {node: upper[node] for node in wanted if node in upper}
+                fetched = self.nodes_in(cursor, wanted - found.keys())
+                upper.update((n, value) for n, value in fetched.items() if n[0] >= UPPER_LEVEL)
+                return {**found, **fetched}
+
+            return range_hashes(ranges, lookup)
+
+    def tree_root(self, size: int, *, stored_only: bool = False) -> bytes:
+        if not size:
+            return EMPTY_ROOT
+        return self.tree_hashes([(0, size)], stored_only=stored_only)[0]
 
     def tree_leaves(self, start: int, end: int) -> list[tuple[str, bytes]]:
         """The event ids and data of leaves [start, end), in order."""

@@ -22,7 +22,7 @@ class PostgresStatusView(StatusView, PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name="status_tracking")
         self.sql_create_statements.extend(
             Composed([SQL(statement)])
-            for statement in [*self.read_model_statements(), self.checkpoints_ddl()]
+            for statement in [*self.read_model_statements(), *self.checkpoints_ddl()]
         )
 
     def qualified(self, table: str) -> str:

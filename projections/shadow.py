@@ -10,12 +10,13 @@ from collections.abc import Sequence
 
 from eventsourcing.persistence import Tracking
 
+from projections.log_tree import LogTree
 from projections.model import IntervalRow, StreamRecord
 from projections.rows import current_params, entry_params, interval_params
-from projections.tables import READ_MODELS, SHADOW_SUFFIX, ReadModelTables
+from projections.tables import READ_MODELS, SHADOW_SUFFIX
 
 
-class ShadowTables(ReadModelTables):
+class ShadowTables(LogTree):
     """Fresh, index-less copies of the read-model tables, filled whole streams at a time."""
 
     def begin_shadow(self) -> None:
@@ -58,6 +59,7 @@ class ShadowTables(ReadModelTables):
                 cursor.execute(f"ALTER TABLE {shadow} RENAME TO {self.bare(table)}")
             for statement in self.index_ddl():
                 cursor.execute(statement)
+            self.tables_replaced(cursor)
             cursor.execute(
                 f"DELETE FROM {self.tracking_table()} WHERE application_name = ?",
                 (application_name,),

@@ -23,7 +23,7 @@ class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
         return [
             *super().construct_create_table_statements(),
             *self.read_model_statements(),
-            self.checkpoints_ddl(),
+            *self.checkpoints_ddl(),
         ]
 
     def qualified(self, table: str) -> str:

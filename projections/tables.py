@@ -112,12 +112,16 @@ class ReadModelTables(Transactions):
                 cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(name)}")
             for statement in self.read_model_statements():
                 cursor.execute(statement)
+            self.tables_replaced(cursor)
             cursor.execute(
                 f"DELETE FROM {self.tracking_table()} WHERE application_name = ?",
                 (TRACKED_APPLICATION,),
             )
             cursor.execute(f"DELETE FROM {table}")
             cursor.execute(f"INSERT INTO {table} VALUES (?)", (READ_MODEL_FORMAT,))
+
+    def tables_replaced(self, cursor: Cursor) -> None:
+        """Told, inside the transaction, that the read models' tables were replaced."""
 
     def lock(self, cursor: Cursor, table: str) -> None:
         """Hold `table` for this transaction against every other writer."""

@@ -70,7 +70,7 @@ def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[t
     roots[tree.size] = tree.root()
     if any(kind == "tree_incomplete" for kind, _ in problems):
         return problems
-    if tree_size in roots and view.tree_root(tree_size) != roots[tree_size]:
+    if tree_size in roots and view.tree_root(tree_size, stored_only=True) != roots[tree_size]:
         problems.append(
             (
                 "tree_differs",

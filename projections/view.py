@@ -17,7 +17,7 @@ from domain.hashing import format_timestamp
 from domain.keys import EventFilter
 from domain.store.sql import Cursor, key_clauses
 from domain.stream import SanctionsStream
-from projections.log_tree import Leaf, LogTree, leaf_data
+from projections.log_tree import Leaf, leaf_data
 from projections.model import Changes, IntervalRow, StreamRecord, project
 from projections.rows import (
     StatusRow,
@@ -40,7 +40,7 @@ class ProjectionMoved(Exception):
     """Another projector committed past the position this one started from."""
 
 
-class StatusView(ShadowTables, LogTree):
+class StatusView(ShadowTables):
     """The read models' SQL, shared by both databases."""
 
     # Projecting

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from api.bootstrap import build_service, create_app
+from api.schemas import EventIn
 from api.seed import seed
 from api.service import Service
 from api.settings import Settings
@@ -169,3 +170,49 @@ def test_a_database_rebuilt_from_an_altered_export_is_caught(
         forged.close()
         if not other_url.startswith("sqlite"):
             drop_schema(other_url.split("schema=", 1)[1])
+
+
+def test_a_rebuild_by_another_process_is_seen_by_the_tree_kept_in_memory(
+    make_services: Callable[..., Service], tmp_path: Path
+) -> None:
+    """The upper nodes of the tree (subtrees of 1,024 leaves and more) are kept in memory;
+    a rebuild elsewhere (after a rewrite) must not leave a process signing or proving
+    from the old ones."""
+    key_file = tmp_path / "signing.key"
+    serving = make_services(signing_key_file=key_file)
+    countries = ["BY", "RU", "IR", "KP", "VE", "SY", "CU", "MM", "AF", "SD", "ZW"]
+    authorities = ["US", "EU", "GB", "CA", "AU", "JP", "CH", "NO", "NZ", "UN"]
+    commodities = ["potash", "coal", "gold", "diamonds", "crude-oil", "natural-gas",
+                   "timber", "cotton", "iron-steel", "aluminium", "copper"]  # fmt: skip
+    drafts = [
+        EventIn.model_validate(
+            {
+                "type": "imposed",
+                "authority": authority,
+                "country": country,
+                "commodity": commodity,
+                "effective_date": "2020-01-01",
+                "measures": ["import_ban"],
+                "source": {"url": "https://example.org/"},
+            }
+        ).draft()
+        for authority in authorities
+        for country in countries
+        for commodity in commodities
+    ][:1100]
+    for start in range(0, len(drafts), 500):
+        serving.record(drafts[start : start + 500], recorded_by="test")
+    before = serving.notary.checkpoint()
+    assert before.size == 1100
+    first = serving.log.page(limit=1).events[0].event
+    assert serving.notary.inclusion(first.event_id, None).root == before.root
+
+    rewrite(serving.log, first.stream, "imposed", {"note": "forged"})
+    elsewhere = make_services(signing_key_file=key_file)  # another process, in effect
+    elsewhere.rebuild()
+    truth = elsewhere.projector.view.tree_root(1100, stored_only=True).hex()
+    assert truth != before.root
+
+    after = serving.notary.checkpoint()  # the serving process, its upper nodes cached
+    assert after.size == 1100 and after.root == truth
+    assert serving.notary.inclusion(first.event_id, 1100).root == truth
