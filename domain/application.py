@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Notification,
     PersistenceError,
     StoredEvent,
     Transcoding,
@@ -236,6 +237,21 @@ class SanctionsLog(Application[uuid.UUID]):
             raise  # the database, not the stream: answered 503
         except Exception as error:  # whatever the damage, never a 500: name it
             raise StreamDamaged(key.name, type(error).__name__) from error
+
+    def notification_pages(
+        self, *, up_to: int | None = None, page: int = 5000
+    ) -> Iterator[Sequence[Notification]]:
+        """Every stored event in position order (up to position `up_to`), a page at a
+        time, undecoded."""
+        position = 0
+        while up_to is None or position < up_to:
+            notifications = self.recorder.select_notifications(
+                start=position, limit=page, stop=up_to, inclusive_of_start=False
+            )
+            if not notifications:
+                return
+            yield notifications
+            position = notifications[-1].id
 
     def decode_tolerantly(
         self,

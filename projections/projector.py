@@ -189,19 +189,12 @@ class Projector:
     def _leaves(self, up_to: int, batch_size: int) -> Iterator[list[Leaf]]:
         """The log's Merkle leaves up to position `up_to`, in position order, a batch at
         a time."""
-        position = 0
-        while position < up_to:
-            notifications = self.log.recorder.select_notifications(
-                start=position, limit=batch_size, stop=up_to, inclusive_of_start=False
-            )
-            if not notifications:
-                break
+        for notifications in self.log.notification_pages(up_to=up_to, page=batch_size):
             yield [
                 Leaf(notification.id, str(event.event_id), leaf_data(event.hash))
                 for notification in notifications
                 if (event := self.log.decode_tolerantly(notification)) is not None
             ]
-            position = notifications[-1].id
 
     def _replay_stream(
         self, stored: list[PositionedEvent]

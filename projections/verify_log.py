@@ -31,13 +31,7 @@ PAGE = 5000
 def leaves(log: SanctionsLog, problems: list[tuple[str, str]]) -> Iterator[bytes]:
     """Every event's leaf data in position order (stopping, with a problem, at an event
     that cannot be decoded: the tree past it cannot be recomputed)."""
-    position = 0
-    while True:
-        notifications = log.recorder.select_notifications(
-            start=position, limit=PAGE, inclusive_of_start=False
-        )
-        if not notifications:
-            return
+    for notifications in log.notification_pages(page=PAGE):
         for notification in notifications:
             event = log.decode_tolerantly(notification)
             if event is None:
@@ -50,7 +44,6 @@ def leaves(log: SanctionsLog, problems: list[tuple[str, str]]) -> Iterator[bytes
                 )
                 return
             yield leaf_data(event.hash)
-        position = notifications[-1].id
 
 
 def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, sync_playwright
 from psycopg.sql import SQL, Identifier
 
 from api.bootstrap import build_service, create_app
@@ -36,6 +37,16 @@ READER = {"Authorization": "Bearer reader-token"}
 
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -107,15 +118,15 @@ def client(services: Service) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def live_server(make_services: Callable[..., Service]) -> Iterator[Callable[..., str]]:
-    """Serve the real app with uvicorn on a free port in a thread; yields a starter."""
+def serve() -> Iterator[Callable[[Service], str]]:
+    """Serve a built service with uvicorn on a free port in a thread; yields a starter
+    that answers the server's base URL."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(**settings: object) -> str:
+    def start(svc: Service) -> str:
         port = free_port()
-        app = create_app(make_services(**settings))
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -130,3 +141,25 @@ def live_server(make_services: Callable[..., Service]) -> Iterator[Callable[...,
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(
+    make_services: Callable[..., Service], serve: Callable[[Service], str]
+) -> Callable[..., str]:
+    """Serve the real app on the test's store, built with the given settings."""
+
+    def start(**settings: object) -> str:
+        return serve(make_services(**settings))
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """The system Chromium, driven by Playwright (never a downloaded browser)."""
+    assert Path(CHROMIUM).exists(), "the system Chromium is needed: apt-get install chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

@@ -6,51 +6,22 @@ after the checkpoint passes."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import httpx
-import pytest
-import uvicorn
 
-from api.bootstrap import build_service, create_app
+from api.bootstrap import build_service
 from api.schemas import EventIn
 from api.seed import seed
 from api.service import Service
 from api.settings import Settings
-from tests.conftest import READER, TOKENS, WRITER, drop_schema, free_port, run_cli
+from tests.conftest import READER, TOKENS, WRITER, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back
 
 LIFT_STREAM = "US/BY/potash"
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Service], str]]:
-    """Serve a service with uvicorn in a thread; its base URL."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(svc: Service) -> str:
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def audit_check(database_url: str, kept: Path, url: str) -> tuple[int, str]:

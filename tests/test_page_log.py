@@ -7,29 +7,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from tests.conftest import READER, WRITER
-from tests.test_page import CHROMIUM, FLAGS, blocked_by_policy, give_token, redrawn, seeded
+from tests.test_page import blocked_by_policy, give_token, redrawn, seeded
 
 POTASH = "/?country=BY&commodity=potash"
 SETTLED = "() => !document.querySelector('#events .proof[data-proof=checking]')"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "the system Chromium is needed: apt-get install chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
