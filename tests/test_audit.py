@@ -41,7 +41,7 @@ def kinds(report: dict[str, Any], stream: str) -> set[tuple[str, int | None]]:
 def test_an_untouched_store_verifies_clean(seeded: TestClient) -> None:
     report = verify(seeded)
     assert report["chain_ok"] and report["projections_ok"] and report["problems"] == []
-    assert report["events_checked"] == 47 and report["streams_checked"] == 24
+    assert report["events_checked"] == 60 and report["streams_checked"] == 29
 
 
 def test_a_changed_payload_byte_is_detected(services: Service, seeded: TestClient) -> None:
@@ -154,12 +154,12 @@ def test_replay_shows_each_step_with_the_status_after_it(seeded: TestClient) -> 
     ] == [
         ("imposed", "active", "2021-08-09"),
         ("expanded", "active", "2022-04-01"),
-        ("lifted", "lifted", "2025-12-13"),
+        ("lifted", "lifted", "2025-12-15"),
     ]
     positions = [s["event"]["position"] for s in steps]
     assert positions == sorted(positions)
     everything = seeded.get("/v1/audit/replay").json()["steps"]
-    assert len(everything) == 47
+    assert len(everything) == 60
     assert seeded.get("/v1/audit/replay", params={"known_at": "2020-01-01T00:00:00Z"}).json() == {
         "steps": []
     }
@@ -210,7 +210,7 @@ def test_cli_replay_and_verify(services: Service, seeded: TestClient) -> None:
     table = run_cli(url, "replay", "BY", "potash", "--authority", "US")
     assert "US/BY/potash" in table.stdout and "lifted" in table.stdout
     clean = run_cli(url, "verify")
-    assert clean.returncode == 0 and "47 events in 24 streams checked" in clean.stdout
+    assert clean.returncode == 0 and "60 events in 29 streams checked" in clean.stdout
     with behind_the_back(services) as sql:
         sql(
             f"DELETE FROM {events_table(services)} WHERE originator_id = %s"

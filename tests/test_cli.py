@@ -219,8 +219,8 @@ def test_status_timeline_and_rebuild_commands(database_url: str) -> None:
     us = [i for i in timeline["intervals"] if i["stream"] == "US/BY/potash"]
     assert [(i["valid_from"], i["valid_to"]) for i in us] == [
         ("2021-08-09", "2022-04-01"),
-        ("2022-04-01", "2025-12-13"),
-        ("2025-12-13", None),
+        ("2022-04-01", "2025-12-15"),
+        ("2025-12-15", None),
     ]
     rebuilt = run_cli(database_url, "rebuild")
     assert rebuilt.returncode == 0 and "events projected" in rebuilt.stdout

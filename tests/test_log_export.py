@@ -44,13 +44,13 @@ def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
     finally:
         del os.environ["SANCTIONS_SIGNING_KEY_FILE"]
     heading, events = lines[0], lines[1:]
-    assert heading["checkpoint"].splitlines()[1] == "47" and len(events) == 47
+    assert heading["checkpoint"].splitlines()[1] == "60" and len(events) == 60
     assert heading["key"] == key
-    assert [e["proof"]["leaf_index"] for e in events] == list(range(47))
+    assert [e["proof"]["leaf_index"] for e in events] == list(range(60))
 
     code, said = verify_export(database_url, path, key)
     assert code == 0, said
-    assert "47 events verified" in said
+    assert "60 events verified" in said
 
     # The key may be given as a file too.
     key_path = tmp_path / "verifier.key"
@@ -90,7 +90,7 @@ def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
     assert code == 1 and "inclusion proof" in said, said
 
     def edit_the_checkpoint(copy: list[dict[str, Any]]) -> None:
-        copy[0]["checkpoint"] = copy[0]["checkpoint"].replace("\n47\n", "\n46\n", 1)
+        copy[0]["checkpoint"] = copy[0]["checkpoint"].replace("\n60\n", "\n59\n", 1)
 
     code, said = altered(edit_the_checkpoint)
     assert code == 1 and "does not verify" in said, said
@@ -118,4 +118,4 @@ def test_an_export_with_proofs_imports_like_any_export(
         target = f"sqlite:///{tmp_path}/copy.db"
         done = run_cli(target, "import", str(path))
         assert done.returncode == 0, done.stderr
-        assert "47" in done.stdout + done.stderr
+        assert "60" in done.stdout + done.stderr

@@ -45,7 +45,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     assert code == 0, said
     assert "no checkpoint kept yet" in said
     first_note = kept.read_text()
-    assert first_note.splitlines()[1] == "47"
+    assert first_note.splitlines()[1] == "60"
 
     # Honest growth after the checkpoint passes, and the newer checkpoint is kept.
     body = {
@@ -62,8 +62,8 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     assert posted.status_code == 201, posted.text
     code, said = audit_check(database_url, kept, url)
     assert code == 0, said
-    assert "grew from 47 to 48 events" in said, said
-    assert kept.read_text().splitlines()[1] == "48"
+    assert "grew from 60 to 61 events" in said, said
+    assert kept.read_text().splitlines()[1] == "61"
 
     # The insider: the US lift moved from 2025-12 to 2024-01-01, every hash recomputed.
     rewrite(svc.log, LIFT_STREAM, "lifted", {"effective_date": date(2024, 1, 1)})
@@ -86,7 +86,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     code, said = audit_check(database_url, kept, url)
     assert code == 1, said
     assert "history was rewritten" in said
-    assert kept.read_text().splitlines()[1] == "48"  # the kept checkpoint is left alone
+    assert kept.read_text().splitlines()[1] == "61"  # the kept checkpoint is left alone
 
     # Covering the tracks (the service's own checkpoints deleted) does not help.
     with behind_the_back(svc) as execute:

@@ -93,12 +93,12 @@ def test_export_then_import_into_an_empty_store_gives_the_same_answers(
     result = run_cli(database_url, "export", "--output", str(exported))
     assert result.returncode == 0, result.stderr
     lines = exported.read_text().splitlines()
-    assert len(lines) == 49 and json.loads(lines[0])["position"]
+    assert len(lines) == 62 and json.loads(lines[0])["position"]
     imported = run_cli(second_store, "import", str(exported), "--batch", "10")
     assert imported.returncode == 0, imported.stderr
-    assert "49 events recorded, 0 already there (6 batches)" in imported.stdout  # 5 + a split
+    assert "62 events recorded, 0 already there (8 batches)" in imported.stdout  # 7 + a split
     again = run_cli(second_store, "import", str(exported), "--batch", "10")
-    assert "0 events recorded, 49 already there" in again.stdout
+    assert "0 events recorded, 62 already there" in again.stdout
     assert answers(second_store) == answers(database_url)
 
 
