@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from api import cli_ops
+from api import cli_changes, cli_ops
 from api.cli_support import (
     AuthorityOpt,
     CommodityArg,
@@ -39,6 +39,7 @@ app = typer.Typer(
     cls=SanctionsGroup, help="sanctions-timeline: sanctions policy as a verifiable event log."
 )
 cli_ops.register(app)
+cli_changes.register(app)
 
 
 @app.callback()
@@ -59,7 +60,7 @@ def main(
             "--url",
             metavar="http://HOST:PORT",
             help="Ask a running server over its REST API instead of opening a database "
-            "(status, timeline, replay, verify); a token, if reads need one, from "
+            "(status, timeline, replay, verify, diff, screen); a token, if reads need one, from "
             "SANCTIONS_TOKEN.",
         ),
     ] = None,

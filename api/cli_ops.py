@@ -186,7 +186,7 @@ def export_events(
     """Write the log (or the matching part) as JSON Lines or CSV, in position order."""
     from functools import partial
 
-    from api.service import event_filter
+    from api.inputs import event_filter
     from api.transfer import exported, write_csv, write_jsonl, write_jsonl_with_proofs
 
     if format not in ("jsonl", "csv"):

@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from api.schemas import ReplayStepOut, StatusOut, TimelineOut, VerifyOut
+    from api.schemas_changes import DiffOut, ScreenOut
     from api.service import Service
     from api.settings import Settings
 
@@ -40,6 +41,13 @@ CLI_NAMES = {
     "query.authority": "--authority",
     "query.country": "COUNTRY",
     "query.commodity": "COMMODITY",
+    "query.from_as_of": "--from-as-of",
+    "query.to_as_of": "--to-as-of",
+    "query.from_known_at": "--from-known-at",
+    "query.to_known_at": "--to-known-at",
+    "query.hs": "HS",
+    "query.origin": "ORIGIN",
+    "query.date": "--date",
 }
 """The service names its inputs as the REST API takes them; a command names its own."""
 
@@ -148,7 +156,7 @@ def service(
     if options(ctx).url is not None:
         raise fail(
             f"`{command_name(ctx)}` works on a database, not over --url (only status, "
-            "timeline, replay and verify can ask a server); leave out --url, or give "
+            "timeline, replay, verify, diff and screen can ask a server); leave out --url, or give "
             "--database URL"
         )
     from pydantic import ValidationError
@@ -224,6 +232,19 @@ class Answers(Protocol):
     ) -> Iterator[ReplayStepOut]: ...
 
     def verify(self) -> VerifyOut: ...
+
+    def diff(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        from_as_of: str | None,
+        from_known_at: str | None,
+        to_as_of: str | None,
+        to_known_at: str | None,
+    ) -> DiffOut: ...
+
+    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut: ...
 
 
 @dataclass(frozen=True)

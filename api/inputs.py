@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from domain.errors import InvalidInput
+from domain.keys import EventFilter, parse_authority, parse_commodity, parse_country
+from domain.rules import EventType
 
 T = TypeVar("T")
 
@@ -130,3 +132,29 @@ def check_query_names(given: Iterable[str], allowed: Collection[str]) -> None:
             )
         )
     InvalidInput.raise_all(errors)
+
+
+def event_filter(
+    authority: str | None,
+    country: str | None,
+    commodity: str | None,
+    type: EventType | None = None,
+) -> EventFilter:
+    """Validated, normalised stream-key filters (InvalidInput naming every unknown code)."""
+    errors: list[InvalidInput] = []
+
+    def parsed(parse: Callable[[str], str], value: str | None, name: str) -> str | None:
+        try:
+            return optional(parse, value, name)
+        except InvalidInput as error:
+            errors.append(error)
+            return None
+
+    where = EventFilter(
+        authority=parsed(parse_authority, authority, "authority"),
+        country=parsed(parse_country, country, "country"),
+        commodity=parsed(parse_commodity, commodity, "commodity"),
+        type=type,
+    )
+    InvalidInput.raise_all(errors)
+    return where

@@ -25,6 +25,7 @@ from api.schemas_in import (
     code,
     uuid_text,
 )
+from domain.catalogue import commodity_for_hs
 from domain.errors import InvalidInput
 from domain.keys import parse_authority, parse_commodity, parse_country
 
@@ -141,6 +142,43 @@ KnownAt = Annotated[
         **{"not": {"pattern": patterns.MOMENT_AT_THE_EDGE}},
     ),
     AfterValidator(_check_known_at),
+]
+
+
+def _check_hs(value: str) -> str:
+    try:
+        commodity_for_hs(value)
+    except InvalidInput as error:
+        raise _refused(error.message) from None
+    return value
+
+
+HsCode = Annotated[
+    str,
+    Query(),
+    _string(
+        patterns.padded(patterns.HS_CODE),
+        "A Harmonized System code: 2 to 10 digits, a dot allowed between any two, starting "
+        "with an HS prefix some catalogue commodity covers (GET /v1/commodities)",
+        examples=["3104.20"],
+    ),
+    AfterValidator(_check_hs),
+]
+Origin = Annotated[
+    str,
+    Query(),
+    _in_path(patterns.COUNTRY, "The country of origin: " + COUNTRY_FORM, "BY"),
+    AfterValidator(code(parse_country, COUNTRY, COUNTRY_FORM)),
+]
+ShipmentDate = Annotated[
+    str | None,
+    Query(),
+    _string(
+        patterns.blank_or(patterns.DATE),
+        "The shipment's date, YYYY-MM-DD (blank: today, UTC)",
+        examples=["2025-12-15"],
+    ),
+    AfterValidator(_check_as_of),
 ]
 
 

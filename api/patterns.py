@@ -71,6 +71,16 @@ AUTHORITY_CODES = tuple(sorted({*COUNTRY_CODES, *BLOCS}))
 COMMODITY_SLUGS = tuple(commodity.slug for commodity in CATALOGUE)
 
 COUNTRY = alternatives(COUNTRY_CODES)
+HS_CODE = (
+    "(?:"
+    + "|".join(
+        "\\.?".join(prefix) + f"(?:\\.?[0-9]){{0,{10 - len(prefix)}}}"
+        for prefix in sorted({p for commodity in CATALOGUE for p in commodity.hs_prefixes})
+    )
+    + ")"
+)
+"""An HS code some catalogue commodity covers: one of its prefixes, then up to 10 digits in
+all, a dot allowed between any two (`3104.20.50`)."""
 AUTHORITY = alternatives(AUTHORITY_CODES)
 COMMODITY = alternatives(COMMODITY_SLUGS)
 

@@ -12,6 +12,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from api.schemas import ReplayOut, ReplayStepOut, StatusOut, TimelineOut, VerifyOut
+from api.schemas_changes import DiffOut, ScreenOut
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -112,6 +113,33 @@ class Remote:
 
     def verify(self) -> VerifyOut:
         return self.get("/v1/audit/verify", VerifyOut)
+
+    def diff(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        from_as_of: str | None,
+        from_known_at: str | None,
+        to_as_of: str | None,
+        to_known_at: str | None,
+    ) -> DiffOut:
+        return self.get(
+            "/v1/status/diff",
+            DiffOut,
+            authority=authority,
+            country=country,
+            commodity=commodity,
+            from_as_of=from_as_of,
+            from_known_at=from_known_at,
+            to_as_of=to_as_of,
+            to_known_at=to_known_at,
+        )
+
+    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut:
+        return self.get(
+            "/v1/screen", ScreenOut, hs=hs, origin=origin, date=day, authority=authority
+        )
 
     def get(self, path: str, model: type[Answer], **query: str | None) -> Answer:
         """GET `path` with the given (non-None) query parameters, parsed as `model`."""

@@ -13,6 +13,7 @@ from api.schemas_in import BatchIn as BatchIn
 from api.schemas_in import EventIn as EventIn
 from api.schemas_in import SourceIn as SourceIn
 from domain.hashing import format_timestamp
+from domain.keys import StreamKey
 from domain.recorded import Undecodable
 from domain.rules import EventType, IntervalStatus, Status
 from domain.stream import SanctionsStream
@@ -129,6 +130,10 @@ class CommodityOut(BaseModel):
     slug: str
     hs_code: str
     name: str
+    hs_prefixes: list[str] = Field(
+        description="The HS headings and subheadings it covers (`hs_code` first): a shipment's "
+        "code is screened as the commodity with the longest matching prefix"
+    )
 
 
 class CommoditiesOut(BaseModel):
@@ -236,3 +241,13 @@ class VerifyOut(BaseModel):
 class Readiness(BaseModel):
     status: str
     projection_lag_events: int
+
+
+def key_fields(stream: str) -> dict[str, str]:
+    key = StreamKey.from_name(stream)
+    return {
+        "stream": key.name,
+        "authority": key.authority,
+        "country": key.country,
+        "commodity": key.commodity,
+    }

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from api.identity import TokenStore
-from api.inputs import optional, parse_as_of, parse_known_at
+from api.inputs import event_filter, parse_as_of, parse_known_at
 from api.notary import Notary
 from api.observability import Metrics
 from api.schemas import (
@@ -31,17 +31,15 @@ from api.schemas import (
     StreamOut,
     TimelineOut,
     VerifyOut,
+    key_fields,
 )
+from api.service_changes import ChangeQuestions
 from api.settings import Settings
 from domain.application import SanctionsLog
-from domain.errors import InvalidInput
 from domain.hashing import format_timestamp
 from domain.keys import (
     EventFilter,
     StreamKey,
-    parse_authority,
-    parse_commodity,
-    parse_country,
 )
 from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
 from domain.rules import EventType
@@ -55,32 +53,6 @@ from projections.verify import verify
 logger = logging.getLogger("sanctions.service")
 
 
-def event_filter(
-    authority: str | None,
-    country: str | None,
-    commodity: str | None,
-    type: EventType | None = None,
-) -> EventFilter:
-    """Validated, normalised stream-key filters (InvalidInput naming every unknown code)."""
-    errors: list[InvalidInput] = []
-
-    def parsed(parse: Callable[[str], str], value: str | None, name: str) -> str | None:
-        try:
-            return optional(parse, value, name)
-        except InvalidInput as error:
-            errors.append(error)
-            return None
-
-    where = EventFilter(
-        authority=parsed(parse_authority, authority, "authority"),
-        country=parsed(parse_country, country, "country"),
-        commodity=parsed(parse_commodity, commodity, "commodity"),
-        type=type,
-    )
-    InvalidInput.raise_all(errors)
-    return where
-
-
 @dataclass(frozen=True)
 class Written:
     """What a write recorded; `replayed` when an Idempotency-Key answered it, and
@@ -92,7 +64,7 @@ class Written:
 
 
 @dataclass
-class Service:
+class Service(ChangeQuestions):
     """Everything a request or a command may need, built once by `api.bootstrap`."""
 
     settings: Settings
@@ -315,13 +287,3 @@ class Service:
     def close(self) -> None:
         self.projector.stop()
         self.log.close()
-
-
-def key_fields(stream: str) -> dict[str, str]:
-    key = StreamKey.from_name(stream)
-    return {
-        "stream": key.name,
-        "authority": key.authority,
-        "country": key.country,
-        "commodity": key.commodity,
-    }

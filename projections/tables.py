@@ -44,6 +44,7 @@ INDEXES = (
     ("status_intervals_country", "status_intervals", "country, commodity, valid_from"),
     ("status_intervals_authority", "status_intervals", "authority, valid_from"),
     ("projected_entries_stream", "projected_entries", "stream"),
+    ("current_status_country", "current_status", "country, commodity"),
     ("log_leaves_event", "log_leaves", "event_id"),
 )
 READ_MODELS = (

@@ -225,6 +225,16 @@ class StatusView(ShadowTables):
             row["event_ids"],
         )
 
+    def streams(self, where: EventFilter) -> list[str]:
+        """The matching streams that have any event, sorted."""
+        clauses, params = key_clauses(where)
+        statement = f"SELECT stream FROM {self.qualified('current_status')}"
+        if clauses:
+            statement += " WHERE " + " AND ".join(clauses)
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(statement + " ORDER BY stream", params)
+            return [row["stream"] for row in cursor.fetchall()]
+
     def projected_streams(self) -> list[str]:
         """Every stream any read model holds a row for."""
         with self.transaction(commit=False) as cursor:

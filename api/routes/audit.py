@@ -14,11 +14,10 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from api.deps import Auditor, Reader, ServiceDep
-from api.inputs import MAX_POSITION, parse_position
+from api.inputs import MAX_POSITION, event_filter, parse_position
 from api.params import AuthorityFilter, CommodityFilter, CountryFilter, KnownAt, LastEventId
 from api.schemas import EventOut, ReplayOut, SkippedEvent, VerifyOut
 from api.schemas_problems import problems
-from api.service import event_filter
 from domain.recorded import Undecodable
 from domain.rules import EventType
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import Reader, ServiceDep
-from api.params import AsOf, AuthorityFilter, CommodityFilter, CountryFilter, KnownAt
+from api.params import (
+    AsOf,
+    AuthorityFilter,
+    CommodityFilter,
+    CountryFilter,
+    HsCode,
+    KnownAt,
+    Origin,
+    ShipmentDate,
+)
 from api.schemas import StatusOut, TimelineOut
+from api.schemas_changes import DiffOut, ScreenOut
 from api.schemas_problems import problems
 
 router = APIRouter(prefix="/v1", tags=["status"])
@@ -48,3 +58,49 @@ def get_timeline(
 ) -> TimelineOut:
     """Consecutive validity intervals of each matching stream, as recorded by `known_at`."""
     return svc.timeline(authority, country, commodity, known_at)
+
+
+@router.get(
+    "/status/diff",
+    response_model=DiffOut,
+    responses=problems(422, 503),
+    summary="What changed between two bitemporal points",
+)
+def get_status_diff(
+    svc: ServiceDep,
+    _: Reader,
+    from_as_of: AsOf = None,
+    from_known_at: KnownAt = None,
+    to_as_of: AsOf = None,
+    to_known_at: KnownAt = None,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
+    authority: AuthorityFilter = None,
+) -> DiffOut:
+    """Every matching stream whose status or measures differ between the point
+    (`from_as_of`, `from_known_at`) and the point (`to_as_of`, `to_known_at`), with the events
+    and retractions that account for the difference. `to_as_of` defaults to today and
+    `from_as_of` to `to_as_of`; both `known_at` to now. Two dates at one knowledge time: what
+    changed in force between them. One date at two knowledge times: what corrections and
+    late reports changed in what was known."""
+    return svc.diff(authority, country, commodity, from_as_of, from_known_at, to_as_of, to_known_at)
+
+
+@router.get(
+    "/screen",
+    response_model=ScreenOut,
+    responses=problems(422, 503),
+    summary="Screen a shipment by HS code and origin",
+)
+def get_screen(
+    svc: ServiceDep,
+    _: Reader,
+    hs: HsCode,
+    origin: Origin,
+    date: ShipmentDate = None,
+    authority: AuthorityFilter = None,
+) -> ScreenOut:
+    """The catalogue commodity whose HS prefix is the longest match of `hs`, and, for each
+    authority with any event for that origin and commodity, its status on `date` (default
+    today): one row per authority, `none` where nothing had taken effect yet."""
+    return svc.screen(hs, origin, date, authority)

@@ -43,5 +43,10 @@ def get_stream(
 )
 def list_commodities(_: Reader) -> CommoditiesOut:
     return CommoditiesOut(
-        commodities=[CommodityOut(slug=c.slug, hs_code=c.hs_code, name=c.name) for c in CATALOGUE]
+        commodities=[
+            CommodityOut(
+                slug=c.slug, hs_code=c.hs_code, name=c.name, hs_prefixes=list(c.hs_prefixes)
+            )
+            for c in CATALOGUE
+        ]
     )
