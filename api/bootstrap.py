@@ -14,10 +14,21 @@ from api.identity import TokenStore
 from api.limits import WriteGuard
 from api.notary import Notary
 from api.observability import RequestObserver, configure_logging
-from api.routes import admin, audit, events, health, log, page, status, streams
+from api.routes import (
+    admin,
+    audit,
+    events,
+    health,
+    log,
+    page,
+    status,
+    streams,
+    subscriptions,
+)
 from api.security import SecurityHeaders
 from api.service import Service
 from api.settings import Settings
+from api.webhooks import Webhooks
 from domain.application import SanctionsLog
 from domain.store.config import setup_lock
 from domain.store.keyfile import default_key_file
@@ -33,12 +44,15 @@ def build_service(settings: Settings) -> Service:
         tokens = TokenTable(log.store)
     key_file = settings.signing_key_file or default_key_file(settings.database_url)
     projector = Projector(log, view)
+    with setup_lock(settings.database_url):
+        webhooks = Webhooks(settings, log, projector)
     return Service(
         settings=settings,
         log=log,
         tokens=TokenStore(tokens, settings.api_tokens),
         projector=projector,
         notary=Notary(key_file, settings.signing_key_name, projector, settings.embedded_projector),
+        webhooks=webhooks,
     )
 
 
@@ -65,7 +79,7 @@ def create_app(svc: Service) -> FastAPI:
     app.state.service = svc
     problems.install(app)
     # audit first: its /v1/events/stream must win over /v1/events/{event_id}.
-    for module in (audit, log, events, status, streams, admin, health, page):
+    for module in (audit, log, events, status, streams, admin, subscriptions, health, page):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
     docs.install(app)

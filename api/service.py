@@ -35,6 +35,7 @@ from api.schemas import (
 )
 from api.service_changes import ChangeQuestions
 from api.settings import Settings
+from api.webhooks import Webhooks
 from domain.application import SanctionsLog
 from domain.hashing import format_timestamp
 from domain.keys import (
@@ -72,6 +73,7 @@ class Service(ChangeQuestions):
     tokens: TokenStore
     projector: Projector
     notary: Notary
+    webhooks: Webhooks
     metrics: Metrics = field(default_factory=Metrics)
 
     verifying: Future[VerifyOut] | None = None
@@ -282,6 +284,7 @@ class Service(ChangeQuestions):
                 self.projector.view.create_table()
                 self.projector.view.ensure_format()
                 TokenTable(self.log.store)
+                self.webhooks.table.create_tables()
         return True
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.store.config import DEFAULT_DATABASE_URL
@@ -50,3 +51,21 @@ class Settings(BaseSettings):
 
     ready_max_lag_events: int = 1000
     """`/readyz` answers 503 while the read models are more events behind than this."""
+
+    webhook_allow_hosts: str = ""
+    """Comma-separated host names (`*.example.com` for subdomains), IP addresses and CIDR
+    ranges webhooks may be sent to; empty (the default) allows none. A private, loopback
+    or link-local address needs an address or range entry; a name allows public ones."""
+
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a webhook receiver is given to connect and to answer."""
+
+    webhook_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    """The first retry waits up to this long; each further one up to twice as long."""
+
+    webhook_backoff_cap_seconds: float = Field(default=600.0, gt=0)
+    """The longest wait between two attempts (full jitter below it)."""
+
+    webhook_lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a process keeps a subscription to itself without renewing it: another
+    process takes over a dead one's subscriptions after this (at least 3 timeouts)."""

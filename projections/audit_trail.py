@@ -36,12 +36,14 @@ def replay_steps(
     for recorded in log.read(where):
         event = recorded.event
         if known_at is None or event.recorded_at <= known_at:
-            yield _step(log, view, recorded.position, event)
+            yield step_at(log, view, recorded.position, event)
 
 
-def _step(
+def step_at(
     log: SanctionsLog, view: StatusView, position: int, event: SanctionsStream.Event
 ) -> ReplayStep:
+    """One event and its stream's status as of its effective date (a retraction: the
+    retracted event's), known at its recording (the read models must have projected it)."""
     as_of = event.effective
     if as_of is None and isinstance(event, SanctionsStream.Retracted):
         as_of = log.event(event.retracts).event.effective

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -27,6 +28,14 @@ from projections.view import ProjectionMoved, StatusView
 
 logger = logging.getLogger("sanctions.projector")
 Progress = Callable[[int, int], None]
+
+
+class Companion(Protocol):
+    """Work that runs wherever the projector runs, behind it (webhook deliveries)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def open_view(log: SanctionsLog) -> StatusView:
@@ -69,6 +78,9 @@ class Projector:
         self.signals = log.signals
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.companions: list[Companion] = []
+        """Started after the projector (`sanctions serve`, `sanctions project`), stopped
+        before it."""
 
     def position(self) -> int:
         """The position of the last event the view has committed."""
@@ -218,6 +230,8 @@ class Projector:
             target=self.run, args=(poll_interval,), name="projector", daemon=True
         )
         self._thread.start()
+        for companion in self.companions:
+            companion.start()
 
     def run(self, poll_interval: float = 0.25) -> None:
         """Catch up whenever an event is recorded (notified) or every `poll_interval`
@@ -233,6 +247,8 @@ class Projector:
             self.signals.wait("events", wait, since=seen)
 
     def stop(self) -> None:
+        for companion in self.companions:
+            companion.stop()
         self._stop.set()
         self.signals.wake("events")
         if self._thread is not None:
