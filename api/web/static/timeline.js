@@ -16,6 +16,7 @@ const state = {
   needsToken: false,
   checkpoint: null,  // a promise of the latest signed checkpoint
   checkpointRetried: false,
+  screen: {},  // the shipment screen's hs, origin and date, kept in the URL (screen.js)
 };
 
 function query(params) {
@@ -73,7 +74,7 @@ const toDay = (iso) => Date.parse(iso + "T00:00:00Z");
 const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 
 function syncUrl() {
-  const params = { ...keyParams(), as_of: state.asOf, known_at: state.knownAt };
+  const params = { ...keyParams(), as_of: state.asOf, known_at: state.knownAt, ...state.screen };
   history.replaceState(null, "", `/?${query(params)}`);
 }
 
