@@ -30,6 +30,8 @@ class Receiver:
     def __init__(self, *, failures: int = 0, delay: float = 0.0) -> None:
         self.failures = failures
         self.delay = delay
+        self.arrived: list[Received] = []
+        """Every request as it comes, before it is answered."""
         self.received: list[Received] = []
         self.statuses: list[int] = []
         self.lock = threading.Lock()
@@ -56,6 +58,8 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, request: Received) -> int:
+        with self.lock:
+            self.arrived.append(request)
         if self.delay:
             time.sleep(self.delay)
         with self.lock:
@@ -69,6 +73,11 @@ class Receiver:
         """The requests answered 2xx, in the order they came."""
         with self.lock:
             return [r for r, s in zip(self.received, self.statuses, strict=True) if s == 200]
+
+    def in_flight(self) -> bool:
+        """Whether a request has come and is not answered yet."""
+        with self.lock:
+            return len(self.arrived) > len(self.received)
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
