@@ -75,16 +75,19 @@ def diff(
     table.add_column("stream", no_wrap=True)
     table.add_column("before")
     table.add_column("after")
-    table.add_column("events")
+    table.add_column("events", justify="right")
     for change in answer.changes:
         table.add_row(
             change.stream,
             described(change.before),
             described(change.after),
-            "\n".join(event_id[:8] for event_id in change.event_ids),
+            str(len(change.event_ids)),
         )
     console.print(table)
-    console.print("events: the first 8 characters of each id (--json gives them whole)")
+    console.print("The events that account for each change:", highlight=False)
+    for change in answer.changes:
+        for event_id in change.event_ids:
+            console.print(f"  {change.stream}  {event_id}", highlight=False)
 
 
 def screen(

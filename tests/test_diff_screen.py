@@ -346,7 +346,7 @@ def test_cli_diff_and_screen(
     )
     assert done.returncode == 0, done.stderr
     assert "US/BY/potash" in done.stdout and "EU/BY/potash" not in done.stdout
-    assert story[2]["event_id"][:8] in done.stdout
+    assert "US/BY/potash  " + story[2]["event_id"] in done.stdout
     as_json = run_cli(
         database_url, "diff", "BY", "--from-as-of", "2025-12-14", "--to-as-of", "2025-12-15",
         "--json",

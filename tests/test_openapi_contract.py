@@ -30,7 +30,7 @@ from api.inputs import iso_date, parse_known_at
 from api.seed import seed
 from api.service import Service
 from api.settings import Settings
-from domain.catalogue import CATALOGUE
+from domain.catalogue import CATALOGUE, commodity_for_hs
 from domain.errors import InvalidInput
 from domain.keys import parse_authority, parse_commodity, parse_country
 from tests.conftest import TOKENS, WRITER
@@ -78,7 +78,7 @@ def assert_no_failure(
 ) -> None:
     report = run.stdout[-12000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
-    assert re.search(r"Tested: +18\b", run.stdout), report
+    assert re.search(r"Tested: +24\b", run.stdout), report
     for phase in phases:
         assert re.search(rf"✅ +{phase}", run.stdout), f"{phase} did not pass:\n{report}"
     assert re.search(r"\d+ generated, \d+ passed", run.stdout), report
@@ -139,6 +139,8 @@ BEARER: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
 OPTIONAL: list[dict[str, list[str]]] = [{}, {"HTTPBearer": []}]
 READS = {
     "GET /v1/status",
+    "GET /v1/status/diff",
+    "GET /v1/screen",
     "GET /v1/timeline",
     "GET /v1/events",
     "GET /v1/events/{event_id}",
@@ -155,6 +157,10 @@ ROLES = {  # the routes that always need a token, and whether a role can be too 
     "POST /v1/events": True,
     "POST /v1/events:batch": True,
     "POST /v1/admin/projections/rebuild": True,
+    "POST /v1/subscriptions": True,
+    "GET /v1/subscriptions": True,
+    "DELETE /v1/subscriptions/{subscription_id}": True,
+    "GET /v1/subscriptions/{subscription_id}/deliveries": True,
     "GET /v1/audit/verify": False,
 }
 OPEN = {"GET /healthz", "GET /readyz", "GET /metrics"}
@@ -278,6 +284,20 @@ def test_the_commodity_pattern_takes_every_slug_in_any_case_and_nothing_else() -
             assert written.fullmatch(value) and accepts(parse_commodity, value), value
     for value in ("", "crude_oil", "potassium", "nic\u212ael", "potash-"):
         assert not written.fullmatch(value), value
+
+
+def test_the_hs_pattern_takes_exactly_the_codes_screening_takes() -> None:
+    written = patterns.compiled(patterns.padded(patterns.HS_CODE))
+    prefixes = sorted({p for commodity in CATALOGUE for p in commodity.hs_prefixes})
+    values = ["", " ", "3", "27", "99", "9999", "3104.", ".3104", "31..04", "31 04", "31a4"]
+    for prefix in prefixes:
+        for tail in ("", "0", "20", "2050", "20501", "205011", "2050111", "205011199"):
+            digits = prefix + tail
+            values += [digits, f" {digits}\t", ".".join(digits), f"{digits[:4]}.{digits[4:]}"]
+    for value in values:
+        assert bool(written.fullmatch(value)) is accepts(
+            lambda v: commodity_for_hs(v).slug, value
+        ), repr(value)
 
 
 def test_the_date_pattern_takes_exactly_the_days_that_exist() -> None:
