@@ -57,6 +57,10 @@ def serve(
             console.print(
                 f"seeded: {report.recorded} events recorded, {report.already_there} already there"
             )
+            if report.retracted:
+                console.print(
+                    f"seeded: {report.retracted} earlier bundled events retracted as superseded"
+                )
         first = svc.tokens.create_first_admin()
         if first is not None:
             # Plain echo, not Rich: a wrapped token could not be copied whole.
@@ -113,6 +117,8 @@ def seed(ctx: typer.Context) -> None:
     with service(ctx, catch_up=False) as svc:
         report = seed_timeline(svc)
     console.print(f"{report.recorded} events recorded, {report.already_there} already there")
+    if report.retracted:
+        console.print(f"{report.retracted} earlier bundled events retracted as superseded")
 
 
 def import_file(

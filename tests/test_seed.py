@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.seed import bundled_events, seed
+from api.seed import TIMELINE_FILE, bundled_events, seed
 from api.service import Service
 
 
@@ -191,3 +194,56 @@ def test_every_seeded_event_is_sourced() -> None:
         key = (event.authority, event.country, event.commodity, str(event.effective_date))
         if key in confirmed:
             assert "unconfirmed" not in (event.note or "").lower(), key
+
+
+def test_a_database_seeded_from_an_earlier_bundled_file_is_corrected_by_retractions(
+    make_services: Callable[..., Service], tmp_path: Path
+) -> None:
+    """An earlier bundled file had the US lift on 2025-12-13 (the announcement) and no
+    Syria. Seeding the current file on that database retracts the changed stream's earlier
+    events and records the corrected ones: every stream then reads as a fresh seed of the
+    current file does, as known now, while as known before the correction it still reads
+    as it did; seeding again records nothing, and verify finds nothing wrong."""
+    lines = TIMELINE_FILE.read_text(encoding="utf-8").splitlines()
+    older = []
+    for line in lines:
+        event = json.loads(line)
+        if event["country"] == "SY":
+            continue
+        if (event["authority"], event["country"], event["commodity"], event["type"]) == (
+            "US", "BY", "potash", "lifted",
+        ):  # fmt: skip
+            event["effective_date"] = "2025-12-13"
+        older.append(json.dumps(event))
+    earlier_file = tmp_path / "earlier.jsonl"
+    earlier_file.write_text("\n".join(older) + "\n", encoding="utf-8")
+
+    svc = make_services()
+    first = seed(svc, earlier_file)
+    assert (first.recorded, first.retracted) == (len(older), 0)
+    before_correction = svc.status(None, None, None, "2025-12-14", None).known_at
+    corrected = seed(svc)
+    us_events = sum(1 for line in older if '"US", "country": "BY", "commodity": "potash"' in line)
+    syria = sum(1 for line in lines if '"country": "SY"' in line)
+    assert corrected.retracted == us_events == 3
+    assert corrected.recorded == us_events + syria
+    assert corrected.already_there == len(lines) - us_events - syria
+    again = seed(svc)
+    assert (again.recorded, again.retracted) == (0, 0)
+
+    fresh = make_services()
+    seed(fresh)
+    svc.projector.catch_up()
+    fresh.projector.catch_up()
+    for day in ("2021-08-09", "2025-05-23", "2025-12-13", "2025-12-14", "2025-12-15", "2026-02-01"):
+        assert answers(svc, day) == answers(fresh, day), day
+    as_known_then = svc.status("US", "BY", "potash", "2025-12-14", before_correction)
+    assert as_known_then.results[0].status == "lifted"  # what was known is kept
+    assert svc.verify().problems == []
+
+
+def answers(svc: Service, day: str) -> list[tuple[str, str, list[str], Any]]:
+    return [
+        (row.stream, row.status, row.measures, row.since)
+        for row in svc.status(None, None, None, day, None).results
+    ]
