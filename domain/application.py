@@ -292,11 +292,17 @@ class SanctionsLog(Application[uuid.UUID]):
         after: int | None = None,
         limit: int | None = None,
         event_ids: Sequence[str] = (),
+        streams: Sequence[str] = (),
     ) -> Page:
-        """Events matching the filter (and `event_ids`, if given), in position order; an
-        event whose stored bytes cannot be decoded is passed over, named in `undecodable`."""
+        """Events matching the filter (and `event_ids` and `streams`, if given), in position
+        order; an event whose stored bytes cannot be decoded is passed over, named in
+        `undecodable`."""
         rows = self.store.select_positioned(
-            where, after=after, limit=None if limit is None else limit + 1, event_ids=event_ids
+            where,
+            after=after,
+            limit=None if limit is None else limit + 1,
+            event_ids=event_ids,
+            streams=streams,
         )
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if limit is not None else rows

@@ -76,6 +76,16 @@ def diff(client: TestClient, **params: str) -> dict[str, Any]:
     return answer
 
 
+def assert_refused(
+    client: TestClient, path: str, params: dict[str, str], fields: list[str]
+) -> None:
+    """A 422 problem document naming exactly `fields`."""
+    response = client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert sorted(e["field"] for e in response.json()["errors"]) == sorted(fields)
+
+
 def by_stream(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {change["stream"]: change for change in answer["changes"]}
 
@@ -220,10 +230,7 @@ def test_diff_known_before_anything_was_recorded_shows_everything_as_new(
 def test_diff_refuses_bad_input_naming_every_field(
     client: TestClient, params: dict[str, str], fields: list[str]
 ) -> None:
-    response = client.get("/v1/status/diff", params=params)
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert sorted(e["field"] for e in response.json()["errors"]) == sorted(fields)
+    assert_refused(client, "/v1/status/diff", params, fields)
 
 
 # Screening
@@ -317,10 +324,7 @@ def test_screen_at_chapter_level_is_another_commodity(
 def test_screen_refuses_malformed_or_uncovered_codes(
     client: TestClient, params: dict[str, str], fields: list[str]
 ) -> None:
-    response = client.get("/v1/screen", params=params)
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert sorted(e["field"] for e in response.json()["errors"]) == sorted(fields)
+    assert_refused(client, "/v1/screen", params, fields)
 
 
 def test_uncovered_code_says_so(client: TestClient) -> None:

@@ -54,6 +54,9 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
     def write_lock_key(self) -> str:
         return f"sanctions-write:{self.datastore.schema}"
 
+    def serial_plans(self, cursor: Cursor) -> None:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+
     def horizon(self) -> datetime | None:
         with self.transaction(commit=False) as cursor:
             cursor.execute(

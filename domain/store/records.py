@@ -65,8 +65,10 @@ class EventStore(ABC):
         after: int | None = None,
         limit: int | None = None,
         event_ids: Sequence[str] = (),
+        streams: Sequence[str] = (),
     ) -> list[PositionedEvent]:
-        """Stored events matching `where`, in position order, with their positions."""
+        """Stored events matching `where` (and, if given, with one of `event_ids` and in
+        one of `streams`), in position order, with their positions."""
 
     @abstractmethod
     def count(self, where: EventFilter = EventFilter()) -> int:
