@@ -24,7 +24,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	.ci/ensure-postgres
-	.ci/ensure-chromium
+	.ci/ensure-packages
 	$(BIN)/pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest ran no test: failing"; exit 1; fi; \
 	exit $$status
