@@ -26,6 +26,24 @@ def located(location: tuple[str | int, ...], build: Callable[[], T]) -> T:
         raise InvalidInput(first.field, first.message, more=rest) from None
 
 
+def collect(errors: list[InvalidInput], parse: Callable[[], T]) -> T | None:
+    """Run `parse`, keeping its InvalidInput in `errors` (None then), so that every bad
+    input of a request is named at once by `InvalidInput.raise_all(errors)`."""
+    try:
+        return parse()
+    except InvalidInput as error:
+        errors.extend(error.every)
+        return None
+
+
+def renamed(field: str, parse: Callable[[], T]) -> T:
+    """Run `parse`, naming the query parameter `field` in any InvalidInput it raises."""
+    try:
+        return parse()
+    except InvalidInput as error:
+        raise InvalidInput(f"query.{field}", error.message) from None
+
+
 def optional(parse: Callable[[str], str], value: str | None, field: str) -> str | None:
     """Parse a query parameter that may be absent (or given empty, which is the same)."""
     if value is None or not value.strip():
@@ -142,18 +160,10 @@ def event_filter(
 ) -> EventFilter:
     """Validated, normalised stream-key filters (InvalidInput naming every unknown code)."""
     errors: list[InvalidInput] = []
-
-    def parsed(parse: Callable[[str], str], value: str | None, name: str) -> str | None:
-        try:
-            return optional(parse, value, name)
-        except InvalidInput as error:
-            errors.append(error)
-            return None
-
     where = EventFilter(
-        authority=parsed(parse_authority, authority, "authority"),
-        country=parsed(parse_country, country, "country"),
-        commodity=parsed(parse_commodity, commodity, "commodity"),
+        authority=collect(errors, lambda: optional(parse_authority, authority, "authority")),
+        country=collect(errors, lambda: optional(parse_country, country, "country")),
+        commodity=collect(errors, lambda: optional(parse_commodity, commodity, "commodity")),
         type=type,
     )
     InvalidInput.raise_all(errors)

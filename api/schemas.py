@@ -157,6 +157,18 @@ class StatusResult(BaseModel):
     )
     event_ids: list[str] = Field(description="The events that built this state")
 
+    @classmethod
+    def nothing_in_force(cls, stream: str) -> StatusResult:
+        """The row of a stream with nothing effective yet: status `none`."""
+        return cls(
+            **key_fields(stream),
+            status="none",
+            measures=[],
+            since=None,
+            in_force_since=None,
+            event_ids=[],
+        )
+
 
 class StatusOut(BaseModel):
     as_of: date

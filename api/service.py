@@ -158,16 +158,7 @@ class Service(ChangeQuestions):
             for row in self.projector.view.status(where, day, moment)
         ]
         if not results and where.stream is not None:
-            results = [
-                StatusResult(
-                    **key_fields(where.stream),
-                    status="none",
-                    measures=[],
-                    since=None,
-                    in_force_since=None,
-                    event_ids=[],
-                )
-            ]
+            results = [StatusResult.nothing_in_force(where.stream)]
         return StatusOut(as_of=day, known_at=format_timestamp(moment), results=results)
 
     def timeline(

@@ -4,11 +4,9 @@ each module one concern."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 
-from api.inputs import event_filter, optional, parse_as_of, parse_known_at
+from api.inputs import collect, event_filter, optional, parse_as_of, parse_known_at, renamed
 from api.schemas import StatusOut, StatusResult, StreamStatusOut, key_fields
 from api.schemas_changes import ChangeOut, DiffOut, PointOut, ScreenOut
 from domain.application import SanctionsLog
@@ -21,25 +19,7 @@ from projections.diff import Point, accounting_events, changed_streams
 from projections.projector import Projector
 from projections.rows import StatusRow
 
-T = TypeVar("T")
 STREAMS_PER_QUERY = 500
-
-
-def renamed(field: str, parse: Callable[[], T]) -> T:
-    """Run `parse`, naming the query parameter `field` in any InvalidInput it raises."""
-    try:
-        return parse()
-    except InvalidInput as error:
-        raise InvalidInput(f"query.{field}", error.message) from None
-
-
-def collect(errors: list[InvalidInput], parse: Callable[[], T]) -> T | None:
-    """Run `parse`, keeping its InvalidInput in `errors` (so every bad input is named)."""
-    try:
-        return parse()
-    except InvalidInput as error:
-        errors.extend(error.every)
-        return None
 
 
 def stream_status(row: StatusRow | None) -> StreamStatusOut:
@@ -96,7 +76,8 @@ class ChangeQuestions:
             errors, lambda: renamed("from_known_at", lambda: parse_known_at(from_known_at, now))
         )
         InvalidInput.raise_all(errors)
-        assert where and to_day and from_day and to_moment and from_moment
+        assert where is not None and to_day is not None and from_day is not None
+        assert to_moment is not None and from_moment is not None
         before = Point(from_day, self.settled(from_moment))
         after = Point(to_day, self.settled(to_moment))
         changes = changed_streams(self.projector.view, where, before, after)
@@ -143,15 +124,7 @@ class ChangeQuestions:
         answered = self.status(by, country, commodity.slug, on.isoformat(), None).results
         found = {row.stream: row for row in answered}
         results = [
-            found.get(stream)
-            or StatusResult(
-                **key_fields(stream),
-                status="none",
-                measures=[],
-                since=None,
-                in_force_since=None,
-                event_ids=[],
-            )
+            found.get(stream) or StatusResult.nothing_in_force(stream)
             for stream in sorted({*self.projector.view.streams(where), *found})
         ]
         return ScreenOut(
