@@ -24,7 +24,6 @@ from uuid import UUID
 from api.schemas import EventIn
 from api.service import Service
 from api.transfer import import_events, read_import_file
-from domain.keys import StreamKey
 from domain.recorded import IdempotentRequest
 from domain.rules import EventType
 from domain.stream import EventDraft, SanctionsStream
@@ -56,7 +55,9 @@ def seed(svc: Service, path: Path = TIMELINE_FILE) -> SeedReport:
     by_stream: dict[str, list[EventIn]] = defaultdict(list)
     for event in bundled:
         by_stream[event.draft().key.name].append(event)
-    seeded = {stream: live_seeded(svc, stream) for stream in by_stream}
+    seeded = {
+        stream: live_seeded(events) for stream, events in svc.events_of(list(by_stream)).items()
+    }
     if not any(seeded.values()):
         report = import_events(svc, path, caller=SEED_CALLER)
         return SeedReport(report.recorded, report.already_there)
@@ -89,9 +90,8 @@ def seed(svc: Service, path: Path = TIMELINE_FILE) -> SeedReport:
     return SeedReport(len(drafts) - retracted, already, retracted)
 
 
-def live_seeded(svc: Service, stream: str) -> list[SanctionsStream.Event]:
-    """The stream's events the seed recorded and nothing has retracted."""
-    events = [r.event for r in svc.log.stream_events(StreamKey.from_name(stream))]
+def live_seeded(events: list[SanctionsStream.Event]) -> list[SanctionsStream.Event]:
+    """Of a stream's events, those the seed recorded and nothing has retracted."""
     retracted = {event.retracted_id for event in events if event.retracted_id is not None}
     return [
         event
