@@ -73,11 +73,12 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         return parse_timestamp(row["last"])
 
     def signal_names(self) -> dict[Channel, str]:
-        """The NOTIFY channels: the library's own for recorded events, and one (per
-        schema) for the read models' progress."""
+        """The NOTIFY channels: the library's own for recorded events, and one each (per
+        schema) for the read models' progress and for changes to the stored tokens."""
         return {
             "events": self.channel_name,
             "projected": projected_channel(self.datastore.schema),
+            "tokens": f"{self.datastore.schema or 'public'}_tokens",
         }
 
     def id_param(self, value: UUID) -> Any:

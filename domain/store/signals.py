@@ -1,5 +1,5 @@
 """Wake-ups between the processes sharing a store: an event was recorded, the read models
-moved. PostgreSQL says so through LISTEN/NOTIFY (`domain.store.postgres`); elsewhere a
+moved, a token was made or revoked. PostgreSQL says so through LISTEN/NOTIFY (`domain.store.postgres`); elsewhere a
 process is woken only by its own threads, and waiters fall back to polling."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Literal
 
-Channel = Literal["events", "projected"]
-CHANNELS: tuple[Channel, ...] = ("events", "projected")
+Channel = Literal["events", "projected", "tokens"]
+CHANNELS: tuple[Channel, ...] = ("events", "projected", "tokens")
 
 
 class Signals:
