@@ -1,6 +1,7 @@
 """Wake-ups between the processes sharing a store: an event was recorded, the read models
-moved, a token was made or revoked. PostgreSQL says so through LISTEN/NOTIFY (`domain.store.postgres`); elsewhere a
-process is woken only by its own threads, and waiters fall back to polling."""
+moved, a token was made or revoked. PostgreSQL says so through LISTEN/NOTIFY
+(`domain.store.postgres`); elsewhere a process is woken only by its own threads, and
+waiters fall back to polling."""
 
 from __future__ import annotations
 
