@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 
-from domain.store.tokens import TokenTable
+from domain.store.tokens import StoredToken, TokenTable
 
 
 class TokenError(ValueError):
@@ -87,14 +87,11 @@ class TokenStore:
                 + ", ".join(f"{name!r}" for name in twice + both)
                 + " named twice"
             )
+        self._active: tuple[list[StoredToken], list[TokenEntry]] = ([], [])
 
     def stored(self) -> list[TokenEntry]:
         """The stored tokens that still work."""
-        return [
-            TokenEntry(row.name, Role.parse(row.role), row.token_hash)
-            for row in self.table.rows()
-            if row.revoked_at is None
-        ]
+        return self.working(self.table.rows())
 
     def create(self, name: str, role: Role) -> str:
         """Make a token for `name`; the only time its clear text exists is this answer."""
@@ -161,13 +158,46 @@ class TokenStore:
         )
 
     def authenticate(self, token: str) -> Caller | None:
-        """The caller holding `token`, comparing against every entry in constant time."""
+        """The caller holding `token`, reading the stored tokens now."""
         presented = hash_token(token)
-        found: Caller | None = None
-        for entry in [*self.configured, *self.stored()]:
-            if hmac.compare_digest(presented, entry.token_hash) and found is None:
-                found = Caller(entry.name, entry.role)
-        return found
+        return caller_for(presented, self.configured) or caller_for(
+            presented, self.working(self.table.rows())
+        )
+
+    def cached_caller(self, token: str) -> Caller | None:
+        """The caller holding `token` as far as the configuration and the in-memory copy of
+        the stored tokens tell, while that copy is current (`TokenTable.cached_rows`); None
+        when the table must be read to tell (`authenticate`). It never waits for the
+        store's connection pool, so a request can ask it on the event loop."""
+        presented = hash_token(token)
+        found = caller_for(presented, self.configured)
+        if found is not None:
+            return found
+        rows = self.table.cached_rows()
+        return None if rows is None else caller_for(presented, self.working(rows))
+
+    def working(self, rows: list[StoredToken]) -> list[TokenEntry]:
+        """The entries of the stored tokens that still work, among `rows` (kept for the
+        rows last asked about, which are the cached copy on every request)."""
+        seen, entries = self._active
+        if rows is not seen:
+            entries = [
+                TokenEntry(row.name, Role.parse(row.role), row.token_hash)
+                for row in rows
+                if row.revoked_at is None
+            ]
+            self._active = (rows, entries)
+        return entries
+
+
+def caller_for(presented: str, entries: list[TokenEntry]) -> Caller | None:
+    """The caller whose token hashes to `presented`, comparing against every entry in
+    constant time."""
+    found: Caller | None = None
+    for entry in entries:
+        if hmac.compare_digest(presented, entry.token_hash) and found is None:
+            found = Caller(entry.name, entry.role)
+    return found
 
 
 def now() -> str:

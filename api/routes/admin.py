@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Admin, ServiceDep
+from api.deps import Admin, ServiceDep, in_worker_thread
 from api.schemas import RebuildOut
 from api.schemas_problems import problems
 
@@ -24,5 +24,6 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     ),
     summary="Drop and rebuild every read model from the log",
 )
+@in_worker_thread
 def rebuild_projections(svc: ServiceDep, _: Admin) -> RebuildOut:
     return svc.rebuild()

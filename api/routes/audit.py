@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from api.deps import Auditor, Reader, ServiceDep
+from api.deps import Auditor, Reader, ServiceDep, in_worker_thread
 from api.inputs import MAX_POSITION, event_filter, parse_position
 from api.params import AuthorityFilter, CommodityFilter, CountryFilter, KnownAt, LastEventId
 from api.schemas import EventOut, ReplayOut, SkippedEvent, VerifyOut
@@ -40,6 +40,7 @@ def skipped_event(found: Undecodable) -> ServerSentEvent:
     responses=problems(422, 503),
     summary="Every matching event, in position order, with its stream's status after it",
 )
+@in_worker_thread
 def audit_replay(
     svc: ServiceDep,
     _: Reader,
@@ -66,6 +67,7 @@ def audit_replay(
     responses=problems(503),
     summary="Recompute every hash chain; compare every read model with a fresh replay",
 )
+@in_worker_thread
 def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
     return svc.verify()
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.deps import Reader, ServiceDep, Writer
+from api.deps import Reader, ServiceDep, Writer, in_worker_thread
 from api.inputs import MAX_POSITION, located
 from api.params import AuthorityFilter, CommodityFilter, CountryFilter, EventIdPath
 from api.schemas import BatchIn, EventIn, EventOut, EventPage, EventsOut
@@ -81,6 +81,7 @@ def _idempotency(caller: str, key: str | None, body: Any) -> IdempotentRequest |
     },
     summary="Record one event",
 )
+@in_worker_thread
 def record_event(
     body: EventIn,
     caller: Writer,
@@ -111,6 +112,7 @@ def record_event(
     },
     summary="Record up to 1,000 events, all or none, in order",
 )
+@in_worker_thread
 def record_batch(
     body: BatchIn,
     caller: Writer,
@@ -138,6 +140,7 @@ def record_batch(
     responses=problems(422, 503),
     summary="The log, in position order",
 )
+@in_worker_thread
 def list_events(
     svc: ServiceDep,
     _: Reader,
@@ -157,5 +160,6 @@ def list_events(
     responses=problems(404, 422, 503, _404="No event has this id"),
     summary="One stored event",
 )
+@in_worker_thread
 def get_event(event_id: EventIdPath, svc: ServiceDep, _: Reader) -> EventOut:
     return svc.event(event_id)

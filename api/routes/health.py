@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import ServiceDep
+from api.deps import ServiceDep, in_worker_thread
 from api.problems import ProblemError
 from api.schemas import Health, Readiness
 from api.schemas_problems import problems
@@ -27,6 +27,7 @@ async def healthz() -> Health:
     responses=problems(503, _503="The database is unreachable or the read models are behind"),
     summary="The database answers and the read models are caught up within a bound",
 )
+@in_worker_thread
 def readyz(svc: ServiceDep) -> Readiness:
     try:
         svc.log.store.ping()
@@ -50,6 +51,7 @@ def readyz(svc: ServiceDep) -> Readiness:
         **problems(503),
     },
 )
+@in_worker_thread
 def metrics(svc: ServiceDep) -> Response:
     lag, oldest = svc.projector.lag_detail()
     svc.metrics.lag_events.set(lag)

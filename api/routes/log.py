@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
-from api.deps import Reader, ServiceDep
+from api.deps import Reader, ServiceDep, in_worker_thread
 from api.inputs import MAX_POSITION
 from api.params import EventIdQuery, TreeSize
 from api.schemas_audit import ConsistencyOut, InclusionOut
@@ -49,6 +49,7 @@ async def key(svc: ServiceDep, _: Reader) -> PlainTextResponse:
     responses=problems(404, 422, 503),
     summary="RFC 9162 inclusion proof of an event in the tree of a given size",
 )
+@in_worker_thread
 def inclusion(
     svc: ServiceDep, _: Reader, event_id: EventIdQuery, size: TreeSize = None
 ) -> InclusionOut:
@@ -61,6 +62,7 @@ def inclusion(
     responses=problems(404, 422, 503),
     summary="RFC 9162 consistency proof between two tree sizes",
 )
+@in_worker_thread
 def consistency(
     svc: ServiceDep,
     _: Reader,

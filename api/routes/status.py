@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Reader, ServiceDep
+from api.deps import Reader, ServiceDep, in_worker_thread
 from api.params import (
     AsOf,
     AuthorityFilter,
@@ -28,6 +28,7 @@ router = APIRouter(prefix="/v1", tags=["status"])
     responses=problems(422, 503),
     summary="Status per stream on a date",
 )
+@in_worker_thread
 def get_status(
     svc: ServiceDep,
     _: Reader,
@@ -48,6 +49,7 @@ def get_status(
     responses=problems(422, 503),
     summary="Validity intervals per stream",
 )
+@in_worker_thread
 def get_timeline(
     svc: ServiceDep,
     _: Reader,
@@ -66,6 +68,7 @@ def get_timeline(
     responses=problems(422, 503),
     summary="What changed between two bitemporal points",
 )
+@in_worker_thread
 def get_status_diff(
     svc: ServiceDep,
     _: Reader,
@@ -92,6 +95,7 @@ def get_status_diff(
     responses=problems(422, 503),
     summary="Screen a shipment by HS code and origin",
 )
+@in_worker_thread
 def get_screen(
     svc: ServiceDep,
     _: Reader,

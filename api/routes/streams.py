@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Reader, ServiceDep
+from api.deps import Reader, ServiceDep, in_worker_thread
 from api.inputs import located
 from api.params import AuthorityPath, CommodityPath, CountryPath
 from api.schemas import CommoditiesOut, CommodityOut, StreamOut
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/v1", tags=["streams"])
     ),
     summary="Every event of one stream, in version order",
 )
+@in_worker_thread
 def get_stream(
     authority: AuthorityPath,
     country: CountryPath,
@@ -41,7 +42,7 @@ def get_stream(
     responses=problems(422),
     summary="The commodity catalogue",
 )
-def list_commodities(_: Reader) -> CommoditiesOut:
+async def list_commodities(_: Reader) -> CommoditiesOut:
     return CommoditiesOut(
         commodities=[
             CommodityOut(

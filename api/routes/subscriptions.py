@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 
-from api.deps import Admin, ServiceDep
+from api.deps import Admin, ServiceDep, in_worker_thread
 from api.schemas_in import uuid_text
 from api.schemas_problems import problems
 from api.schemas_webhooks import (
@@ -88,6 +88,7 @@ NOT_FOUND = "No such subscription (never created, or deleted)"
     },
     summary="Subscribe a URL to the events matching a filter (Standard Webhooks)",
 )
+@in_worker_thread
 def subscribe(body: SubscriptionIn, svc: ServiceDep, caller: Admin) -> SubscriptionCreated:
     return svc.webhooks.subscribe(body, caller.name)
 
@@ -98,6 +99,7 @@ def subscribe(body: SubscriptionIn, svc: ServiceDep, caller: Admin) -> Subscript
     responses=problems(422, 503),
     summary="Every subscription (never a secret)",
 )
+@in_worker_thread
 def list_subscriptions(svc: ServiceDep, _: Admin) -> SubscriptionsOut:
     return svc.webhooks.subscriptions()
 
@@ -112,6 +114,7 @@ def list_subscriptions(svc: ServiceDep, _: Admin) -> SubscriptionsOut:
     },
     summary="Delete a subscription",
 )
+@in_worker_thread
 def unsubscribe(subscription_id: SubscriptionId, svc: ServiceDep, _: Admin) -> Response:
     svc.webhooks.unsubscribe(subscription_id)
     return Response(status_code=204)
@@ -123,5 +126,6 @@ def unsubscribe(subscription_id: SubscriptionId, svc: ServiceDep, _: Admin) -> R
     responses=problems(404, 422, 503, _404=NOT_FOUND),
     summary="The latest delivery attempts, newest first, with the receiver's status codes",
 )
+@in_worker_thread
 def deliveries(subscription_id: SubscriptionId, svc: ServiceDep, _: Admin) -> DeliveriesOut:
     return svc.webhooks.attempts(subscription_id)
