@@ -105,7 +105,7 @@ class Service(ChangeQuestions):
         position = max(recorded.position for recorded in outcome.events)
         try:
             if self.settings.embedded_projector:
-                self.projector.catch_up()
+                self.projector.catch_up(reaching=position)
             return self.projector.wait_for(position, self.settings.read_your_writes_timeout)
         except Exception:  # recorded all the same: the answer says the read models lag
             logger.exception("the read models could not be brought up to position %s", position)

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -17,7 +17,6 @@ from eventsourcing.persistence import (
     Notification,
     PersistenceError,
     StoredEvent,
-    Transcoding,
 )
 
 from domain.errors import (
@@ -27,7 +26,6 @@ from domain.errors import (
     NotRecorded,
     OutcomeUnknown,
     StreamDamaged,
-    VersionConflict,
     WriteContention,
 )
 from domain.keys import EventFilter, StreamKey
@@ -39,11 +37,18 @@ from domain.recorded import (
     Undecodable,
     WriteOutcome,
 )
+from domain.store.commits import (
+    Attempt,
+    CommitQueue,
+    StreamStates,
+    Write,
+    fold_stream,
+    without_repeated_keys,
+)
 from domain.store.config import environment_for, postgres_conninfo
-from domain.store.records import IdempotencyRecord, IndexRow
+from domain.store.records import DateAsISO
 from domain.store.signals import Signals
 from domain.store.sql import SanctionsRecorderMixin, as_bytes
-from domain.store.stamping import UNSTAMPED, Stamper
 from domain.stream import EventDraft, SanctionsStream
 
 APPLICATION_NAME = "SanctionsTimeline"
@@ -55,19 +60,6 @@ under way when the connection was lost lands (or not) within moments."""
 logger = logging.getLogger("sanctions.log")
 
 
-class DateAsISO(Transcoding):
-    """Effective dates are stored as ISO 8601 strings."""
-
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
-
-
 class SanctionsLog(Application[uuid.UUID]):
     """The append-only log of sanctions events, one aggregate per stream."""
 
@@ -77,6 +69,8 @@ class SanctionsLog(Application[uuid.UUID]):
         self.database_url = database_url
         super().__init__(env={**environment_for(database_url), **(env or {})})
         self._write_lock = threading.Lock()
+        self.states = StreamStates()
+        self.commits = CommitQueue(self._commit_group)
         self.signals = self._signals()
 
     def _signals(self) -> Signals:
@@ -110,45 +104,12 @@ class SanctionsLog(Application[uuid.UUID]):
     ) -> WriteOutcome:
         """Record all the drafts, in order, in one transaction, or none of them.
 
-        Every write carries an idempotency key (the caller's, or one made for it), so a
-        write retried after a lost connection, by the library or here, records once.
-        When the database fails, the outcome is checked through that key: recorded
-        (answered as usual), certainly not recorded (NotRecorded), or unknown
-        (OutcomeUnknown, when even that check fails)."""
-        request = idempotency or IdempotentRequest(recorded_by, f"auto:{uuid.uuid4()}", "")
-        with self._write_lock:
-            attempted = False
-            for _ in range(MAX_WRITE_ATTEMPTS):
-                earlier = self._replay(request, ours=attempted)
-                if earlier is not None:
-                    return earlier
-                events, index = self._decide(drafts, recorded_by)
-                stamper = Stamper(events, self.mapper)
-                key = IdempotencyRecord(
-                    request.caller,
-                    request.key,
-                    request.request_hash,
-                    tuple(str(event.event_id) for event in events),
-                )
-                attempted = True
-                try:
-                    recordings = self.save(*events, stamp=stamper, index=index, idempotency=key)
-                except IntegrityError:
-                    # Another process wrote first (a stream version or the same key), or
-                    # this very write committed before its connection was lost: the key
-                    # tells which. Else decide again on what is stored now (an
-                    # expected_version then fails as it should).
-                    continue
-                except PersistenceError as error:
-                    return self._outcome_after(request, error)
-                return WriteOutcome(
-                    [
-                        RecordedEvent(recording.notification.id, event)
-                        for recording, event in zip(recordings, stamper.stamped, strict=True)
-                    ],
-                    replayed=False,
-                )
-        raise WriteContention(drafts[0].key.name, MAX_WRITE_ATTEMPTS)
+        Concurrent writes are committed together (group commit, `domain.store.commits`), each
+        decided in arrival order and answered with its own outcome. When the database
+        fails, the outcome is found out by the events' ids: recorded (answered as
+        usual), certainly not recorded (NotRecorded), or unknown (OutcomeUnknown, when
+        even that check fails). A write retried with its Idempotency-Key records once."""
+        return self.commits.submit(Write(drafts, recorded_by, idempotency))
 
     def horizon(self) -> datetime:
         """A moment at or before which no event still to be committed can be recorded:
@@ -164,65 +125,122 @@ class SanctionsLog(Application[uuid.UUID]):
         last = self.store.last_recorded_at()  # a write under way stamps after it
         return last if last is not None else datetime.min.replace(tzinfo=UTC)
 
-    def _replay(self, request: IdempotentRequest, *, ours: bool) -> WriteOutcome | None:
-        """What an earlier request with this key recorded, if any (`ours`: an earlier
-        attempt of this very write, answered as recorded now, not as a replay)."""
-        earlier = self.store.find_idempotency(request.caller, request.key)
-        if earlier is None:
-            return None
-        if earlier.request_hash != request.request_hash:
-            raise IdempotencyConflict(request.key)
-        return WriteOutcome(self.events_by_ids(earlier.event_ids), replayed=not ours)
+    def _commit_group(self, group: list[Write]) -> list[Write]:
+        """Decide the group's writes in order and store the accepted ones in one
+        transaction, answering every write; the writes put off to the next group."""
+        group, later = without_repeated_keys(group)
+        attempt: Attempt | None = None
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            if attempt is not None and self._answer_if_stored(attempt):
+                return later  # an earlier try committed before its connection was lost
+            attempt = self._decide(self._answer_replays(group))
+            if attempt is None:
+                return later  # every write answered: replayed, or refused
+            try:
+                with self._write_lock:
+                    recordings = self.save(
+                        *attempt.events,
+                        stamp=attempt.stamper,
+                        index=attempt.index,
+                        idempotency=attempt.keys,
+                        versions=attempt.versions,
+                    )
+            except IntegrityError:
+                # Another process wrote to these streams (StaleStreams) or stored one of
+                # the keys first: decide again on what is stored now.
+                self.states.forget(attempt.versions)
+                continue
+            except PersistenceError as error:
+                self.states.forget(attempt.versions)
+                self._answer_after_failure(attempt, error)
+                return later
+            positions = [recording.notification.id for recording in recordings]
+            attempt.answer(positions, attempt.stamper.stamped)
+            for state in attempt.states.values():
+                self.states.put(state)
+            return later
+        for write in group:
+            if not write.answered:
+                write.answer(error=WriteContention(write.drafts[0].key.name, MAX_WRITE_ATTEMPTS))
+        return later
 
-    def _outcome_after(self, request: IdempotentRequest, error: PersistenceError) -> WriteOutcome:
-        """After the database failed mid-write: the write's outcome, found by its key."""
+    def _answer_replays(self, group: list[Write]) -> list[Write]:
+        """Answer the writes whose Idempotency-Key is stored (the earlier outcome, or
+        IdempotencyConflict for another body); the writes still to decide."""
+        keyed = [w.request for w in group if w.request is not None and not w.answered]
+        stored = self.store.find_idempotencies([(r.caller, r.key) for r in keyed])
+        pending = []
+        for write in group:
+            if write.answered:
+                continue
+            request = write.request
+            earlier = None if request is None else stored.get((request.caller, request.key))
+            if earlier is None or request is None:
+                pending.append(write)
+            elif earlier.request_hash != request.request_hash:
+                write.answer(error=IdempotencyConflict(request.key))
+            else:
+                try:
+                    events = self.events_by_ids(earlier.event_ids)
+                except DomainError as error:
+                    write.answer(error=error)
+                else:
+                    write.answer(WriteOutcome(events, replayed=True))
+        return pending
+
+    def _decide(self, writes: list[Write]) -> Attempt | None:
+        """Each write decided, in order, on the streams as its predecessors in the group
+        left them; a refused write is answered with its error and leaves them as they
+        were. None when no write is left to store."""
+        if not writes:
+            return None
+        attempt = Attempt(self._states_of(writes), self.mapper)
+        for write in writes:
+            try:
+                attempt.add(write)
+            except DomainError as error:
+                write.answer(error=error)
+        return attempt.ready()
+
+    def _states_of(self, writes: list[Write]) -> dict[uuid.UUID, SanctionsStream | StreamDamaged]:
+        """The current state of every stream the writes touch: kept in memory, or loaded
+        (one query for all those not kept); StreamDamaged for one that cannot be."""
+        keys = {draft.key.aggregate_id: draft.key for write in writes for draft in write.drafts}
+        states: dict[uuid.UUID, SanctionsStream | StreamDamaged] = {}
+        for stream_id in keys:
+            kept = self.states.get(stream_id)
+            if kept is not None:
+                states[stream_id] = kept
+        missing = [stream_id for stream_id in keys if stream_id not in states]
+        if missing:
+            stored = self.store.select_streams(missing)
+            for stream_id in missing:
+                loaded = fold_stream(self.mapper, keys[stream_id], stored.get(stream_id, []))
+                if isinstance(loaded, SanctionsStream):
+                    self.states.put(loaded)
+                states[stream_id] = loaded
+        return states
+
+    def _answer_if_stored(self, attempt: Attempt) -> bool:
+        """Whether an attempt whose commit failed to be confirmed was stored after all
+        (its events share one transaction: the first stands for all); if so, answer it."""
+        if not self.page(event_ids=[attempt.first_id]).events:
+            return False
+        recorded = self.events_by_ids(attempt.event_ids)
+        attempt.answer([found.position for found in recorded], [found.event for found in recorded])
+        return True
+
+    def _answer_after_failure(self, attempt: Attempt, error: PersistenceError) -> None:
+        """After the database failed mid-write: each write's outcome, found by its events."""
         for pause in OUTCOME_CHECKS:
             time.sleep(pause)
             try:
-                found = self._replay(request, ours=True)
-            except PersistenceError:
-                raise OutcomeUnknown(type(error).__name__) from error
-            if found is not None:
-                return found
-        raise NotRecorded(type(error).__name__) from error
-
-    def _decide(
-        self, drafts: Sequence[EventDraft], recorded_by: str
-    ) -> tuple[list[SanctionsStream.Event], list[IndexRow]]:
-        streams: dict[StreamKey, SanctionsStream] = {}
-        events: list[SanctionsStream.Event] = []
-        for number, draft in enumerate(drafts):
-            try:
-                stream = streams.get(draft.key)
-                if stream is None:
-                    stream = streams[draft.key] = self.stream(draft.key)
-                if draft.expected_version is not None and draft.expected_version != stream.version:
-                    raise VersionConflict(draft.key.name, draft.expected_version, stream.version)
-                event = stream.record(
-                    draft,
-                    event_id=uuid.uuid4(),
-                    recorded_at=UNSTAMPED,
-                    recorded_by=recorded_by,
-                )
-            except DomainError as error:
-                raise error.at(number, draft.key.name) from None
-            events.append(event)
-        for stream in streams.values():
-            stream.collect_events()  # saved below, in the order they were asked for
-        index = [
-            IndexRow(
-                event.originator_id,
-                event.originator_version,
-                event.event_id,
-                event.stream,
-                event.key.authority,
-                event.key.country,
-                event.key.commodity,
-                event.TYPE.value,
-            )
-            for event in events
-        ]
-        return events, index
+                if self._answer_if_stored(attempt):
+                    return
+            except (PersistenceError, DomainError):
+                attempt.fail(OutcomeUnknown(type(error).__name__), error)
+                return
+        attempt.fail(NotRecorded(type(error).__name__), error)
 
     # Reading
 

@@ -110,6 +110,7 @@ class StreamDamaged(DomainError):
         super().__init__(message)
         self.message = message
         self.stream = stream
+        self.reason = reason
 
 
 class NotRecorded(DomainError):

@@ -15,9 +15,13 @@ from domain.keys import StreamKey
 from domain.rules import (
     MEASURES,
     EventType,
+    RuleBroken,
+    StreamState,
     TimelineEntry,
+    apply,
     check_can_insert,
     check_can_remove,
+    fold,
 )
 
 
@@ -179,6 +183,22 @@ class SanctionsStream(Aggregate):
         self.types: dict[str, EventType] = {}  # every event of the stream, by id
         self.retracted: set[str] = set()
         self.last_hash: str = GENESIS_HASH
+        # The fold of `entries` in valid-time order, kept while events only append to
+        # the timeline (the usual case): a write effective on or after every entry is
+        # then checked against it alone, not against the whole timeline again.
+        self.latest: StreamState | None = StreamState()
+        self.last_order: tuple[date, int] | None = None
+
+    def copy(self) -> SanctionsStream:
+        """A copy to decide a write on, so that this state stays as committed if the write
+        is refused (the timeline's containers copied, its entries shared: they never change)."""
+        twin = object.__new__(SanctionsStream)
+        twin.__dict__.update(self.__dict__)
+        twin.entries = dict(self.entries)
+        twin.types = dict(self.types)
+        twin.retracted = set(self.retracted)
+        twin._pending_events = []
+        return twin
 
     def take(self, event: SanctionsStream.Event) -> None:
         """Evolve the state by one recorded event (on recording and on replay)."""
@@ -186,11 +206,46 @@ class SanctionsStream(Aggregate):
         self.types[event_id] = event.TYPE
         self.last_hash = event.hash
         if isinstance(event, SanctionsStream.TakesEffect):
-            self.entries[event_id] = event.entry()
+            entry = self.entries[event_id] = event.entry()
+            self.latest = self._extended(entry)
+            self.last_order = max(self.last_order or entry.order, entry.order)
         elif isinstance(event, SanctionsStream.Retracted):
             target = str(event.retracts)
             self.entries.pop(target, None)
             self.retracted.add(target)
+            self.latest = None  # folded again when next needed
+            self.last_order = max((e.order for e in self.entries.values()), default=None)
+
+    def _appends(self, entry: TimelineEntry) -> bool:
+        """Whether `entry` comes after every entry of the timeline in valid-time order."""
+        return self.last_order is None or entry.order > self.last_order
+
+    def _extended(self, entry: TimelineEntry) -> StreamState | None:
+        """The fold after `entry` if it appends to the timeline (None: fold again)."""
+        if self.latest is None or not self._appends(entry):
+            return None
+        try:
+            return apply(self.key.name, self.latest, entry)
+        except RuleBroken:  # stored before a rule existed: only the full check can say
+            return None
+
+    def check_can_take_effect(self, entry: TimelineEntry) -> None:
+        """RuleViolation if `entry` cannot take effect where it lands in the timeline:
+        for an entry appended at the end, against the kept fold (cost independent of the
+        stream's length); else against the whole timeline."""
+        if self._appends(entry):
+            if self.latest is None:
+                try:
+                    self.latest = fold(self.key.name, self.entries.values())
+                except RuleBroken:
+                    self.latest = None
+            if self.latest is not None:
+                try:
+                    apply(self.key.name, self.latest, entry)
+                except RuleBroken as broken:
+                    raise RuleViolation(str(broken)) from None
+                return
+        check_can_insert(self.key.name, list(self.entries.values()), entry)
 
     def record(
         self,
@@ -212,7 +267,7 @@ class SanctionsStream(Aggregate):
             entry = TimelineEntry(
                 str(event_id), version, draft.type, draft.effective_date, draft.measures
             )
-            check_can_insert(self.key.name, list(self.entries.values()), entry)
+            self.check_can_take_effect(entry)
             fields = {"effective_date": draft.effective_date, "measures": sorted(draft.measures)}
         fields.update(
             stream=self.key.name,

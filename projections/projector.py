@@ -78,13 +78,19 @@ class Projector:
         self.signals = log.signals
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.projected = 0
+        """A position this process has seen the view reach (the view's tracking record
+        only moves forward, but for a rebuild's swap, which resets this): a writer
+        whose event is at or before it needs no query to know it is shown."""
         self.companions: list[Companion] = []
         """Started after the projector (`sanctions serve`, `sanctions project`), stopped
         before it."""
 
     def position(self) -> int:
         """The position of the last event the view has committed."""
-        return self.view.position(TRACKED_APPLICATION)
+        position = self.view.position(TRACKED_APPLICATION)
+        self.projected = max(self.projected, position)
+        return position
 
     def lag(self) -> int:
         """Events recorded but not yet projected."""
@@ -107,11 +113,23 @@ class Projector:
             return 0, None
         return self.lag(), oldest
 
-    def catch_up(self, *, batch_size: int | None = None, progress: Progress | None = None) -> int:
-        """Project everything recorded so far; the number of events projected."""
+    def catch_up(
+        self,
+        *,
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+        reaching: int | None = None,
+    ) -> int:
+        """Project everything recorded so far; the number of events projected. With
+        `reaching`: nothing to do (and no query) once the view is known to have reached
+        that position, as after another writer's catch-up."""
         size = batch_size or self.batch_size
         done = 0
+        if reaching is not None and self.projected >= reaching:
+            return 0
         with self._lock:
+            if reaching is not None and self.projected >= reaching:
+                return 0  # caught up by the thread that held the lock
             position = self.position()
             while True:
                 notifications = self.log.recorder.select_notifications(
@@ -132,16 +150,20 @@ class Projector:
                 except (ProjectionMoved, IntegrityError):
                     position = self.position()  # another projector got there first
                     continue
-                position = last
+                position = self.projected = last
                 done += len(events)
                 if progress is not None:
                     progress(done, last)
                 self.signals.wake("projected")
+                if len(notifications) < size and reaching is not None and last >= reaching:
+                    break  # what was asked is shown; later events are the next one's to do
         return done
 
     def wait_for(self, position: int, timeout: float = 10.0) -> bool:
         """Block until the view has projected `position`, woken by the projector (in this
         process, or through the database's notifications) or else polling."""
+        if self.projected >= position:
+            return True
         deadline = time.monotonic() + timeout
         pause = 0.002
         while True:
@@ -193,6 +215,7 @@ class Projector:
         self.view.write_tree_shadow(self._leaves(snapshot, batch_size))
         with self._lock:  # held until caught up: the rebuild projects what came meanwhile
             self.view.swap_shadow(TRACKED_APPLICATION, snapshot)
+            self.projected = 0  # the view is at the snapshot now: look again
             done += self.catch_up()
         if progress is not None:
             progress(done, snapshot)

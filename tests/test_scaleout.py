@@ -203,7 +203,8 @@ def test_answers_for_a_known_at_never_change_and_recorded_at_rises_with_position
         def write(worker: int) -> None:
             with httpx.Client(base_url=a, headers=WRITER, timeout=60) as client:
                 for body in bodies[worker::6]:
-                    assert client.post("/v1/events", json=body).status_code == 201
+                    answer = client.post("/v1/events", json=body)
+                    assert answer.status_code == 201, answer.text
 
         def read(worker: int) -> None:  # on the other process, which writes nothing
             with httpx.Client(base_url=b, timeout=60) as client:

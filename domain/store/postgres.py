@@ -96,6 +96,9 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         # The database's clock, one for every process and host that writes here.
         now = curs.execute("SELECT clock_timestamp() AS now").fetchone()
         assert now is not None
+        # Before anything is written: the library commits this transaction even when
+        # this raises (it re-raises after leaving its pipeline), so it must stay empty.
+        self.check_versions(Cursor(curs, "postgres"), kwargs)
         stamped = self.stamped(Cursor(curs, "postgres"), now["now"], stored_events, kwargs)
         super()._insert_stored_events(curs, stamped, **kwargs)
 

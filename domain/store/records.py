@@ -1,13 +1,15 @@
-"""What the event store keeps beside the library's events, and the interface it offers."""
+"""What the event store keeps beside the library's events, the interface it offers, and
+how it stores dates."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import StoredEvent, Transcoding
 
 from domain.keys import EventFilter
 
@@ -93,3 +95,16 @@ class EventStore(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
+
+
+class DateAsISO(Transcoding):
+    """Effective dates are stored as ISO 8601 strings."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)

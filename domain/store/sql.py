@@ -9,24 +9,20 @@ nothing is: an acknowledged write can neither lose its key nor its index entries
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from domain.hashing import format_timestamp, parse_timestamp
+from domain.hashing import parse_timestamp
 from domain.keys import EventFilter
-from domain.store.records import EventStore, IdempotencyRecord, IndexRow, PositionedEvent
+from domain.store.cursor import JUST_AFTER, Cursor, Dialect, Transactions, as_bytes
+from domain.store.records import EventStore, IndexRow, PositionedEvent
+from domain.store.writes import WriteSide
 
-Dialect = Literal["sqlite", "postgres"]
-Stamp = Callable[[datetime], tuple[list[StoredEvent], datetime]]
-"""Given the moment a write's first event is recorded, its events as stored (their
-recording times and hashes filled in) and the recording time of its last event."""
-JUST_AFTER = timedelta(microseconds=1)
+__all__ = ["JUST_AFTER", "Cursor", "Dialect", "SanctionsRecorderMixin", "Transactions", "as_bytes"]
 
 SIDE_TABLES = (
     "CREATE TABLE IF NOT EXISTS {event_index} ("
@@ -72,52 +68,7 @@ def key_clauses(where: EventFilter, prefix: str = "") -> tuple[list[str], list[A
     return clauses, params
 
 
-def as_bytes(value: Any) -> bytes:
-    """A stored event's state; text when the column was rewritten behind our back."""
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-
-
-class Cursor:
-    """A DB-API-like cursor that takes `?` placeholders on either database."""
-
-    def __init__(self, raw: Any, dialect: Dialect) -> None:
-        self.raw = raw
-        self.dialect = dialect
-
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
-        if self.dialect == "postgres":
-            statement = statement.replace("?", "%s")
-        self.raw.execute(statement, tuple(params))
-
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        if self.dialect == "postgres":
-            statement = statement.replace("?", "%s")
-        self.raw.executemany(statement, [tuple(row) for row in rows])
-
-    def fetchall(self) -> list[Any]:
-        return list(self.raw.fetchall())
-
-    def fetchone(self) -> Any:
-        return self.raw.fetchone()
-
-
-class Transactions:
-    """Transactions on a recorder's own datastore, with `?` placeholders either way."""
-
-    dialect: Dialect
-    datastore: Any  # the library's SQLiteDatastore or PostgresDatastore
-
-    @contextmanager
-    def transaction(self, *, commit: bool) -> Iterator[Cursor]:
-        with self.datastore.transaction(commit=commit) as cursor:
-            yield Cursor(cursor, self.dialect)
-
-    def qualified(self, table: str) -> str:
-        """A table's name as statements spell it (schema-qualified on PostgreSQL)."""
-        raise NotImplementedError
-
-
-class SanctionsRecorderMixin(Transactions, EventStore):
+class SanctionsRecorderMixin(WriteSide, EventStore):
     """The `EventStore` in SQL; subclasses say how ids and tables are spelt."""
 
     events_table_name: str
@@ -140,29 +91,6 @@ class SanctionsRecorderMixin(Transactions, EventStore):
             for statement in SIDE_TABLES
         ]
 
-    def stamped(
-        self, cursor: Cursor, now: datetime, stored_events: Sequence[StoredEvent], kwargs: Any
-    ) -> Sequence[StoredEvent]:
-        """Inside the write lock: the events as stored, recorded at `now` or just after the
-        last recorded event, whichever is later, so that `recorded_at` rises with the
-        position across every process that writes to this database."""
-        stamp: Stamp | None = kwargs.get("stamp")
-        if stamp is None:
-            return stored_events
-        clock = self.qualified("log_clock")
-        cursor.execute(f"SELECT last_recorded_at FROM {clock} WHERE id = 1")
-        row = cursor.fetchone()
-        if row is not None:
-            now = max(now, parse_timestamp(row["last_recorded_at"]) + JUST_AFTER)
-        stamped, last = stamp(now)
-        statement = (
-            f"UPDATE {clock} SET last_recorded_at = ? WHERE id = 1"
-            if row is not None
-            else f"INSERT INTO {clock} (last_recorded_at, id) VALUES (?, 1)"
-        )
-        cursor.execute(statement, (format_timestamp(last),))
-        return stamped
-
     def is_missing_tables(self, error: Exception) -> bool:
         """Whether `error` says the store's schema or tables are not there."""
         return False
@@ -182,51 +110,6 @@ class SanctionsRecorderMixin(Transactions, EventStore):
             cursor.execute(f"SELECT last_recorded_at FROM {self.qualified('log_clock')}")
             row = cursor.fetchone()
         return None if row is None else parse_timestamp(row["last_recorded_at"])
-
-    def write_side_rows(self, cursor: Cursor, kwargs: dict[str, Any]) -> None:
-        index: Sequence[IndexRow] = kwargs.get("index", ())
-        if index:
-            cursor.executemany(
-                f"INSERT INTO {self.qualified('event_index')} VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        self.id_param(row.originator_id),
-                        row.originator_version,
-                        str(row.event_id),
-                        row.stream,
-                        row.authority,
-                        row.country,
-                        row.commodity,
-                        row.type,
-                    )
-                    for row in index
-                ],
-            )
-        idempotency: IdempotencyRecord | None = kwargs.get("idempotency")
-        if idempotency is not None:
-            cursor.execute(
-                f"INSERT INTO {self.qualified('idempotency_keys')} VALUES (?,?,?,?)",
-                (
-                    idempotency.caller,
-                    idempotency.key,
-                    idempotency.request_hash,
-                    json.dumps(list(idempotency.event_ids)),
-                ),
-            )
-
-    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
-        with self.transaction(commit=False) as cursor:
-            cursor.execute(
-                f"SELECT request_hash, event_ids FROM {self.qualified('idempotency_keys')}"
-                " WHERE caller = ? AND key = ?",
-                (caller, key),
-            )
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        return IdempotencyRecord(
-            caller, key, row["request_hash"], tuple(json.loads(row["event_ids"]))
-        )
 
     def positioned(self, row: Any, stream: str | None = None) -> PositionedEvent:
         """A stored event (and its position) from a row selected as `event_position`,

@@ -35,6 +35,7 @@ class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder)
         cursor = Cursor(c, "sqlite")
         # A write first: it takes SQLite's write lock before the clock is read.
         cursor.execute(f"UPDATE {self.qualified('log_clock')} SET id = id WHERE id = 1")
+        self.check_versions(cursor, kwargs)
         stamped = self.stamped(cursor, datetime.now(UTC), stored_events, kwargs)
         notification_ids = super()._insert_events(c, stamped, **kwargs)
         self.write_side_rows(cursor, kwargs)

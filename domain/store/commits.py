@@ -1,0 +1,320 @@
+"""Group commit, and the stream states writes are decided against.
+
+Writes that arrive while a transaction is being committed queue up; when it is done,
+the first of them leads: it takes every queued write (up to `MAX_GROUP_EVENTS`
+events), and the log decides them in arrival order and stores them in one
+transaction, each answered with its own outcome. Under load, N concurrent writes
+cost one commit (one fsync, one table lock) instead of N. No thread of its own: the
+leader is one of the writing threads, and it hands the lead to the next queued
+write as soon as its group is committed.
+
+The streams' states are kept in memory (`StreamStates`), so a write's cost does not
+grow with its stream: each is loaded once (one query for every stream of a group
+not yet known) and then kept up to date by the writes that pass through. A state
+another process has moved on is caught inside the write's transaction (the store
+compares the versions a group was decided on with the stored ones) and loaded
+again.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from domain.errors import DomainError, StreamDamaged, VersionConflict
+from domain.keys import StreamKey
+from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
+from domain.store.records import IdempotencyRecord, IndexRow
+from domain.store.stamping import UNSTAMPED, Stamper
+from domain.stream import EventDraft, SanctionsStream
+
+MAX_GROUP_EVENTS = 2000
+"""A group stops growing at this many events (a single larger write is a group alone)."""
+STREAM_STATES = 20_000
+"""How many streams' states are kept in memory (least recently written ones go)."""
+
+
+@dataclass(eq=False)
+class Write:
+    """One caller's write, waiting in the queue for its outcome."""
+
+    drafts: Sequence[EventDraft]
+    recorded_by: str
+    request: IdempotentRequest | None
+    outcome: WriteOutcome | None = None
+    error: BaseException | None = None
+    answered: bool = False
+    lead: bool = False
+    """Woken to lead the next group."""
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def size(self) -> int:
+        return len(self.drafts)
+
+    def answer(
+        self, outcome: WriteOutcome | None = None, error: BaseException | None = None
+    ) -> None:
+        """Give the write its outcome (or the error it fails with) and wake its caller."""
+        self.outcome, self.error, self.answered = outcome, error, True
+        self.wake.set()
+
+    def result(self) -> WriteOutcome:
+        if self.error is not None:
+            raise self.error
+        assert self.outcome is not None
+        return self.outcome
+
+
+CommitGroup = Callable[[list[Write]], list[Write]]
+"""Decides and stores a group, answering each write; returns the writes it put off to
+the next group (a second write with an Idempotency-Key already in the group)."""
+
+
+class CommitQueue:
+    """Writes queue here; one at a time leads a group through `commit_group`."""
+
+    def __init__(self, commit_group: CommitGroup, max_events: int = MAX_GROUP_EVENTS) -> None:
+        self.commit_group = commit_group
+        self.max_events = max_events
+        self._lock = threading.Lock()
+        self._queue: deque[Write] = deque()
+        self._leading = False
+        self.groups = 0
+        """Groups committed so far (for tests and metrics)."""
+
+    def submit(self, write: Write) -> WriteOutcome:
+        """Queue the write and block until it is answered (leading groups meanwhile
+        whenever it is this write's turn)."""
+        with self._lock:
+            self._queue.append(write)
+            if not self._leading:
+                self._leading = write.lead = True
+        while True:
+            if write.lead:
+                write.lead = False
+                self._lead()
+            if write.answered:
+                return write.result()
+            write.wake.wait()
+            write.wake.clear()
+
+    def _take(self) -> list[Write]:
+        group: list[Write] = []
+        events = 0
+        while self._queue and (not group or events + self._queue[0].size <= self.max_events):
+            write = self._queue.popleft()
+            group.append(write)
+            events += write.size
+        return group
+
+    def _lead(self) -> None:
+        with self._lock:
+            group = self._take()
+        deferred: list[Write] = []
+        try:
+            deferred = self.commit_group(group)
+        except BaseException as error:  # every write of the group hears of it
+            for write in group:
+                if not write.answered:
+                    write.answer(error=error)
+        finally:
+            self.groups += 1
+            with self._lock:
+                self._queue.extendleft(reversed(deferred))
+                if self._queue:
+                    following = self._queue[0]
+                    following.lead = True
+                    following.wake.set()
+                else:
+                    self._leading = False
+
+
+class Attempt:
+    """A group's writes decided on the streams' states: the events to store (and the
+    index rows, keys and stream versions that go with them), and whom to answer."""
+
+    def __init__(
+        self,
+        committed: dict[uuid.UUID, SanctionsStream | StreamDamaged],
+        mapper: Mapper[uuid.UUID],
+    ) -> None:
+        self.committed = committed
+        self.mapper = mapper
+        self.states: dict[uuid.UUID, SanctionsStream] = {}
+        """Every stream the accepted writes touch, as they leave it (copies)."""
+        self.versions: dict[uuid.UUID, int] = {}
+        """The version each of those streams had when the group was decided."""
+        self.decided: list[tuple[Write, list[SanctionsStream.Event]]] = []
+        self.events: list[SanctionsStream.Event] = []
+
+    def add(self, write: Write) -> None:
+        """Decide one write on the streams as the writes before it left them; a
+        DomainError (located at the draft) leaves them so."""
+        touched: dict[uuid.UUID, SanctionsStream] = {}
+        events: list[SanctionsStream.Event] = []
+        for number, draft in enumerate(write.drafts):
+            try:
+                stream_id = draft.key.aggregate_id
+                stream = touched.get(stream_id)
+                if stream is None:
+                    stream = touched[stream_id] = self._latest(stream_id).copy()
+                if draft.expected_version is not None and draft.expected_version != stream.version:
+                    raise VersionConflict(draft.key.name, draft.expected_version, stream.version)
+                event = stream.record(
+                    draft,
+                    event_id=uuid.uuid4(),
+                    recorded_at=UNSTAMPED,
+                    recorded_by=write.recorded_by,
+                )
+            except DomainError as error:
+                raise error.at(number, draft.key.name) from None
+            events.append(event)
+        for stream_id, stream in touched.items():
+            stream.collect_events()  # stored below, in the order they were asked for
+            self.versions.setdefault(stream_id, self._latest(stream_id).version)
+            self.states[stream_id] = stream
+        self.decided.append((write, events))
+        self.events.extend(events)
+
+    def _latest(self, stream_id: uuid.UUID) -> SanctionsStream:
+        state = self.states.get(stream_id) or self.committed[stream_id]
+        if isinstance(state, StreamDamaged):
+            raise StreamDamaged(state.stream or "", state.reason)
+        return state
+
+    def ready(self) -> Attempt | None:
+        """This attempt, with its stamper and side rows made; None if no write is left."""
+        if not self.decided:
+            return None
+        self.stamper = Stamper(self.events, self.mapper)
+        self.index = [
+            IndexRow(
+                event.originator_id,
+                event.originator_version,
+                event.event_id,
+                event.stream,
+                event.key.authority,
+                event.key.country,
+                event.key.commodity,
+                event.TYPE.value,
+            )
+            for event in self.events
+        ]
+        self.keys = [
+            IdempotencyRecord(
+                write.request.caller,
+                write.request.key,
+                write.request.request_hash,
+                tuple(str(event.event_id) for event in events),
+            )
+            for write, events in self.decided
+            if write.request is not None
+        ]
+        return self
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [str(event.event_id) for event in self.events]
+
+    @property
+    def first_id(self) -> str:
+        return str(self.events[0].event_id)
+
+    def answer(self, positions: Sequence[int], stored: Sequence[SanctionsStream.Event]) -> None:
+        """Answer each write with its events as stored (in the order decided), and chain
+        the streams' states on from the stored hashes."""
+        start = 0
+        for write, events in self.decided:
+            end = start + len(events)
+            recorded = [
+                RecordedEvent(position, event)
+                for position, event in zip(positions[start:end], stored[start:end], strict=True)
+            ]
+            write.answer(WriteOutcome(recorded, replayed=False))
+            start = end
+        for event in stored:
+            self.states[event.originator_id].last_hash = event.hash
+
+    def fail(self, error: DomainError, cause: BaseException) -> None:
+        error.__cause__ = cause
+        for write, _ in self.decided:
+            write.answer(error=error)
+
+
+def fold_stream(
+    mapper: Mapper[uuid.UUID], key: StreamKey, stored: Sequence[StoredEvent]
+) -> SanctionsStream | StreamDamaged:
+    """A stream's state from its stored events (empty if none), or StreamDamaged naming
+    why they do not make one."""
+    if not stored:
+        return SanctionsStream.empty(key)
+    try:
+        state: SanctionsStream | None = None
+        for record in stored:
+            event = cast(SanctionsStream.Event, mapper.to_domain_event(record))
+            state = cast(SanctionsStream, event.mutate(state))
+        assert state is not None
+        return state
+    except Exception as error:  # whatever the damage, never a 500: name it
+        return StreamDamaged(key.name, type(error).__name__)
+
+
+def without_repeated_keys(group: Iterable[Write]) -> tuple[list[Write], list[Write]]:
+    """The writes to decide now, and those put off: a write whose (caller, key) an earlier
+    write of the group has is answered once that one is stored (as its replay)."""
+    now: list[Write] = []
+    later: list[Write] = []
+    seen: set[tuple[str, str]] = set()
+    for write in group:
+        request = write.request
+        if request is None:
+            now.append(write)
+        elif (request.caller, request.key) in seen:
+            later.append(write)
+        else:
+            seen.add((request.caller, request.key))
+            now.append(write)
+    return now, later
+
+
+class StreamStates:
+    """The latest known state of recently written streams, least recently used dropped
+    first. Every state is as committed; a write decides on copies."""
+
+    def __init__(self, size: int = STREAM_STATES) -> None:
+        self.size = size
+        self._states: OrderedDict[uuid.UUID, SanctionsStream] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, stream_id: uuid.UUID) -> SanctionsStream | None:
+        with self._lock:
+            state = self._states.get(stream_id)
+            if state is not None:
+                self._states.move_to_end(stream_id)
+            return state
+
+    def put(self, state: SanctionsStream) -> None:
+        with self._lock:
+            self._states[state.id] = state
+            self._states.move_to_end(state.id)
+            while len(self._states) > self.size:
+                self._states.popitem(last=False)
+
+    def forget(self, stream_ids: Iterable[uuid.UUID]) -> None:
+        with self._lock:
+            for stream_id in stream_ids:
+                self._states.pop(stream_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)

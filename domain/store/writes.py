@@ -1,0 +1,173 @@
+"""What a recorder writes beside the events, in their transaction, and the reads a write
+is decided on: recording times and the log's clock, the event index, Idempotency-Keys,
+the check that the streams a group was decided on have not moved, and streams and
+keys read in bulk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from domain.hashing import format_timestamp, parse_timestamp
+from domain.store.cursor import JUST_AFTER, Cursor, Transactions, as_bytes
+from domain.store.records import IdempotencyRecord, IndexRow
+
+Stamp = Callable[[datetime], tuple[list[StoredEvent], datetime]]
+"""Given the moment a write's first event is recorded, its events as stored (their
+recording times and hashes filled in) and the recording time of its last event."""
+CHUNK = 500
+"""Streams or keys per statement, where a statement lists them."""
+
+
+class StaleStreams(IntegrityError):
+    """A write was decided on streams that another process has written to since: decide
+    it again on what is stored now."""
+
+    def __init__(self, stream_ids: Sequence[UUID]) -> None:
+        super().__init__(f"{len(stream_ids)} stream(s) moved on since the write was decided")
+        self.stream_ids = list(stream_ids)
+
+
+class WriteSide(Transactions):
+    """The write side's own SQL; subclasses say how ids and tables are spelt."""
+
+    events_table_name: str
+
+    def id_param(self, value: UUID) -> Any:
+        raise NotImplementedError
+
+    def id_value(self, value: Any) -> UUID:
+        raise NotImplementedError
+
+    def stamped(
+        self, cursor: Cursor, now: datetime, stored_events: Sequence[StoredEvent], kwargs: Any
+    ) -> Sequence[StoredEvent]:
+        """Inside the write lock: the events as stored, recorded at `now` or just after the
+        last recorded event, whichever is later, so that `recorded_at` rises with the
+        position across every process that writes to this database."""
+        stamp: Stamp | None = kwargs.get("stamp")
+        if stamp is None:
+            return stored_events
+        clock = self.qualified("log_clock")
+        cursor.execute(f"SELECT last_recorded_at FROM {clock} WHERE id = 1")
+        row = cursor.fetchone()
+        if row is not None:
+            now = max(now, parse_timestamp(row["last_recorded_at"]) + JUST_AFTER)
+        stamped, last = stamp(now)
+        statement = (
+            f"UPDATE {clock} SET last_recorded_at = ? WHERE id = 1"
+            if row is not None
+            else f"INSERT INTO {clock} (last_recorded_at, id) VALUES (?, 1)"
+        )
+        cursor.execute(statement, (format_timestamp(last),))
+        return stamped
+
+    def write_side_rows(self, cursor: Cursor, kwargs: dict[str, Any]) -> None:
+        index: Sequence[IndexRow] = kwargs.get("index", ())
+        if index:
+            cursor.executemany(
+                f"INSERT INTO {self.qualified('event_index')} VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        self.id_param(row.originator_id),
+                        row.originator_version,
+                        str(row.event_id),
+                        row.stream,
+                        row.authority,
+                        row.country,
+                        row.commodity,
+                        row.type,
+                    )
+                    for row in index
+                ],
+            )
+        keys: Sequence[IdempotencyRecord] = kwargs.get("idempotency", ())
+        if keys:
+            cursor.executemany(
+                f"INSERT INTO {self.qualified('idempotency_keys')} VALUES (?,?,?,?)",
+                [
+                    (key.caller, key.key, key.request_hash, json.dumps(list(key.event_ids)))
+                    for key in keys
+                ],
+            )
+
+    def check_versions(self, cursor: Cursor, kwargs: dict[str, Any]) -> None:
+        """Inside the write lock, before anything is written: StaleStreams unless every
+        stream a write was decided on is still at the version it was decided on (another
+        process may have written to it since this one last looked)."""
+        versions: dict[UUID, int] = kwargs.get("versions", {})
+        if not versions:
+            return
+        stored: dict[UUID, int] = {}
+        ids = list(versions)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            cursor.execute(
+                "SELECT originator_id, MAX(originator_version) AS version"
+                f" FROM {self.qualified(self.events_table_name)}"
+                f" WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                [self.id_param(stream_id) for stream_id in chunk],
+            )
+            for row in cursor.fetchall():
+                stored[self.id_value(row["originator_id"])] = int(row["version"])
+        moved = [sid for sid, version in versions.items() if stored.get(sid, 0) != version]
+        if moved:
+            raise StaleStreams(moved)
+
+    def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """Every stored event of these streams, in version order (one query per
+        `CHUNK` streams); a stream with none is absent."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        for start in range(0, len(stream_ids), CHUNK):
+            chunk = stream_ids[start : start + CHUNK]
+            with self.transaction(commit=False) as cursor:
+                cursor.execute(
+                    "SELECT originator_id, originator_version, topic, state"
+                    f" FROM {self.qualified(self.events_table_name)}"
+                    f" WHERE originator_id IN ({','.join('?' * len(chunk))})"
+                    " ORDER BY originator_id, originator_version",
+                    [self.id_param(stream_id) for stream_id in chunk],
+                )
+                rows = cursor.fetchall()
+            for row in rows:
+                stream_id = self.id_value(row["originator_id"])
+                stored = StoredEvent(
+                    originator_id=stream_id,
+                    originator_version=int(row["originator_version"]),
+                    topic=row["topic"],
+                    state=as_bytes(row["state"]),
+                )
+                found.setdefault(stream_id, []).append(stored)
+        return found
+
+    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
+        return self.find_idempotencies([(caller, key)]).get((caller, key))
+
+    def find_idempotencies(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        """The stored records of these (caller, key) pairs (one query per `CHUNK`)."""
+        found: dict[tuple[str, str], IdempotencyRecord] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            with self.transaction(commit=False) as cursor:
+                cursor.execute(
+                    "SELECT caller, key, request_hash, event_ids"
+                    f" FROM {self.qualified('idempotency_keys')} WHERE "
+                    + " OR ".join(["(caller = ? AND key = ?)"] * len(chunk)),
+                    [part for pair in chunk for part in pair],
+                )
+                rows = cursor.fetchall()
+            for row in rows:
+                found[(row["caller"], row["key"])] = IdempotencyRecord(
+                    row["caller"],
+                    row["key"],
+                    row["request_hash"],
+                    tuple(json.loads(row["event_ids"])),
+                )
+        return found
