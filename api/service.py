@@ -272,6 +272,8 @@ class Service(ChangeQuestions):
             with setup_lock(self.settings.database_url):
                 environment_for(self.settings.database_url)  # the schema, on PostgreSQL
                 self.log.store.setup()
+                self.log.forget_kept()
+                self.projector.projected = 0
                 self.projector.view.create_table()
                 self.projector.view.ensure_format()
                 TokenTable(self.log.store)

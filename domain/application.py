@@ -22,7 +22,6 @@ from eventsourcing.persistence import (
 from domain.errors import (
     DomainError,
     EventNotFound,
-    IdempotencyConflict,
     NotRecorded,
     OutcomeUnknown,
     StreamDamaged,
@@ -37,18 +36,13 @@ from domain.recorded import (
     Undecodable,
     WriteOutcome,
 )
-from domain.store.commits import (
-    Attempt,
-    CommitQueue,
-    StreamStates,
-    Write,
-    fold_stream,
-    without_repeated_keys,
-)
+from domain.store.commits import Attempt, CommitQueue, Write, answer_replays
 from domain.store.config import environment_for, postgres_conninfo
+from domain.store.kept import Recent, StreamStates
 from domain.store.records import DateAsISO
 from domain.store.signals import Signals
 from domain.store.sql import SanctionsRecorderMixin, as_bytes
+from domain.store.writes import StaleStreams
 from domain.stream import EventDraft, SanctionsStream
 
 APPLICATION_NAME = "SanctionsTimeline"
@@ -70,6 +64,7 @@ class SanctionsLog(Application[uuid.UUID]):
         super().__init__(env={**environment_for(database_url), **(env or {})})
         self._write_lock = threading.Lock()
         self.states = StreamStates()
+        self.recent = Recent()
         self.commits = CommitQueue(self._commit_group)
         self.signals = self._signals()
 
@@ -80,6 +75,12 @@ class SanctionsLog(Application[uuid.UUID]):
             recorder = cast(PostgresSanctionsRecorder, self.recorder)
             return ListenNotify(postgres_conninfo(self.database_url), recorder.signal_names())
         return Signals()
+
+    def forget_kept(self) -> None:
+        """Forget the streams' states and the recent events kept in memory (the store
+        was set up again: its positions start over)."""
+        self.states.clear()
+        self.recent.clear()
 
     def close(self) -> None:
         self.signals.close()
@@ -125,17 +126,22 @@ class SanctionsLog(Application[uuid.UUID]):
         last = self.store.last_recorded_at()  # a write under way stamps after it
         return last if last is not None else datetime.min.replace(tzinfo=UTC)
 
-    def _commit_group(self, group: list[Write]) -> list[Write]:
+    def _commit_group(self, group: list[Write]) -> None:
         """Decide the group's writes in order and store the accepted ones in one
-        transaction, answering every write; the writes put off to the next group."""
-        group, later = without_repeated_keys(group)
+        transaction, answering every write."""
         attempt: Attempt | None = None
         for _ in range(MAX_WRITE_ATTEMPTS):
-            if attempt is not None and self._answer_if_stored(attempt):
-                return later  # an earlier try committed before its connection was lost
-            attempt = self._decide(self._answer_replays(group))
+            if attempt is not None and self._stored_after_all(attempt):
+                return  # an earlier try committed before its connection was lost
+            try:
+                pending = answer_replays(group, self.store.find_idempotencies, self.events_by_ids)
+                attempt = self._decide(pending)
+            except StaleStreams as stale:
+                self.states.forget(stale.stream_ids)
+                attempt = None
+                continue
             if attempt is None:
-                return later  # every write answered: replayed, or refused
+                return  # every write answered: replayed, or refused
             try:
                 with self._write_lock:
                     recordings = self.save(
@@ -153,73 +159,71 @@ class SanctionsLog(Application[uuid.UUID]):
             except PersistenceError as error:
                 self.states.forget(attempt.versions)
                 self._answer_after_failure(attempt, error)
-                return later
+                return
             positions = [recording.notification.id for recording in recordings]
             attempt.answer(positions, attempt.stamper.stamped)
+            self.recent.add(map(RecordedEvent, positions, attempt.stamper.stamped))
             for state in attempt.states.values():
                 self.states.put(state)
-            return later
+            return
         for write in group:
             if not write.answered:
                 write.answer(error=WriteContention(write.drafts[0].key.name, MAX_WRITE_ATTEMPTS))
-        return later
 
-    def _answer_replays(self, group: list[Write]) -> list[Write]:
-        """Answer the writes whose Idempotency-Key is stored (the earlier outcome, or
-        IdempotencyConflict for another body); the writes still to decide."""
-        keyed = [w.request for w in group if w.request is not None and not w.answered]
-        stored = self.store.find_idempotencies([(r.caller, r.key) for r in keyed])
-        pending = []
-        for write in group:
-            if write.answered:
-                continue
-            request = write.request
-            earlier = None if request is None else stored.get((request.caller, request.key))
-            if earlier is None or request is None:
-                pending.append(write)
-            elif earlier.request_hash != request.request_hash:
-                write.answer(error=IdempotencyConflict(request.key))
-            else:
-                try:
-                    events = self.events_by_ids(earlier.event_ids)
-                except DomainError as error:
-                    write.answer(error=error)
-                else:
-                    write.answer(WriteOutcome(events, replayed=True))
-        return pending
+    def _stored_after_all(self, attempt: Attempt) -> bool:
+        """Before trying again: whether the last try was stored after all (the library
+        retries a commit whose connection was lost, and the retry then conflicts with
+        it); if so it is answered, and if that cannot be found out, its outcome is
+        unknown."""
+        try:
+            return self._answer_if_stored(attempt)
+        except (PersistenceError, DomainError) as error:
+            attempt.fail(OutcomeUnknown(type(error).__name__), error)
+            return True
 
     def _decide(self, writes: list[Write]) -> Attempt | None:
         """Each write decided, in order, on the streams as its predecessors in the group
         left them; a refused write is answered with its error and leaves them as they
-        were. None when no write is left to store."""
+        were. None when no write is left to store; StaleStreams when a refusal was
+        decided on a kept state that another process has moved on since."""
         if not writes:
             return None
-        attempt = Attempt(self._states_of(writes), self.mapper)
+        drafts = (draft for write in writes for draft in write.drafts)
+        committed = self.states.of(drafts, self.store.select_streams, self.mapper)
+        attempt = Attempt(committed, self.mapper)
+        refused: list[tuple[Write, DomainError]] = []
         for write in writes:
             try:
                 attempt.add(write)
             except DomainError as error:
-                write.answer(error=error)
+                refused.append((write, error))
+        self._check_refusals(refused, committed)
+        for write, refusal in refused:
+            write.answer(error=refusal)
         return attempt.ready()
 
-    def _states_of(self, writes: list[Write]) -> dict[uuid.UUID, SanctionsStream | StreamDamaged]:
-        """The current state of every stream the writes touch: kept in memory, or loaded
-        (one query for all those not kept); StreamDamaged for one that cannot be."""
-        keys = {draft.key.aggregate_id: draft.key for write in writes for draft in write.drafts}
-        states: dict[uuid.UUID, SanctionsStream | StreamDamaged] = {}
-        for stream_id in keys:
-            kept = self.states.get(stream_id)
-            if kept is not None:
-                states[stream_id] = kept
-        missing = [stream_id for stream_id in keys if stream_id not in states]
-        if missing:
-            stored = self.store.select_streams(missing)
-            for stream_id in missing:
-                loaded = fold_stream(self.mapper, keys[stream_id], stored.get(stream_id, []))
-                if isinstance(loaded, SanctionsStream):
-                    self.states.put(loaded)
-                states[stream_id] = loaded
-        return states
+    def _check_refusals(
+        self,
+        refused: list[tuple[Write, DomainError]],
+        committed: dict[uuid.UUID, SanctionsStream | StreamDamaged],
+    ) -> None:
+        """A write refused on a state kept in memory is refused only once the store says
+        that state is current (the version check at commit only guards what is stored):
+        else StaleStreams, and the group is decided again on what is stored."""
+        kept = {
+            draft.key.aggregate_id for write, _ in refused for draft in write.drafts
+        } - self.states.loaded
+        versions = {
+            stream_id: state.version
+            for stream_id in kept
+            if isinstance(state := committed[stream_id], SanctionsStream)
+        }
+        if not versions:
+            return
+        stored = self.store.stored_versions(list(versions))
+        moved = [sid for sid, version in versions.items() if stored.get(sid, 0) != version]
+        if moved:
+            raise StaleStreams(moved)
 
     def _answer_if_stored(self, attempt: Attempt) -> bool:
         """Whether an attempt whose commit failed to be confirmed was stored after all

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.application import SanctionsLog
 from domain.store.records import PositionedEvent
+from domain.stream import SanctionsStream
 from projections.log_tree import Leaf, leaf_data
 from projections.model import IntervalRow, StreamRecord, replay_stream
 from projections.tables import TRACKED_APPLICATION
@@ -98,12 +99,21 @@ class Projector:
 
     def oldest_unprojected(self) -> datetime | None:
         """When the oldest event not yet projected was recorded (None: caught up)."""
-        waiting = self.log.recorder.select_notifications(
-            start=self.position(), limit=1, inclusive_of_start=False
-        )
-        if not waiting:
+        store = self.log.store
+        position = store.position_column
+        with store.autocommit() as cursor:  # one statement: where the view stands, and after
+            cursor.execute(
+                f"SELECT {position} AS event_position, originator_id, originator_version,"
+                f" topic, state FROM {store.qualified(store.events_table_name)}"
+                f" WHERE {position} > COALESCE((SELECT notification_id"
+                f" FROM {self.view.tracking_table()} WHERE application_name = ?), 0)"
+                f" ORDER BY {position} LIMIT 1",
+                (TRACKED_APPLICATION,),
+            )
+            row = cursor.fetchone()
+        if row is None:
             return None
-        event = self.log.decode_tolerantly(waiting[0])
+        event = self.log.decode_tolerantly(store.positioned(row).stored)
         return None if event is None else event.recorded_at
 
     def lag_detail(self) -> tuple[int, datetime | None]:
@@ -130,19 +140,13 @@ class Projector:
         with self._lock:
             if reaching is not None and self.projected >= reaching:
                 return 0  # caught up by the thread that held the lock
-            position = self.position()
+            # Where the view stands: as last seen here (the batch's tracking check
+            # says if another process has moved it since), else asked.
+            position = self.projected or self.position()
             while True:
-                notifications = self.log.recorder.select_notifications(
-                    start=position, limit=size, inclusive_of_start=False
-                )
-                if not notifications:
+                events, last = self._following(position, size)
+                if last is None:
                     break
-                events = [
-                    (event, notification.id)
-                    for notification in notifications
-                    if (event := self.log.decode_tolerantly(notification)) is not None
-                ]
-                last = notifications[-1].id
                 try:
                     self.view.project_batch(
                         events, Tracking(TRACKED_APPLICATION, last), expected_position=position
@@ -155,9 +159,30 @@ class Projector:
                 if progress is not None:
                     progress(done, last)
                 self.signals.wake("projected")
-                if len(notifications) < size and reaching is not None and last >= reaching:
+                if reaching is not None and last >= reaching:
                     break  # what was asked is shown; later events are the next one's to do
         return done
+
+    def _following(
+        self, position: int, size: int
+    ) -> tuple[list[tuple[SanctionsStream.Event, int]], int | None]:
+        """The next events after `position` (up to `size`) and the position of the last
+        one looked at (None: nothing follows). Events this process has just committed
+        come from memory; any others are read from the store."""
+        recent = self.log.recent.following(position, size)
+        if recent:
+            return [(found.event, found.position) for found in recent], recent[-1].position
+        notifications = self.log.recorder.select_notifications(
+            start=position, limit=size, inclusive_of_start=False
+        )
+        if not notifications:
+            return [], None
+        events = [
+            (event, notification.id)
+            for notification in notifications
+            if (event := self.log.decode_tolerantly(notification)) is not None
+        ]
+        return events, notifications[-1].id
 
     def wait_for(self, position: int, timeout: float = 10.0) -> bool:
         """Block until the view has projected `position`, woken by the projector (in this

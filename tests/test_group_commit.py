@@ -225,7 +225,7 @@ def test_a_refused_write_in_a_group_leaves_the_others_alone(services: Service) -
             [draft(EventType.EXPANDED, date(2022, 1, 1), "quota", expected_version=1)], "c", None
         ),
     ]
-    assert services.log._commit_group(writes) == []
+    services.log._commit_group(writes)
     first, batch, third = writes
     assert first.answered and batch.answered and third.answered
     assert batch.error is not None and "already active" in str(batch.error)
@@ -286,3 +286,28 @@ def test_a_store_restored_from_a_backup_under_a_running_service(services: Servic
     assert after.event.originator_version == 2 and after.event.event_id != lost.event.event_id
     assert after.event.prev_hash == first.event.hash
     assert [r.event.originator_version for r in log.stream_events(key)] == [1, 2]
+
+
+def test_a_refusal_is_never_decided_on_a_state_another_process_moved_on(
+    make_services: Callable[..., Service],
+) -> None:
+    """One service keeps US/BY/potash as imposed; another lifts it. The first must not
+    refuse a new imposition (nor an expected version it has not seen yet) on the
+    state it kept: a refusal is checked against the store before it is answered."""
+    one, two = make_services(), make_services()
+    key = StreamKey("US", "BY", "potash")
+
+    def drafts(kind: EventType, day: date, *measures: str, **more: Any) -> list[EventDraft]:
+        return [EventDraft(kind, key, day, frozenset(measures), **more)]
+
+    one.log.record(drafts(EventType.IMPOSED, date(2021, 8, 9), "import_ban"), recorded_by="one")
+    two.log.record(drafts(EventType.LIFTED, date(2025, 12, 15)), recorded_by="two")
+    again = one.log.record(
+        drafts(EventType.IMPOSED, date(2026, 3, 1), "quota", expected_version=2), recorded_by="one"
+    )
+    assert again.events[0].event.originator_version == 3
+    two.log.record(drafts(EventType.LIFTED, date(2026, 6, 1)), recorded_by="two")
+    versioned = one.log.record(
+        drafts(EventType.IMPOSED, date(2026, 9, 1), "quota", expected_version=4), recorded_by="one"
+    )
+    assert versioned.events[0].event.originator_version == 5

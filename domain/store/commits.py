@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper
 
-from domain.errors import DomainError, StreamDamaged, VersionConflict
-from domain.keys import StreamKey
+from domain.errors import DomainError, IdempotencyConflict, StreamDamaged, VersionConflict
 from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
 from domain.store.records import IdempotencyRecord, IndexRow
 from domain.store.stamping import UNSTAMPED, Stamper
@@ -36,8 +34,6 @@ from domain.stream import EventDraft, SanctionsStream
 
 MAX_GROUP_EVENTS = 2000
 """A group stops growing at this many events (a single larger write is a group alone)."""
-STREAM_STATES = 20_000
-"""How many streams' states are kept in memory (least recently written ones go)."""
 
 
 @dataclass(eq=False)
@@ -72,9 +68,10 @@ class Write:
         return self.outcome
 
 
-CommitGroup = Callable[[list[Write]], list[Write]]
-"""Decides and stores a group, answering each write; returns the writes it put off to
-the next group (a second write with an Idempotency-Key already in the group)."""
+CommitGroup = Callable[[list[Write]], None]
+"""Decides and stores a group, answering each write. A second write with an
+Idempotency-Key already in the group is kept for the next group (answered then as
+the first one's replay)."""
 
 
 class CommitQueue:
@@ -116,10 +113,9 @@ class CommitQueue:
 
     def _lead(self) -> None:
         with self._lock:
-            group = self._take()
-        deferred: list[Write] = []
+            group, later = without_repeated_keys(self._take())
         try:
-            deferred = self.commit_group(group)
+            self.commit_group(group)
         except BaseException as error:  # every write of the group hears of it
             for write in group:
                 if not write.answered:
@@ -127,7 +123,7 @@ class CommitQueue:
         finally:
             self.groups += 1
             with self._lock:
-                self._queue.extendleft(reversed(deferred))
+                self._queue.extendleft(reversed(later))
                 if self._queue:
                     following = self._queue[0]
                     following.lead = True
@@ -248,24 +244,6 @@ class Attempt:
             write.answer(error=error)
 
 
-def fold_stream(
-    mapper: Mapper[uuid.UUID], key: StreamKey, stored: Sequence[StoredEvent]
-) -> SanctionsStream | StreamDamaged:
-    """A stream's state from its stored events (empty if none), or StreamDamaged naming
-    why they do not make one."""
-    if not stored:
-        return SanctionsStream.empty(key)
-    try:
-        state: SanctionsStream | None = None
-        for record in stored:
-            event = cast(SanctionsStream.Event, mapper.to_domain_event(record))
-            state = cast(SanctionsStream, event.mutate(state))
-        assert state is not None
-        return state
-    except Exception as error:  # whatever the damage, never a 500: name it
-        return StreamDamaged(key.name, type(error).__name__)
-
-
 def without_repeated_keys(group: Iterable[Write]) -> tuple[list[Write], list[Write]]:
     """The writes to decide now, and those put off: a write whose (caller, key) an earlier
     write of the group has is answered once that one is stored (as its replay)."""
@@ -284,37 +262,31 @@ def without_repeated_keys(group: Iterable[Write]) -> tuple[list[Write], list[Wri
     return now, later
 
 
-class StreamStates:
-    """The latest known state of recently written streams, least recently used dropped
-    first. Every state is as committed; a write decides on copies."""
-
-    def __init__(self, size: int = STREAM_STATES) -> None:
-        self.size = size
-        self._states: OrderedDict[uuid.UUID, SanctionsStream] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, stream_id: uuid.UUID) -> SanctionsStream | None:
-        with self._lock:
-            state = self._states.get(stream_id)
-            if state is not None:
-                self._states.move_to_end(stream_id)
-            return state
-
-    def put(self, state: SanctionsStream) -> None:
-        with self._lock:
-            self._states[state.id] = state
-            self._states.move_to_end(state.id)
-            while len(self._states) > self.size:
-                self._states.popitem(last=False)
-
-    def forget(self, stream_ids: Iterable[uuid.UUID]) -> None:
-        with self._lock:
-            for stream_id in stream_ids:
-                self._states.pop(stream_id, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._states.clear()
-
-    def __len__(self) -> int:
-        return len(self._states)
+def answer_replays(
+    group: list[Write],
+    find_keys: Callable[[list[tuple[str, str]]], dict[tuple[str, str], IdempotencyRecord]],
+    events_by_ids: Callable[[Sequence[str]], list[RecordedEvent]],
+) -> list[Write]:
+    """Answer the writes whose Idempotency-Key is stored (the earlier outcome, or
+    IdempotencyConflict for another body: one look-up for the group); the writes still
+    to decide."""
+    keyed = [w.request for w in group if w.request is not None and not w.answered]
+    stored = find_keys([(request.caller, request.key) for request in keyed])
+    pending = []
+    for write in group:
+        if write.answered:
+            continue
+        request = write.request
+        earlier = None if request is None else stored.get((request.caller, request.key))
+        if earlier is None or request is None:
+            pending.append(write)
+        elif earlier.request_hash != request.request_hash:
+            write.answer(error=IdempotencyConflict(request.key))
+        else:
+            try:
+                events = events_by_ids(earlier.event_ids)
+            except DomainError as error:
+                write.answer(error=error)
+            else:
+                write.answer(WriteOutcome(events, replayed=True))
+    return pending

@@ -3,10 +3,13 @@ recorder's own datastore."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Literal
+
+from eventsourcing.persistence import OperationalError, PersistenceError
 
 Dialect = Literal["sqlite", "postgres"]
 JUST_AFTER = timedelta(microseconds=1)
@@ -51,6 +54,23 @@ class Transactions:
     def transaction(self, *, commit: bool) -> Iterator[Cursor]:
         with self.datastore.transaction(commit=commit) as cursor:
             yield Cursor(cursor, self.dialect)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Cursor]:
+        """A cursor whose every statement is a transaction of its own: for a read of one
+        statement, without the BEGIN and ROLLBACK around it (two round trips fewer on
+        PostgreSQL). Errors are the library's, as from `transaction`."""
+        if self.dialect == "postgres":
+            with self.datastore.get_connection() as conn:
+                yield Cursor(conn.cursor(), self.dialect)
+            return
+        with self.datastore.get_connection(commit=False) as conn:
+            try:
+                yield Cursor(conn._sqlite_conn.cursor(), self.dialect)
+            except sqlite3.OperationalError as error:
+                raise OperationalError(error) from error
+            except sqlite3.Error as error:
+                raise PersistenceError(error) from error
 
     def qualified(self, table: str) -> str:
         """A table's name as statements spell it (schema-qualified on PostgreSQL)."""

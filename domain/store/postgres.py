@@ -58,7 +58,7 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
     def horizon(self) -> datetime | None:
-        with self.transaction(commit=False) as cursor:
+        with self.autocommit() as cursor:  # the shared lock lasts as long as the statement
             cursor.execute(
                 "SELECT pg_try_advisory_xact_lock_shared(hashtext(?)) AS quiet,"
                 f" clock_timestamp() AS now, (SELECT last_recorded_at FROM"

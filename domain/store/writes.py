@@ -103,10 +103,20 @@ class WriteSide(Transactions):
         versions: dict[UUID, int] = kwargs.get("versions", {})
         if not versions:
             return
+        stored = self.versions_in(cursor, list(versions))
+        moved = [sid for sid, version in versions.items() if stored.get(sid, 0) != version]
+        if moved:
+            raise StaleStreams(moved)
+
+    def stored_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The version each of these streams is stored at (absent: none stored)."""
+        with self.autocommit() as cursor:
+            return self.versions_in(cursor, stream_ids)
+
+    def versions_in(self, cursor: Cursor, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
         stored: dict[UUID, int] = {}
-        ids = list(versions)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
+        for start in range(0, len(stream_ids), CHUNK):
+            chunk = stream_ids[start : start + CHUNK]
             cursor.execute(
                 "SELECT originator_id, MAX(originator_version) AS version"
                 f" FROM {self.qualified(self.events_table_name)}"
@@ -115,9 +125,7 @@ class WriteSide(Transactions):
             )
             for row in cursor.fetchall():
                 stored[self.id_value(row["originator_id"])] = int(row["version"])
-        moved = [sid for sid, version in versions.items() if stored.get(sid, 0) != version]
-        if moved:
-            raise StaleStreams(moved)
+        return stored
 
     def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of these streams, in version order (one query per
