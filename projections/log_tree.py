@@ -19,6 +19,8 @@ from domain.store.sql import Cursor
 from projections.tables import SHADOW_SUFFIX, ReadModelTables
 
 NODE_CHUNK = 200
+TREE_PAGE = 50_000
+"""Leaves read at a time while a rebuild computes the tree's nodes."""
 UPPER_LEVEL = 10
 """Nodes at this level and above (subtrees of 1,024 leaves or more: about 2n/1024 of
 them) are kept in memory once read: they never change while the tree does not."""
@@ -172,6 +174,30 @@ class LogTree(ReadModelTables):
             size += len(leaves)
             edge = {node: known[node] for node in frontier(size)}
         return size
+
+    def write_nodes_shadow(self, page: int = TREE_PAGE) -> int:
+        """Build every node of the tree whose leaves the shadow leaf table holds, `page`
+        leaves at a time; the tree's size."""
+        leaves = self.qualified("log_leaves" + SHADOW_SUFFIX)
+        nodes = "log_nodes" + SHADOW_SUFFIX
+        size, edge = 0, dict[Node, bytes]()
+        while True:
+            with self.transaction(commit=False) as cursor:
+                cursor.execute(
+                    f"SELECT data FROM {leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
+                    (size, page),
+                )
+                data = [bytes(row["data"]) for row in cursor.fetchall()]
+            if not data:
+                return size
+            created = appended(size, edge, data)
+            with self.transaction(commit=True) as cursor:
+                self.bulk_insert(
+                    cursor, nodes, [(lvl, idx, h) for (lvl, idx), h in created.items()]
+                )
+            known = {**edge, **created}
+            size += len(data)
+            edge = {node: known[node] for node in frontier(size)}
 
     # Reading: sizes, roots, proofs
 

@@ -129,6 +129,14 @@ class Changes:
 
 def project(record: StreamRecord, event: SanctionsStream.Event, position: int) -> Changes:
     """Evolve `record` by one event, returning the rows it closes and opens."""
+    return Changes(record.stream, *evolve(record, event, position))
+
+
+Evolved = tuple[datetime, list[IntervalRow], list[IntervalRow], TimelineEntry | None, str | None]
+
+
+def evolve(record: StreamRecord, event: SanctionsStream.Event, position: int) -> Evolved:
+    """`project`'s work: when, the rows closed and opened, the entry added or retracted."""
     added: TimelineEntry | None = None
     retracted: str | None = None
     if isinstance(event, SanctionsStream.TakesEffect):
@@ -140,9 +148,25 @@ def project(record: StreamRecord, event: SanctionsStream.Event, position: int) -
     record.version = event.originator_version
     record.last_position = position
     at = event.recorded_at
-    wanted = None if added is None else appended(record, added)
-    if wanted is None:
-        wanted = valid_intervals(record.stream, record.entries.values())
+    tail = None if added is None else appended(record, added)
+    if tail is not None:
+        # Only the last rows change: the intervals before them are the very same.
+        keep, new_tail = tail
+        old_rows = record.open_rows[keep:]
+        old_tail = [row.interval for row in old_rows]
+        closed = [
+            IntervalRow(row.stream, row.interval, row.tx_from, at)
+            for row in old_rows
+            if row.interval not in new_tail
+        ]
+        opened = [IntervalRow(record.stream, i, at) for i in new_tail if i not in old_tail]
+        record.open_rows = [
+            *record.open_rows[:keep],
+            *(row for row in old_rows if row.interval in new_tail),
+            *opened,
+        ]
+        return at, closed, opened, added, retracted
+    wanted = valid_intervals(record.stream, record.entries.values())
     wanted_set = set(wanted)
     kept = {row.interval for row in record.open_rows}
     closed = [row._replace(tx_to=at) for row in record.open_rows if row.interval not in wanted_set]
@@ -151,27 +175,28 @@ def project(record: StreamRecord, event: SanctionsStream.Event, position: int) -
     ]
     record.open_rows = [row for row in record.open_rows if row.interval in wanted_set] + opened
     record.open_rows.sort(key=lambda row: row.interval.valid_from)
-    return Changes(record.stream, at, closed, opened, added, retracted)
+    return at, closed, opened, added, retracted
 
 
-def appended(record: StreamRecord, added: TimelineEntry) -> list[ValidInterval] | None:
+def appended(record: StreamRecord, added: TimelineEntry) -> tuple[int, list[ValidInterval]] | None:
     """The intervals after an entry that lands at the end of valid time (the usual
-    case), from the last interval alone; None when a full refold is needed."""
-    current = [row.interval for row in record.open_rows]
-    if not current or any(
+    case), from the last interval alone: how many open intervals stay as they are, and
+    the ones after them. None when a full refold is needed."""
+    rows = record.open_rows
+    if not rows or any(
         entry.effective_date > added.effective_date
         for entry in record.entries.values()
         if entry is not added
     ):
         return None
-    last = current[-1]
+    last = rows[-1].interval
     state = StreamState(last.status, frozenset(last.measures), last.valid_from, last.event_ids)
     try:
         after = apply(record.stream, state, added)
     except RuleBroken:
-        return current  # passed over, as a full fold would
+        return len(rows), []  # passed over, as a full fold would
     same_day = added.effective_date == last.valid_from  # folds into one interval
-    before = (current[-2] if len(current) > 1 else None) if same_day else last
+    before = (rows[-2].interval if len(rows) > 1 else None) if same_day else last
     interval = ValidInterval(
         valid_from=added.effective_date,
         valid_to=None,
@@ -182,8 +207,17 @@ def appended(record: StreamRecord, added: TimelineEntry) -> list[ValidInterval] 
         in_force_since=in_force_since(before, after, added.effective_date),
     )
     if same_day:
-        return [*current[:-1], interval]
-    return [*current[:-1], last._replace(valid_to=added.effective_date), interval]
+        return len(rows) - 1, [interval]
+    bounded = ValidInterval(
+        last.valid_from,
+        added.effective_date,
+        last.status,
+        last.measures,
+        last.event_ids,
+        last.event_id,
+        last.in_force_since,
+    )
+    return len(rows) - 1, [bounded, interval]
 
 
 def current_interval(record: StreamRecord) -> ValidInterval | None:
@@ -199,7 +233,7 @@ def replay_stream(
     record = StreamRecord(stream)
     closed: list[IntervalRow] = []
     for event, position in events:
-        closed.extend(project(record, event, position).closed)
+        closed.extend(evolve(record, event, position)[1])
     return record, closed + record.open_rows
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -33,6 +36,12 @@ class PostgresStatusView(StatusView, PostgresTrackingRecorder):
 
     def bare(self, table: str) -> str:
         return Identifier(table).as_string()
+
+    def bulk_insert(self, cursor: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            with cursor.raw.copy(f"COPY {self.qualified(table)} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
 
     def announce(self, cursor: Cursor, position: int) -> None:
         cursor.execute(

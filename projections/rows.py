@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -39,35 +40,74 @@ class TimelineRow:
     event_id: str
 
 
+PLAIN = re.compile(r"[ !#-\[\]-~]*")
+"""Printable ASCII but the quote and the backslash: text that `json.dumps` leaves as it is."""
+
+
 @lru_cache(maxsize=4096)
 def _json_of(values: tuple[str, ...]) -> str:
     return json.dumps(list(values), separators=(",", ":"))
 
 
 def json_list(values: Sequence[str]) -> str:
-    """A compact JSON array; measure sets and event-id lists repeat, so it is cached."""
+    """A compact JSON array, as `json.dumps` writes it: strings that need no escaping
+    (measure names, event ids) are joined; anything else is left to `json.dumps`."""
+    try:
+        if values and PLAIN.fullmatch("".join(values)):
+            return '["' + '","'.join(values) + '"]'
+    except TypeError:  # not all strings (a store altered behind the service's back)
+        pass
     return _json_of(tuple(values))
 
 
 def interval_params(row: IntervalRow) -> tuple[Any, ...]:
     """A `status_intervals` row's columns."""
-    authority, country, commodity = row.stream.split("/")
-    interval = row.interval
-    return (
-        row.stream,
-        authority,
-        country,
-        commodity,
-        interval.valid_from.isoformat(),
-        OPEN_DATE if interval.valid_to is None else interval.valid_to.isoformat(),
-        interval.status,
-        json_list(interval.measures),
-        json_list(interval.event_ids),
-        interval.event_id,
-        format_timestamp(row.tx_from),
-        OPEN_TIME if row.tx_to is None else format_timestamp(row.tx_to),
-        None if interval.in_force_since is None else interval.in_force_since.isoformat(),
-    )
+    return intervals_params(row.stream, [row])[0]
+
+
+def intervals_params(stream: str, rows: Iterable[IntervalRow]) -> list[tuple[Any, ...]]:
+    """The columns of rows of one stream; each interval and moment is encoded once, though
+    a rebuild writes most of them twice (open, then closed)."""
+    authority, country, commodity = stream.split("/")
+    heads: dict[int, tuple[Any, ...]] = {}
+    moments: dict[datetime, str] = {}
+    lists: dict[int, str] = {}  # a bounded interval shares its lists with the open one
+
+    def listed(values: tuple[str, ...]) -> str:
+        found = lists.get(id(values))
+        if found is None:
+            found = lists[id(values)] = json_list(values)
+        return found
+
+    params = []
+    for row in rows:
+        interval = row.interval
+        head = heads.get(id(interval))
+        if head is None:
+            head = heads[id(interval)] = (
+                stream,
+                authority,
+                country,
+                commodity,
+                interval.valid_from.isoformat(),
+                OPEN_DATE if interval.valid_to is None else interval.valid_to.isoformat(),
+                interval.status,
+                listed(interval.measures),
+                listed(interval.event_ids),
+                interval.event_id,
+            )
+        tx_from = moments.get(row.tx_from) or moments.setdefault(
+            row.tx_from, format_timestamp(row.tx_from)
+        )
+        tx_to = (
+            OPEN_TIME
+            if row.tx_to is None
+            else moments.get(row.tx_to)
+            or moments.setdefault(row.tx_to, format_timestamp(row.tx_to))
+        )
+        since = interval.in_force_since
+        params.append((*head, tx_from, tx_to, None if since is None else since.isoformat()))
+    return params
 
 
 def entry_params(stream: str, entry: TimelineEntry) -> tuple[Any, ...]:

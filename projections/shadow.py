@@ -7,13 +7,50 @@ read models as they were.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import StoredEvent, Tracking
 
 from projections.log_tree import LogTree
 from projections.model import IntervalRow, StreamRecord
 from projections.rows import current_params, entry_params, interval_params
 from projections.tables import READ_MODELS, SHADOW_SUFFIX
+
+Row = tuple[Any, ...]
+STAGED_LEAVES = "log_leaves_staged"
+"""The Merkle tree's leaves as a rebuild finds them, in no order, before they are numbered."""
+STAGED_LEAVES_DDL = (
+    "CREATE TABLE {name} (position BIGINT NOT NULL, event_id {text} NOT NULL, data {blob} NOT NULL)"
+)
+
+
+@dataclass
+class Built:
+    """Streams as rows of the shadow tables (`rows.py`'s columns), and the leaves of
+    their events."""
+
+    events: int = 0
+    """Stored events read, decodable or not."""
+    intervals: list[Row] = field(default_factory=list)
+    entries: list[Row] = field(default_factory=list)
+    currents: list[Row] = field(default_factory=list)
+    leaves: list[Row] = field(default_factory=list)
+    """(position, event id, leaf data), in no order."""
+    undecodable: list[tuple[int, StoredEvent]] = field(default_factory=list)
+
+
+def built_of(records: Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> Built:
+    """Whole streams (their final record and every row) as rows, without leaves."""
+    return Built(
+        intervals=[interval_params(row) for _, rows in records for row in rows],
+        entries=[
+            entry_params(record.stream, entry)
+            for record, _ in records
+            for entry in record.entries.values()
+        ],
+        currents=[current_params(record) for record, _ in records],
+    )
 
 
 class ShadowTables(LogTree):
@@ -21,32 +58,42 @@ class ShadowTables(LogTree):
 
     def begin_shadow(self) -> None:
         """Empty shadow tables to rebuild into."""
+        staged = self.qualified(STAGED_LEAVES)
         with self.transaction(commit=True) as cursor:
             for table in READ_MODELS:
                 cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table + SHADOW_SUFFIX)}")
                 cursor.execute(self.table_ddl(table, table + SHADOW_SUFFIX))
+            cursor.execute(f"DROP TABLE IF EXISTS {staged}")
+            cursor.execute(
+                STAGED_LEAVES_DDL.format(name=staged, text=self.text_type, blob=self.blob_type)
+            )
 
-    def write_shadow(self, records: Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> None:
-        """Write whole streams (their final record and every row) into the shadow tables."""
-        rows = [interval_params(row) for _, stream_rows in records for row in stream_rows]
-        entries = [
-            entry_params(record.stream, entry)
-            for record, _ in records
-            for entry in record.entries.values()
-        ]
-        currents = [current_params(record) for record, _ in records]
+    def write_shadow(self, built: Built | Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> None:
+        """Write whole streams' rows, and their leaves, into the shadow tables (streams
+        given as records and rows: `Projector._rebuild` before `rebuild_shadow`)."""
+        rows = built if isinstance(built, Built) else built_of(built)
         with self.transaction(commit=True) as cursor:
-            for table, marks, values in (
-                ("status_intervals", 13, rows),
-                ("projected_entries", 6, entries),
-                ("current_status", 10, currents),
+            for table, values in (
+                ("status_intervals", rows.intervals),
+                ("projected_entries", rows.entries),
+                ("current_status", rows.currents),
             ):
-                if values:
-                    cursor.executemany(
-                        f"INSERT INTO {self.qualified(table + SHADOW_SUFFIX)}"
-                        f" VALUES ({','.join('?' * marks)})",
-                        values,
-                    )
+                self.bulk_insert(cursor, table + SHADOW_SUFFIX, values)
+            self.bulk_insert(cursor, STAGED_LEAVES, rows.leaves)
+
+    def finish_shadow(self) -> int:
+        """Number the staged leaves in position order, and build the Merkle tree's nodes
+        over them; the tree's size."""
+        leaves = self.qualified("log_leaves" + SHADOW_SUFFIX)
+        staged = self.qualified(STAGED_LEAVES)
+        with self.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"INSERT INTO {leaves} (leaf_index, position, event_id, data)"
+                " SELECT row_number() OVER (ORDER BY position) - 1, position, event_id, data"
+                f" FROM {staged} ORDER BY position"
+            )
+            cursor.execute(f"DROP TABLE {staged}")
+        return self.write_nodes_shadow()
 
     def swap_shadow(self, application_name: str, position: int) -> None:
         """Replace the read models by the shadow tables, and the tracking record by

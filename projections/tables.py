@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from domain.application import APPLICATION_NAME
@@ -85,6 +85,13 @@ class ReadModelTables(Transactions):
             f"CREATE INDEX IF NOT EXISTS {index} ON {self.qualified(table)} ({columns})"
             for index, table, columns in INDEXES
         ]
+
+    def bulk_insert(self, cursor: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append rows to a table (unqualified name): one prepared statement executed per
+        row; COPY on PostgreSQL."""
+        if rows:
+            marks = ",".join("?" * len(rows[0]))
+            cursor.executemany(f"INSERT INTO {self.qualified(table)} VALUES ({marks})", rows)
 
     def bare(self, table: str) -> str:
         """A table's name as ALTER TABLE ... RENAME TO wants it (never qualified)."""
