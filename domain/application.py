@@ -214,14 +214,13 @@ class SanctionsLog(Application[uuid.UUID]):
             draft.key.aggregate_id for write, _ in refused for draft in write.drafts
         } - self.states.loaded
         versions = {
-            stream_id: state.version
+            stream_id: (state.version, state.stored_size)
             for stream_id in kept
             if isinstance(state := committed[stream_id], SanctionsStream)
         }
         if not versions:
             return
-        stored = self.store.stored_versions(list(versions))
-        moved = [sid for sid, version in versions.items() if stored.get(sid, 0) != version]
+        moved = self.store.moved(versions, self.store.stored_shapes(list(versions)))
         if moved:
             raise StaleStreams(moved)
 

@@ -183,6 +183,10 @@ class SanctionsStream(Aggregate):
         self.types: dict[str, EventType] = {}  # every event of the stream, by id
         self.retracted: set[str] = set()
         self.last_hash: str = GENESIS_HASH
+        self.stored_size = 0
+        """Bytes of its stored events, as the write side last saw them: with the version,
+        what it compares with the store to notice an event deleted, added or edited
+        behind its back."""
         # The fold of `entries` in valid-time order, kept while events only append to
         # the timeline (the usual case): a write effective on or after every entry is
         # then checked against it alone, not against the whole timeline again.

@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from eventsourcing.persistence import Mapper
 
@@ -145,8 +146,9 @@ class Attempt:
         self.mapper = mapper
         self.states: dict[uuid.UUID, SanctionsStream] = {}
         """Every stream the accepted writes touch, as they leave it (copies)."""
-        self.versions: dict[uuid.UUID, int] = {}
-        """The version each of those streams had when the group was decided."""
+        self.versions: dict[uuid.UUID, tuple[int, int]] = {}
+        """The version and stored size each of those streams had when the group was
+        decided (what the store must still hold when the group is stored)."""
         self.decided: list[tuple[Write, list[SanctionsStream.Event]]] = []
         self.events: list[SanctionsStream.Event] = []
 
@@ -174,7 +176,8 @@ class Attempt:
             events.append(event)
         for stream_id, stream in touched.items():
             stream.collect_events()  # stored below, in the order they were asked for
-            self.versions.setdefault(stream_id, self._latest(stream_id).version)
+            latest = self._latest(stream_id)
+            self.versions.setdefault(stream_id, (latest.version, latest.stored_size))
             self.states[stream_id] = stream
         self.decided.append((write, events))
         self.events.extend(events)
@@ -237,6 +240,8 @@ class Attempt:
             start = end
         for event in stored:
             self.states[event.originator_id].last_hash = event.hash
+        for record in self.stamper.stored:
+            self.states[cast(uuid.UUID, record.originator_id)].stored_size += len(record.state)
 
     def fail(self, error: DomainError, cause: BaseException) -> None:
         error.__cause__ = cause

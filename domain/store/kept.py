@@ -36,6 +36,7 @@ def fold_stream(
             event = cast(SanctionsStream.Event, mapper.to_domain_event(record))
             state = cast(SanctionsStream, event.mutate(state))
         assert state is not None
+        state.stored_size = sum(len(record.state) for record in stored)
         return state
     except Exception as error:  # whatever the damage, never a 500: name it
         return StreamDamaged(key.name, type(error).__name__)

@@ -24,6 +24,7 @@ class Stamper:
     def __init__(self, events: Sequence[SanctionsStream.Event], mapper: Mapper[uuid.UUID]):
         self.decided = list(events)
         self.stamped = self.decided
+        self.stored: list[StoredEvent] = []
         self.mapper = mapper
 
     def __call__(self, first: datetime) -> tuple[list[StoredEvent], datetime]:
@@ -40,4 +41,5 @@ class Stamper:
             last_hash[event.stream] = event.hash
             stamped.append(event)
         self.stamped = stamped
-        return [self.mapper.to_stored_event(event) for event in stamped], at
+        self.stored = [self.mapper.to_stored_event(event) for event in stamped]
+        return self.stored, at

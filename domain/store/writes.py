@@ -100,31 +100,47 @@ class WriteSide(Transactions):
         """Inside the write lock, before anything is written: StaleStreams unless every
         stream a write was decided on is still at the version it was decided on (another
         process may have written to it since this one last looked)."""
-        versions: dict[UUID, int] = kwargs.get("versions", {})
+        versions: dict[UUID, tuple[int, int]] = kwargs.get("versions", {})
         if not versions:
             return
-        stored = self.versions_in(cursor, list(versions))
-        moved = [sid for sid, version in versions.items() if stored.get(sid, 0) != version]
+        moved = self.moved(versions, self.shapes_in(cursor, list(versions)))
         if moved:
             raise StaleStreams(moved)
 
-    def stored_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """The version each of these streams is stored at (absent: none stored)."""
-        with self.autocommit() as cursor:
-            return self.versions_in(cursor, stream_ids)
+    @staticmethod
+    def moved(
+        versions: dict[UUID, tuple[int, int]], stored: dict[UUID, tuple[int, int, int]]
+    ) -> list[UUID]:
+        """The streams not stored as (version, size) says: versions 1 to `version`, one
+        event each, `size` bytes in all."""
+        return [
+            stream_id
+            for stream_id, (version, size) in versions.items()
+            if stored.get(stream_id, (0, 0, 0)) != (version, version, size)
+        ]
 
-    def versions_in(self, cursor: Cursor, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
-        stored: dict[UUID, int] = {}
+    def stored_shapes(self, stream_ids: Sequence[UUID]) -> dict[UUID, tuple[int, int, int]]:
+        """Each stream's highest version, number of events and bytes stored (absent:
+        nothing stored)."""
+        with self.autocommit() as cursor:
+            return self.shapes_in(cursor, stream_ids)
+
+    def shapes_in(
+        self, cursor: Cursor, stream_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[int, int, int]]:
+        stored: dict[UUID, tuple[int, int, int]] = {}
         for start in range(0, len(stream_ids), CHUNK):
             chunk = stream_ids[start : start + CHUNK]
             cursor.execute(
-                "SELECT originator_id, MAX(originator_version) AS version"
+                "SELECT originator_id, MAX(originator_version) AS version, COUNT(*) AS n,"
+                " SUM(LENGTH(state)) AS size"
                 f" FROM {self.qualified(self.events_table_name)}"
                 f" WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
                 [self.id_param(stream_id) for stream_id in chunk],
             )
             for row in cursor.fetchall():
-                stored[self.id_value(row["originator_id"])] = int(row["version"])
+                shape = (int(row["version"]), int(row["n"]), int(row["size"]))
+                stored[self.id_value(row["originator_id"])] = shape
         return stored
 
     def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
