@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -20,10 +20,8 @@ from typing import Protocol
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.application import SanctionsLog
-from domain.store.records import PositionedEvent
 from domain.stream import SanctionsStream
-from projections.log_tree import Leaf, leaf_data
-from projections.model import IntervalRow, StreamRecord, replay_stream
+from projections.rebuild import rebuild_shadow
 from projections.tables import TRACKED_APPLICATION
 from projections.view import ProjectionMoved, StatusView
 
@@ -221,23 +219,7 @@ class Projector:
     def _rebuild(self, batch_size: int, progress: Progress | None) -> RebuildReport:
         started = time.perf_counter()
         snapshot = self.log.recorder.max_notification_id() or 0
-        self.view.begin_shadow()
-        done = 0
-        pending: list[tuple[StreamRecord, list[IntervalRow]]] = []
-        pending_rows = 0
-        for stored in self.log.store.streams_in_order(snapshot, page=batch_size):
-            built = self._replay_stream(stored)
-            done += len(stored)
-            if built is not None:
-                pending.append(built)
-                pending_rows += len(built[1]) + len(built[0].entries)
-            if pending_rows >= batch_size:
-                self.view.write_shadow(pending)
-                pending, pending_rows = [], 0
-                if progress is not None:
-                    progress(done, snapshot)
-        self.view.write_shadow(pending)
-        self.view.write_tree_shadow(self._leaves(snapshot, batch_size))
+        done = rebuild_shadow(self.log, self.view, snapshot, batch_size, progress)
         with self._lock:  # held until caught up: the rebuild projects what came meanwhile
             self.view.swap_shadow(TRACKED_APPLICATION, snapshot)
             self.projected = 0  # the view is at the snapshot now: look again
@@ -245,29 +227,6 @@ class Projector:
         if progress is not None:
             progress(done, snapshot)
         return RebuildReport(done, time.perf_counter() - started, self.view.counts())
-
-    def _leaves(self, up_to: int, batch_size: int) -> Iterator[list[Leaf]]:
-        """The log's Merkle leaves up to position `up_to`, in position order, a batch at
-        a time."""
-        for notifications in self.log.notification_pages(up_to=up_to, page=batch_size):
-            yield [
-                Leaf(notification.id, str(event.event_id), leaf_data(event.hash))
-                for notification in notifications
-                if (event := self.log.decode_tolerantly(notification)) is not None
-            ]
-
-    def _replay_stream(
-        self, stored: list[PositionedEvent]
-    ) -> tuple[StreamRecord, list[IntervalRow]] | None:
-        """One stream's final record and every row it ever had, from its events."""
-        events = [
-            (event, positioned.position)
-            for positioned in stored
-            if (event := self.log.decode_tolerantly(positioned.stored)) is not None
-        ]
-        if not events:
-            return None
-        return replay_stream(events[0][0].stream, events)
 
     # Running in the background
 
