@@ -198,11 +198,11 @@ def raw_single(app: RawApp, first: int, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def raw_batch(app: RawApp, first: int, count: int) -> float:
-    """Events per second with 100 new aggregates per `save`."""
+def raw_batch(app: RawApp, first: int, count: int, size: int = BATCH_SIZE) -> float:
+    """Events per second with `size` (100) new aggregates per `save`."""
     started = time.perf_counter()
-    for start in range(first, first + count, BATCH_SIZE):
-        app.save(*(Note(n) for n in range(start, min(start + BATCH_SIZE, first + count))))
+    for start in range(first, first + count, size):
+        app.save(*(Note(n) for n in range(start, min(start + size, first + count))))
     return count / (time.perf_counter() - started)
 
 

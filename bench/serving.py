@@ -1,15 +1,26 @@
-"""What both benchmarks share: the real app served by uvicorn in a thread, and a client."""
+"""What the benchmarks share: the real app served by uvicorn in a thread, and a client; or
+the ``sanctions`` command in processes of its own on a fresh database (``bench/writes.py``)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import sqlite3
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
+import psycopg
 import uvicorn
+from psycopg.sql import SQL, Identifier
+from scaleout import EVENTS_TABLE, Cluster, Layout, start_layout  # bench/scaleout.py
 
 from api.bootstrap import create_app
 from api.service import Service
@@ -60,3 +71,113 @@ def wait_until_healthy(client: httpx.Client, thread: threading.Thread) -> None:
                 return
         time.sleep(0.05)
     raise BenchError("/healthz did not answer within 30 s")
+
+
+# Servers in processes of their own (bench/writes.py)
+
+WRITER_TOKEN = "bench-writer-token"
+
+
+@dataclass
+class Databases:
+    """Fresh databases; `drop` removes one, `drop_all` every one still there."""
+
+    postgres_url: str
+    workdir: Path
+    made: list[str] = field(default_factory=list)
+
+    def fresh(self, kind: str) -> str:
+        suffix = uuid.uuid4().hex[:10]
+        url = (
+            f"sqlite:///{self.workdir / f'writes-{suffix}.db'}"
+            if kind == "sqlite"
+            else f"{self.postgres_url}?{urlencode({'schema': f'writes_{suffix}'})}"
+        )
+        self.made.append(url)
+        return url
+
+    def count(self, url: str) -> int:
+        """Events in the log of `url`, counted in the database."""
+        if url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+                return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+        with psycopg.connect(self.postgres_url, autocommit=True) as conn:
+            query = SQL("SELECT count(*) FROM {}").format(Identifier(schema_of(url), EVENTS_TABLE))
+            row = conn.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    def drop(self, url: str) -> None:
+        if url in self.made:
+            self.made.remove(url)
+        if url.startswith("sqlite"):
+            for suffix in ("", "-wal", "-shm"):
+                Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+            return
+        with psycopg.connect(self.postgres_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SET lock_timeout = '30s'")
+            conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema_of(url))))
+
+    def drop_all(self) -> None:
+        for url in list(self.made):
+            self.drop(url)
+
+
+def schema_of(url: str) -> str:
+    return parse_qs(urlparse(url).query)["schema"][0]
+
+
+def service_env(url: str, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANCTIONS_")}
+    env.update(SANCTIONS_DATABASE_URL=url, PYTHONUNBUFFERED="1", **settings)
+    return env
+
+
+class Server:
+    """`layout` on a fresh database of `kind`; the base URL; stopped and dropped on exit."""
+
+    def __init__(self, sanctions: str, dbs: Databases, kind: str, layout: Layout):
+        self.dbs, self.layout = dbs, layout
+        self.url = dbs.fresh(kind)
+        rundir = Path(tempfile.mkdtemp(prefix="run-", dir=dbs.workdir))
+        # start_layout turns the embedded projector on for `single`, runs `project` else
+        env = service_env(
+            self.url,
+            SANCTIONS_API_TOKENS=f"bench:writer:{WRITER_TOKEN}",
+            SANCTIONS_EMBEDDED_PROJECTOR="false",
+        )
+        self.cluster = Cluster(sanctions, rundir, env)
+        self.problems: list[str] = []
+
+    def __enter__(self) -> Server:
+        try:
+            port = start_layout(self.cluster, self.layout)[0]
+        except BaseException:
+            self.__exit__()
+            raise
+        self.base = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.problems += self.cluster.stop()
+        finally:
+            self.dbs.drop(self.url)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {WRITER_TOKEN}"},
+            timeout=60.0,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+
+    def check_log(self, answered: int) -> None:
+        """The log must hold exactly the events answered 201."""
+        self.cluster.check_alive()
+        stored = self.dbs.count(self.url)
+        if stored != answered:
+            self.problems.append(f"the log holds {stored} events, {answered} were answered 201")
+
+
+def refusal(response: httpx.Response) -> str:
+    return f"{response.status_code}: {response.text[:300]}"
