@@ -222,6 +222,7 @@ class Projector:
         done = rebuild_shadow(self.log, self.view, snapshot, batch_size, progress)
         with self._lock:  # held until caught up: the rebuild projects what came meanwhile
             self.view.swap_shadow(TRACKED_APPLICATION, snapshot)
+            self.view.forget_records()
             self.projected = 0  # the view is at the snapshot now: look again
             done += self.catch_up()
         if progress is not None:

@@ -137,7 +137,7 @@ class ReadModelTables(Transactions):
 
     def position(self, application_name: str = TRACKED_APPLICATION) -> int:
         """The position of the last event the read models have committed."""
-        with self.transaction(commit=False) as cursor:
+        with self.autocommit() as cursor:
             cursor.execute(
                 f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = ?",
                 (application_name,),

@@ -7,6 +7,7 @@ last committed batch ended: nothing skipped, nothing applied twice.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -34,6 +35,8 @@ from projections.shadow import ShadowTables
 from projections.tables import OPEN_TIME, READ_MODELS
 
 IN_CHUNK = 500
+KEPT_RECORDS = 20_000
+"""Streams whose projection records are kept in memory between batches."""
 
 
 class ProjectionMoved(Exception):
@@ -42,6 +45,10 @@ class ProjectionMoved(Exception):
 
 class StatusView(ShadowTables):
     """The read models' SQL, shared by both databases."""
+
+    _kept: OrderedDict[str, StreamRecord]
+    _kept_at: int | None = None
+    """The tracking position at which the kept stream records are exact."""
 
     # Projecting
 
@@ -54,21 +61,52 @@ class StatusView(ShadowTables):
     ) -> None:
         """Project events (with their positions) into the status read models and the
         log's Merkle tree, and record `tracking`, atomically."""
-        with self.transaction(commit=True) as cursor:
-            if self.claim(cursor) != expected_position:
-                raise ProjectionMoved
-            records = self._load_records(cursor, sorted({event.stream for event, _ in events}))
-            changes = [
-                project(records.setdefault(event.stream, StreamRecord(event.stream)), event, pos)
-                for event, pos in events
-            ]
-            self._write(cursor, changes, records)
-            self.append_leaves(
-                cursor,
-                [Leaf(pos, str(event.event_id), leaf_data(event.hash)) for event, pos in events],
-            )
-            self._insert_tracking(cursor.raw, tracking)
-            self.announce(cursor, tracking.notification_id)
+        try:
+            with self.transaction(commit=True) as cursor:
+                position = self.claim(cursor)
+                if position != expected_position:
+                    raise ProjectionMoved
+                records = self._records(cursor, position, {event.stream for event, _ in events})
+                changes = [
+                    project(records.setdefault(event.stream, StreamRecord(event.stream)), event, at)
+                    for event, at in events
+                ]
+                self._write(cursor, changes, records)
+                self.append_leaves(
+                    cursor,
+                    [
+                        Leaf(pos, str(event.event_id), leaf_data(event.hash))
+                        for event, pos in events
+                    ],
+                )
+                self._insert_tracking(cursor.raw, tracking)
+                self.announce(cursor, tracking.notification_id)
+        except BaseException:
+            self.forget_records()  # some may have been evolved by what was not committed
+            raise
+        self._kept_at = tracking.notification_id
+        for record in records.values():
+            self._kept[record.stream] = record
+            self._kept.move_to_end(record.stream)
+        while len(self._kept) > KEPT_RECORDS:
+            self._kept.popitem(last=False)
+
+    def _records(self, cursor: Cursor, position: int, streams: set[str]) -> dict[str, StreamRecord]:
+        """The streams' records as the read models hold them at `position`: kept from the
+        batches this view committed (exact while the tracking record is where the last
+        of them left it: nothing else writes these tables), else read."""
+        if self._kept_at != position:
+            self.forget_records()
+        records = {stream: kept for stream in streams if (kept := self._kept.get(stream))}
+        missing = sorted(streams - records.keys())
+        if missing:
+            records.update(self._load_records(cursor, missing))
+        return records
+
+    def forget_records(self) -> None:
+        """Forget the stream records kept in memory (the tables were replaced)."""
+        self._kept = OrderedDict()
+        self._kept_at = None
 
     def announce(self, cursor: Cursor, position: int) -> None:
         """Tell other processes, on commit, that the read models reached `position`
@@ -164,7 +202,7 @@ class StatusView(ShadowTables):
     # Reading
 
     def _select_intervals(self, clauses: list[str], params: list[Any], order: str) -> list[Any]:
-        with self.transaction(commit=False) as cursor:
+        with self.autocommit() as cursor:  # one statement: no BEGIN and ROLLBACK around it
             cursor.execute(
                 f"SELECT * FROM {self.qualified('status_intervals')}"
                 f" WHERE {' AND '.join(clauses)} ORDER BY {order}",
