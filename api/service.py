@@ -89,15 +89,18 @@ class Service(ChangeQuestions):
         *,
         recorded_by: str,
         idempotency: IdempotentRequest | None = None,
+        shown: bool = True,
     ) -> Written:
         """Record the drafts; return once every read on this server reflects them, or
-        (projection pending) once the read models have been waited for long enough."""
+        (projection pending) once the read models have been waited for long enough —
+        or at once, not `shown` (an import, which brings the read models up at its end)."""
         outcome = self.log.record(drafts, recorded_by=recorded_by, idempotency=idempotency)
         self.log.signals.wake("events")
         if not outcome.replayed:
             for recorded in outcome.events:
                 self.metrics.recorded.labels(recorded.event.TYPE.value).inc()
-        return Written(outcome.events, outcome.replayed, not self.show_writes(outcome))
+        pending = not shown or not self.show_writes(outcome)
+        return Written(outcome.events, outcome.replayed, pending)
 
     def show_writes(self, outcome: WriteOutcome) -> bool:
         """Whether every read on this server now reflects the written events (waiting a

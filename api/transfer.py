@@ -5,7 +5,8 @@ plain posted bodies): the service's own fields are dropped (the importing store
 records its own), and a retraction's `retracts` is mapped from the exported event
 id to the id the event got here. Each batch is recorded all or nothing under an
 Idempotency-Key made from the batch's content, so re-running an import after a
-failure (or twice) records each event exactly once.
+failure (or twice) records each event exactly once. The read models are brought up
+once, after the last batch, not batch by batch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +150,10 @@ class ImportReport:
     recorded: int
     already_there: int
     batches: int
+    recorded_in: float = 0.0
+    """Seconds until every batch was recorded."""
+    seconds: float = 0.0
+    """Seconds until the read models (of this process) showed them too."""
 
 
 def import_events(
@@ -160,6 +166,7 @@ def import_events(
 ) -> ImportReport:
     """Record the file's events in order, a batch per transaction (see module doc), as
     `caller` (the events' `recorded_by`)."""
+    started = time.perf_counter()
     for _ in read_import_file(path):  # validate everything before recording anything
         pass
     id_map: dict[str, str] = {}
@@ -177,7 +184,10 @@ def import_events(
         content = [line.event.request_body() for line in batch]
         key = "import:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
         outcome = svc.record(
-            drafts, recorded_by=caller, idempotency=IdempotentRequest.of(caller, key, content)
+            drafts,
+            recorded_by=caller,
+            idempotency=IdempotentRequest.of(caller, key, content),
+            shown=False,  # the read models are brought up once, at the end
         )
         for line, done in zip(batch, outcome.events, strict=True):
             if line.exported_id is not None:
@@ -200,7 +210,10 @@ def import_events(
             flush()
     if batch:
         flush()
-    return ImportReport(recorded, already, batches)
+    recorded_in = time.perf_counter() - started
+    if svc.settings.embedded_projector:  # else the projector process catches up
+        svc.projector.catch_up()
+    return ImportReport(recorded, already, batches, recorded_in, time.perf_counter() - started)
 
 
 def count_lines(path: Path) -> int:

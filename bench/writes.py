@@ -179,13 +179,18 @@ def write_import_file(path: Path, count: int) -> None:
             out.write(json.dumps(import_body(index)) + "\n")
 
 
-def service_import(args: argparse.Namespace, dbs: Databases, kind: str, path: Path) -> float:
-    """Events per second of `sanctions import` on a fresh database, start to exit."""
+def service_import(
+    args: argparse.Namespace, dbs: Databases, kind: str, path: Path, *, projected: bool
+) -> float:
+    """Events per second of `sanctions import` on a fresh database, start to exit: with
+    the read models brought up at its end (`projected`), or recording only (as with a
+    projector process of its own, `SANCTIONS_EMBEDDED_PROJECTOR=false`)."""
     url = dbs.fresh(kind)
     command = [args.sanctions, "import", str(path), "--batch", str(IMPORT_BATCH)]
+    env = service_env(url, SANCTIONS_EMBEDDED_PROJECTOR="true" if projected else "false")
     try:
         started = time.perf_counter()
-        done = subprocess.run(command, env=service_env(url), capture_output=True, text=True)
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
         elapsed = time.perf_counter() - started
         if done.returncode != 0:
             raise BenchError(f"sanctions import exited {done.returncode}: {done.stderr[-2000:]}")
@@ -265,7 +270,10 @@ def one_run(args: argparse.Namespace, dbs: Databases, results: Results, import_f
         for kind in args.kinds:
             raw = raw_rate(dbs, kind, raw_batch, 0, args.import_events, IMPORT_BATCH)
             results.add_rate("raw batched", kind, raw)
-            results.add_rate("import", kind, service_import(args, dbs, kind, import_file))
+            recorded = service_import(args, dbs, kind, import_file, projected=False)
+            results.add_rate("import", kind, recorded)
+            projected = service_import(args, dbs, kind, import_file, projected=True)
+            results.add_rate("import projected", kind, projected)
 
 
 def median_of(levels: list[Level], name: str) -> float:
@@ -301,6 +309,8 @@ def goals(args: argparse.Namespace, results: Results) -> list[Goal]:
         for kind in args.kinds:
             rate, raw = results.rate("import", kind), results.rate("raw batched", kind)
             found.append((what, LABELS[kind], rate, raw, "ev/s", "≥ 0.5"))
+            projected = results.rate("import projected", kind)
+            found.append((what + ", read models too", LABELS[kind], projected, raw, "ev/s", "—"))
     return found
 
 

@@ -142,10 +142,15 @@ class SanctionsLog(Application[uuid.UUID]):
                 continue
             if attempt is None:
                 return  # every write answered: replayed, or refused
+            # The store stamps and encodes the events inside its write lock (`stamp`);
+            # what it is handed here only says which rows to insert.
+            rows = [
+                StoredEvent(e.originator_id, e.originator_version, "", b"") for e in attempt.events
+            ]
             try:
                 with self._write_lock:
-                    recordings = self.save(
-                        *attempt.events,
+                    positions = self.recorder.insert_events(
+                        rows,
                         stamp=attempt.stamper,
                         index=attempt.index,
                         idempotency=attempt.keys,
@@ -160,7 +165,7 @@ class SanctionsLog(Application[uuid.UUID]):
                 self.states.forget(attempt.versions)
                 self._answer_after_failure(attempt, error)
                 return
-            positions = [recording.notification.id for recording in recordings]
+            assert positions is not None and len(positions) == len(rows)
             attempt.answer(positions, attempt.stamper.stamped)
             self.recent.add(map(RecordedEvent, positions, attempt.stamper.stamped))
             for state in attempt.states.values():

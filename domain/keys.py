@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ BLOCS = {"EU": "European Union", "UN": "United Nations"}
 STREAM_NAMESPACE = uuid.UUID("5b3f6c1e-8f0a-4a57-9d1e-2c6a7e0b4d21")
 
 
+@functools.lru_cache(maxsize=65536)
+def stream_id(name: str) -> uuid.UUID:
+    """The aggregate id of a stream name (a uuid5: the same name, the same id)."""
+    return uuid.uuid5(STREAM_NAMESPACE, name)
+
+
+@functools.lru_cache(maxsize=1024)
 def _country_name(code: str) -> str | None:
     if len(code) != 2 or not code.isalpha():
         return None
@@ -115,7 +123,7 @@ class StreamKey:
 
     @property
     def aggregate_id(self) -> uuid.UUID:
-        return uuid.uuid5(STREAM_NAMESPACE, self.name)
+        return stream_id(self.name)
 
     def __str__(self) -> str:
         return self.name

@@ -170,6 +170,7 @@ class Attempt:
                     event_id=uuid.uuid4(),
                     recorded_at=UNSTAMPED,
                     recorded_by=write.recorded_by,
+                    hashed=False,  # hashed once stamped
                 )
             except DomainError as error:
                 raise error.at(number, draft.key.name) from None

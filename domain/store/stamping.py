@@ -10,6 +10,7 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from domain.hashing import event_hash
 from domain.stream import SanctionsStream
 
 UNSTAMPED = datetime.min.replace(tzinfo=UTC)
@@ -35,9 +36,9 @@ class Stamper:
             at = first + timedelta(microseconds=number)
             prev_hash = last_hash.get(event.stream, event.prev_hash)
             times: dict[str, Any] = {"recorded_at": at, "timestamp": at, "prev_hash": prev_hash}
+            fields = {**vars(event), **times, "type": event.TYPE.value}
+            times["hash"] = event_hash(fields)
             event = dataclasses.replace(event, **times)
-            digest: dict[str, Any] = {"hash": event.computed_hash()}
-            event = dataclasses.replace(event, **digest)
             last_hash[event.stream] = event.hash
             stamped.append(event)
         self.stamped = stamped
