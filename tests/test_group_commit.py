@@ -23,9 +23,9 @@ import pycountry
 from api.service import Service
 from domain.hashing import GENESIS_HASH
 from domain.keys import StreamKey
-from domain.rules import EventType
-from domain.stream import EventDraft
+from domain.rules import MEASURES, EventType
 from domain.store.commits import Write
+from domain.stream import EventDraft
 from tests.conftest import READER, WRITER
 
 WRITERS = 64
@@ -33,16 +33,7 @@ SHARED = 8
 COUNTRIES = sorted(c.alpha_2 for c in pycountry.countries if c.alpha_2 not in {"BY", "RU"})
 
 
-EXPANSIONS = [
-    "export_ban",
-    "transit_ban",
-    "asset_freeze",
-    "financing_ban",
-    "services_ban",
-    "price_cap",
-    "quota",
-    "licence_requirement",
-]
+EXPANSIONS = [measure for measure in MEASURES if measure != "import_ban"]
 
 
 def body(

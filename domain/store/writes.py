@@ -146,27 +146,25 @@ class WriteSide(Transactions):
     def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of these streams, in version order (one query per
         `CHUNK` streams); a stream with none is absent."""
+        rows = self.rows_in_chunks(
+            stream_ids,
+            lambda count: (
+                "SELECT originator_id, originator_version, topic, state"
+                f" FROM {self.qualified(self.events_table_name)} WHERE originator_id"
+                f" IN ({','.join('?' * count)}) ORDER BY originator_id, originator_version"
+            ),
+            lambda chunk: [self.id_param(stream_id) for stream_id in chunk],
+        )
         found: dict[UUID, list[StoredEvent]] = {}
-        for start in range(0, len(stream_ids), CHUNK):
-            chunk = stream_ids[start : start + CHUNK]
-            with self.transaction(commit=False) as cursor:
-                cursor.execute(
-                    "SELECT originator_id, originator_version, topic, state"
-                    f" FROM {self.qualified(self.events_table_name)}"
-                    f" WHERE originator_id IN ({','.join('?' * len(chunk))})"
-                    " ORDER BY originator_id, originator_version",
-                    [self.id_param(stream_id) for stream_id in chunk],
-                )
-                rows = cursor.fetchall()
-            for row in rows:
-                stream_id = self.id_value(row["originator_id"])
-                stored = StoredEvent(
-                    originator_id=stream_id,
-                    originator_version=int(row["originator_version"]),
-                    topic=row["topic"],
-                    state=as_bytes(row["state"]),
-                )
-                found.setdefault(stream_id, []).append(stored)
+        for row in rows:
+            stream_id = self.id_value(row["originator_id"])
+            stored = StoredEvent(
+                originator_id=stream_id,
+                originator_version=int(row["originator_version"]),
+                topic=row["topic"],
+                state=as_bytes(row["state"]),
+            )
+            found.setdefault(stream_id, []).append(stored)
         return found
 
     def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
@@ -176,22 +174,34 @@ class WriteSide(Transactions):
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], IdempotencyRecord]:
         """The stored records of these (caller, key) pairs (one query per `CHUNK`)."""
+        rows = self.rows_in_chunks(
+            keys,
+            lambda count: (
+                "SELECT caller, key, request_hash, event_ids"
+                f" FROM {self.qualified('idempotency_keys')} WHERE "
+                + " OR ".join(["(caller = ? AND key = ?)"] * count)
+            ),
+            lambda chunk: [part for pair in chunk for part in pair],
+        )
         found: dict[tuple[str, str], IdempotencyRecord] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            with self.transaction(commit=False) as cursor:
-                cursor.execute(
-                    "SELECT caller, key, request_hash, event_ids"
-                    f" FROM {self.qualified('idempotency_keys')} WHERE "
-                    + " OR ".join(["(caller = ? AND key = ?)"] * len(chunk)),
-                    [part for pair in chunk for part in pair],
-                )
-                rows = cursor.fetchall()
-            for row in rows:
-                found[(row["caller"], row["key"])] = IdempotencyRecord(
-                    row["caller"],
-                    row["key"],
-                    row["request_hash"],
-                    tuple(json.loads(row["event_ids"])),
-                )
+        for row in rows:
+            found[(row["caller"], row["key"])] = IdempotencyRecord(
+                row["caller"], row["key"], row["request_hash"], tuple(json.loads(row["event_ids"]))
+            )
         return found
+
+    def rows_in_chunks(
+        self,
+        items: Sequence[Any],
+        statement: Callable[[int], str],
+        params: Callable[[Sequence[Any]], list[Any]],
+    ) -> list[Any]:
+        """The rows of `statement` (made for a chunk's number of items) over every
+        `CHUNK` items, each chunk one autocommit statement."""
+        rows: list[Any] = []
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            with self.autocommit() as cursor:
+                cursor.execute(statement(len(chunk)), params(chunk))
+                rows.extend(cursor.fetchall())
+        return rows
