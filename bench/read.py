@@ -31,7 +31,8 @@ At the largest size:
 - raw library read + decode of the whole log (``select_notifications`` pages of
   1,000, ``mapper.to_domain_event`` each, nothing projected): events/s;
 - ``projector.rebuild(batch_size=5000)`` in this process: events/s, and its
-  ratio to the raw rate;
+  ratio to the raw rate, each rebuild right after a raw read of its own,
+  ``--rebuild-runs`` times (default 3; the pair with the median ratio is kept);
 - the same rebuild in a fresh subprocess (the CLI's ``rebuild`` command), whose
   peak RSS is the ``VmHWM`` it reads from ``/proc/self/status`` as it exits (not
   ``getrusage``/``wait4``'s ``ru_maxrss``: on Linux that keeps the high-water mark
@@ -577,6 +578,7 @@ class Results:
     raw: Phase | None = None
     rebuild: Phase | None = None
     child_rebuild: Phase | None = None
+    rebuild_runs: int = 1
     peak_rss_mb: float = 0.0
     idle_rss_mb: float = 0.0
     database_bytes: int | None = None
@@ -600,13 +602,24 @@ def grow(svc: Service, filler: Filler, total: int, size: int, results: Results) 
     results.phases += [recorded, caught_up]
 
 
-def rebuilds(svc: Service, url: str, total: int, results: Results) -> None:
-    """Raw read + decode, then the rebuild in this process, then in a fresh one."""
+def rebuilds(svc: Service, url: str, total: int, runs: int, results: Results) -> None:
+    """Raw read + decode then the rebuild in this process, `runs` times (the pair with
+    the median ratio is kept: each rebuild against the baseline measured beside it, as
+    other jobs come and go), then the rebuild in a fresh process."""
     say(f"rebuild at {total:,} events")
-    results.raw = raw = raw_read_decode(svc.log)
-    say(f"  raw read + decode: {raw.seconds:.1f} s ({raw.rate:,.0f} ev/s)")
-    results.rebuild = rebuilt = rebuild_in_process(svc, total)
-    say(f"  rebuild: {rebuilt.seconds:.1f} s ({rebuilt.rate:,.0f} ev/s)")
+    pairs = []
+    for _ in range(runs):
+        raw = raw_read_decode(svc.log)
+        say(f"  raw read + decode: {raw.seconds:.1f} s ({raw.rate:,.0f} ev/s)")
+        rebuilt = rebuild_in_process(svc, total)
+        say(
+            f"  rebuild: {rebuilt.seconds:.1f} s ({rebuilt.rate:,.0f} ev/s,"
+            f" {rebuilt.rate / raw.rate:.0%} of raw)"
+        )
+        pairs.append((raw, rebuilt))
+    pairs.sort(key=lambda pair: pair[1].rate / pair[0].rate)
+    results.raw, results.rebuild = pairs[len(pairs) // 2]
+    results.rebuild_runs = runs
     phase, peak, idle = rebuild_in_child(url)
     results.child_rebuild, results.peak_rss_mb, results.idle_rss_mb = phase, peak, idle
     say(
@@ -641,7 +654,7 @@ def run(args: argparse.Namespace) -> Results:
                     raise BenchError(f"the measured answers changed at {size:,} events")
                 measure_reads(svc, client, when, size, args.reps, results.reads)
             if not args.reads_only:
-                rebuilds(svc, url, total, results)
+                rebuilds(svc, url, total, args.rebuild_runs, results)
             if answers(svc, client, when) != reference:
                 raise BenchError("the measured answers changed after the rebuilds")
         if args.store == "sqlite":
@@ -702,7 +715,8 @@ def target_table(results: Results) -> str:
     ratio = results.rebuild.rate / results.raw.rate
     lines.append(
         f"| rebuild / raw read + decode ({results.rebuild.rate:,.0f} / "
-        f"{results.raw.rate:,.0f} ev/s) | {ratio:.0%} | ≥ {REBUILD_RATIO_TARGET:.0%} "
+        f"{results.raw.rate:,.0f} ev/s; median of {results.rebuild_runs}) | {ratio:.0%} "
+        f"| ≥ {REBUILD_RATIO_TARGET:.0%} "
         f"| {verdict(ratio >= REBUILD_RATIO_TARGET)} |"
     )
     if results.child_rebuild is not None:
@@ -752,6 +766,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reads-only", action="store_true", help="measure the reads, skip the rebuilds"
     )
+    parser.add_argument(
+        "--rebuild-runs",
+        type=int,
+        default=3,
+        help="in-process rebuilds, each after its own raw read + decode (median kept)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the SQLite file in DIR")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="PostgreSQL database")
     args = parser.parse_args(argv)
@@ -764,6 +784,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--sizes must be increasing, the first at least {seeded} (the seed)")
     if args.reps < 1:
         parser.error("--reps must be at least 1")
+    if args.rebuild_runs < 1:
+        parser.error("--rebuild-runs must be at least 1")
     if args.keep is not None and args.store != "sqlite":
         parser.error("--keep applies to --store sqlite only")
     return args

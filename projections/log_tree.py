@@ -191,7 +191,7 @@ class LogTree(ReadModelTables):
             if not data:
                 return size
             created = appended(size, edge, data)
-            with self.transaction(commit=True) as cursor:
+            with self.bulk_transaction() as cursor:
                 self.bulk_insert(
                     cursor, nodes, [(lvl, idx, h) for (lvl, idx), h in created.items()]
                 )

@@ -23,6 +23,15 @@ STAGED_LEAVES = "log_leaves_staged"
 STAGED_LEAVES_DDL = (
     "CREATE TABLE {name} (position BIGINT NOT NULL, event_id {text} NOT NULL, data {blob} NOT NULL)"
 )
+STAGED_ENTRIES = "projected_entries_staged"
+"""`projected_entries`' rows as a rebuild finds them, without its primary key: inserting
+a million random event ids into that index, a batch at a time, rewrites most of its
+pages at every commit; copied over in event id order at the end, it grows at its edge."""
+STAGED_ENTRIES_DDL = (
+    "CREATE TABLE {name} (event_id {text} NOT NULL, stream {text} NOT NULL,"
+    " version BIGINT NOT NULL, type {text} NOT NULL, effective_date {text} NOT NULL,"
+    " measures {text} NOT NULL)"
+)
 
 
 @dataclass
@@ -58,47 +67,54 @@ class ShadowTables(LogTree):
 
     def begin_shadow(self) -> None:
         """Empty shadow tables to rebuild into."""
-        staged = self.qualified(STAGED_LEAVES)
         with self.transaction(commit=True) as cursor:
             for table in READ_MODELS:
                 cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table + SHADOW_SUFFIX)}")
                 cursor.execute(self.table_ddl(table, table + SHADOW_SUFFIX))
-            cursor.execute(f"DROP TABLE IF EXISTS {staged}")
-            cursor.execute(
-                STAGED_LEAVES_DDL.format(name=staged, text=self.text_type, blob=self.blob_type)
-            )
+            for staged, ddl in (
+                (STAGED_LEAVES, STAGED_LEAVES_DDL),
+                (STAGED_ENTRIES, STAGED_ENTRIES_DDL),
+            ):
+                name = self.qualified(staged)
+                cursor.execute(f"DROP TABLE IF EXISTS {name}")
+                cursor.execute(ddl.format(name=name, text=self.text_type, blob=self.blob_type))
 
     def write_shadow(self, built: Built | Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> None:
         """Write whole streams' rows, and their leaves, into the shadow tables (streams
         given as records and rows: `Projector._rebuild` before `rebuild_shadow`)."""
         rows = built if isinstance(built, Built) else built_of(built)
-        with self.transaction(commit=True) as cursor:
-            for table, values in (
-                ("status_intervals", rows.intervals),
-                ("projected_entries", rows.entries),
-                ("current_status", rows.currents),
-            ):
-                self.bulk_insert(cursor, table + SHADOW_SUFFIX, values)
+        with self.bulk_transaction() as cursor:
+            self.bulk_insert(cursor, "status_intervals" + SHADOW_SUFFIX, rows.intervals)
+            self.bulk_insert(cursor, "current_status" + SHADOW_SUFFIX, rows.currents)
+            self.bulk_insert(cursor, STAGED_ENTRIES, rows.entries)
             self.bulk_insert(cursor, STAGED_LEAVES, rows.leaves)
 
     def finish_shadow(self) -> int:
-        """Number the staged leaves in position order, and build the Merkle tree's nodes
-        over them; the tree's size."""
+        """Copy the staged entries in, number the staged leaves in position order, and
+        build the Merkle tree's nodes over them; the tree's size."""
         leaves = self.qualified("log_leaves" + SHADOW_SUFFIX)
-        staged = self.qualified(STAGED_LEAVES)
-        with self.transaction(commit=True) as cursor:
+        entries = self.qualified("projected_entries" + SHADOW_SUFFIX)
+        staged_leaves, staged_entries = (
+            self.qualified(STAGED_LEAVES),
+            self.qualified(STAGED_ENTRIES),
+        )
+        with self.bulk_transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {entries} SELECT * FROM {staged_entries} ORDER BY event_id"
+            )
+            cursor.execute(f"DROP TABLE {staged_entries}")
             cursor.execute(
                 f"INSERT INTO {leaves} (leaf_index, position, event_id, data)"
                 " SELECT row_number() OVER (ORDER BY position) - 1, position, event_id, data"
-                f" FROM {staged} ORDER BY position"
+                f" FROM {staged_leaves} ORDER BY position"
             )
-            cursor.execute(f"DROP TABLE {staged}")
+            cursor.execute(f"DROP TABLE {staged_leaves}")
         return self.write_nodes_shadow()
 
     def swap_shadow(self, application_name: str, position: int) -> None:
         """Replace the read models by the shadow tables, and the tracking record by
         `position` (the last event the shadow tables hold), in one transaction."""
-        with self.transaction(commit=True) as cursor:
+        with self.swap_transaction() as cursor:
             self.claim(cursor)
             for table in READ_MODELS:
                 cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from domain.application import APPLICATION_NAME
@@ -85,6 +86,19 @@ class ReadModelTables(Transactions):
             f"CREATE INDEX IF NOT EXISTS {index} ON {self.qualified(table)} ({columns})"
             for index, table, columns in INDEXES
         ]
+
+    @contextmanager
+    def bulk_transaction(self) -> Iterator[Cursor]:
+        """A transaction that writes a rebuild's shadow tables (nothing reads them before
+        the swap, whose own transaction is as durable as any other)."""
+        with self.transaction(commit=True) as cursor:
+            yield cursor
+
+    @contextmanager
+    def swap_transaction(self) -> Iterator[Cursor]:
+        """The transaction that swaps the shadow tables in and builds their indexes."""
+        with self.transaction(commit=True) as cursor:
+            yield cursor
 
     def bulk_insert(self, cursor: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Append rows to a table (unqualified name): one prepared statement executed per
