@@ -516,14 +516,14 @@ def test_a_read_while_a_write_is_on_its_way_is_answered_for_a_moment_before_it(
     recorded_at: asking again for the moment it answered must give the same answer."""
     post(client, US_STORY[0])
     stalled, release = threading.Event(), threading.Event()
-    save = services.log.save
+    insert = services.log.recorder.insert_events
 
-    def slow_save(*args: Any, **kwargs: Any) -> Any:
+    def slow_insert(*args: Any, **kwargs: Any) -> Any:
         stalled.set()
         release.wait(10)
-        return save(*args, **kwargs)
+        return insert(*args, **kwargs)
 
-    monkeypatch.setattr(services.log, "save", slow_save)
+    monkeypatch.setattr(services.log.recorder, "insert_events", slow_insert)
     writer = threading.Thread(target=post, args=(client, US_STORY[1]))
     writer.start()
     assert stalled.wait(10)
