@@ -333,15 +333,18 @@ def report(args: argparse.Namespace, results: Results) -> str:
     ]
     for what, store, figure, baseline, unit, goal in goals(args, results):
         ratio = figure / baseline
-        bound = float(goal[2:])
-        met = ratio >= bound if goal.startswith("≥") else ratio <= bound
+        if goal[:1] in "≥≤":
+            bound = float(goal[2:])
+            met = ratio >= bound if goal.startswith("≥") else ratio <= bound
+            verdict = "met" if met else "**missed**"
+        else:
+            verdict = ""  # shown for comparison, no goal of its own
         shown = (
             f"{figure:,.0f} / {baseline:,.0f}"
             if unit == "ev/s"
             else f"{figure:.1f} / {baseline:.1f}"
         )
-        out.append(f"| {what} | {store} | {shown} {unit} | {ratio:.2f} | {goal} | "
-                   f"{'met' if met else '**missed**'} |")  # fmt: skip
+        out.append(f"| {what} | {store} | {shown} {unit} | {ratio:.2f} | {goal} | {verdict} |")
     return "\n".join(out)
 
 
