@@ -20,7 +20,7 @@ install: $(STAMP)
 	@echo '  export PATH="$(CURDIR)/$(BIN):$$PATH"'
 
 serve: $(STAMP)
-	$(BIN)/sanctions serve --seed
+	$(BIN)/sanctions serve --seed $(if $(PORT),--port $(PORT))
 
 test: $(STAMP)
 	.ci/ensure-postgres
