@@ -161,20 +161,6 @@ class LogTree(ReadModelTables):
 
     # Rebuilding (into the shadow tables a rebuild swaps in)
 
-    def write_tree_shadow(self, batches: Iterable[Sequence[Leaf]]) -> int:
-        """Build the whole tree afresh into the shadow tables; its size."""
-        size, edge = 0, dict[Node, bytes]()
-        for leaves in batches:
-            if not leaves:
-                continue
-            created = appended(size, edge, [leaf.data for leaf in leaves])
-            with self.transaction(commit=True) as cursor:
-                self.write_tree(cursor, size, leaves, created, SHADOW_SUFFIX)
-            known = {**edge, **created}
-            size += len(leaves)
-            edge = {node: known[node] for node in frontier(size)}
-        return size
-
     def write_nodes_shadow(self, page: int = TREE_PAGE) -> int:
         """Build every node of the tree whose leaves the shadow leaf table holds, `page`
         leaves at a time; the tree's size."""

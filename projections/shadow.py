@@ -6,15 +6,12 @@ read models as they were.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent, Tracking
 
 from projections.log_tree import LogTree
-from projections.model import IntervalRow, StreamRecord
-from projections.rows import current_params, entry_params, interval_params
 from projections.tables import READ_MODELS, SHADOW_SUFFIX
 
 Row = tuple[Any, ...]
@@ -49,19 +46,6 @@ class Built:
     undecodable: list[tuple[int, StoredEvent]] = field(default_factory=list)
 
 
-def built_of(records: Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> Built:
-    """Whole streams (their final record and every row) as rows, without leaves."""
-    return Built(
-        intervals=[interval_params(row) for _, rows in records for row in rows],
-        entries=[
-            entry_params(record.stream, entry)
-            for record, _ in records
-            for entry in record.entries.values()
-        ],
-        currents=[current_params(record) for record, _ in records],
-    )
-
-
 class ShadowTables(LogTree):
     """Fresh, index-less copies of the read-model tables, filled whole streams at a time."""
 
@@ -79,10 +63,8 @@ class ShadowTables(LogTree):
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
                 cursor.execute(ddl.format(name=name, text=self.text_type, blob=self.blob_type))
 
-    def write_shadow(self, built: Built | Sequence[tuple[StreamRecord, list[IntervalRow]]]) -> None:
-        """Write whole streams' rows, and their leaves, into the shadow tables (streams
-        given as records and rows: `Projector._rebuild` before `rebuild_shadow`)."""
-        rows = built if isinstance(built, Built) else built_of(built)
+    def write_shadow(self, rows: Built) -> None:
+        """Write whole streams' rows, and their leaves, into the shadow tables."""
         with self.bulk_transaction() as cursor:
             self.bulk_insert(cursor, "status_intervals" + SHADOW_SUFFIX, rows.intervals)
             self.bulk_insert(cursor, "current_status" + SHADOW_SUFFIX, rows.currents)
