@@ -44,6 +44,14 @@ class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
             yield cursor
 
     @contextmanager
+    def projection_transaction(self) -> Iterator[Cursor]:
+        # Not synced at its commit either (WAL, synchronous=NORMAL): a power loss may
+        # roll back the last batches projected, tracking record and all, and the
+        # projector projects them again from the log, whose own commits stay synced.
+        with self.pragmas(synchronous="NORMAL") as cursor:
+            yield cursor
+
+    @contextmanager
     def swap_transaction(self) -> Iterator[Cursor]:
         # As durable as any transaction. secure_delete is compiled in: dropping the
         # replaced read models would overwrite every page they held (~1.25 GB at 1M

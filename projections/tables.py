@@ -95,6 +95,13 @@ class ReadModelTables(Transactions):
             yield cursor
 
     @contextmanager
+    def projection_transaction(self) -> Iterator[Cursor]:
+        """The transaction that projects a batch with its tracking record (everything in
+        it can be projected again from the log)."""
+        with self.transaction(commit=True) as cursor:
+            yield cursor
+
+    @contextmanager
     def swap_transaction(self) -> Iterator[Cursor]:
         """The transaction that swaps the shadow tables in and builds their indexes."""
         with self.transaction(commit=True) as cursor:

@@ -62,7 +62,7 @@ class StatusView(ShadowTables):
         """Project events (with their positions) into the status read models and the
         log's Merkle tree, and record `tracking`, atomically."""
         try:
-            with self.transaction(commit=True) as cursor:
+            with self.projection_transaction() as cursor:
                 position = self.claim(cursor)
                 if position != expected_position:
                     raise ProjectionMoved
