@@ -1,4 +1,4 @@
-"""Group commit, and the stream states writes are decided against.
+"""Group commit: the queue of writes, and a group decided write by write.
 
 Writes that arrive while a transaction is being committed queue up; when it is done,
 the first of them leads: it takes every queued write (up to `MAX_GROUP_EVENTS`
@@ -8,12 +8,11 @@ cost one commit (one fsync, one table lock) instead of N. No thread of its own: 
 leader is one of the writing threads, and it hands the lead to the next queued
 write as soon as its group is committed.
 
-The streams' states are kept in memory (`StreamStates`), so a write's cost does not
-grow with its stream: each is loaded once (one query for every stream of a group
-not yet known) and then kept up to date by the writes that pass through. A state
-another process has moved on is caught inside the write's transaction (the store
-compares the versions a group was decided on with the stored ones) and loaded
-again.
+A group is decided on the streams' states kept in memory (`domain.store.kept`); a
+state another process has moved on, or the store changed behind the service's back,
+is caught inside the write's transaction (the store compares each stream's version,
+number of events and stored bytes with what the group was decided on) and the group
+decided again.
 """
 
 from __future__ import annotations
