@@ -194,7 +194,7 @@ class SanctionsLog(Application[uuid.UUID]):
         if not writes:
             return None
         drafts = (draft for write in writes for draft in write.drafts)
-        committed = self.states.of(drafts, self.store.select_streams, self.mapper)
+        committed, loaded = self.states.of(drafts, self.store.select_streams, self.mapper)
         attempt = Attempt(committed, self.mapper)
         refused: list[tuple[Write, DomainError]] = []
         for write in writes:
@@ -202,7 +202,7 @@ class SanctionsLog(Application[uuid.UUID]):
                 attempt.add(write)
             except DomainError as error:
                 refused.append((write, error))
-        self._check_refusals(refused, committed)
+        self._check_refusals(refused, committed, loaded)
         for write, refusal in refused:
             write.answer(error=refusal)
         return attempt.ready()
@@ -211,13 +211,12 @@ class SanctionsLog(Application[uuid.UUID]):
         self,
         refused: list[tuple[Write, DomainError]],
         committed: dict[uuid.UUID, SanctionsStream | StreamDamaged],
+        loaded: set[uuid.UUID],
     ) -> None:
         """A write refused on a state kept in memory is refused only once the store says
         that state is current (the version check at commit only guards what is stored):
         else StaleStreams, and the group is decided again on what is stored."""
-        kept = {
-            draft.key.aggregate_id for write, _ in refused for draft in write.drafts
-        } - self.states.loaded
+        kept = {draft.key.aggregate_id for write, _ in refused for draft in write.drafts} - loaded
         versions = {
             stream_id: (state.version, state.stored_size)
             for stream_id in kept

@@ -116,9 +116,10 @@ class SanctionsStream(Aggregate):
         def retracted_id(self) -> UUID | None:
             return None
 
-        def computed_hash(self) -> str:
-            """The hash this event should carry, recomputed from every stored field."""
-            return event_hash({**vars(self), "type": self.TYPE.value})
+        def computed_hash(self, **changes: Any) -> str:
+            """The hash this event should carry, recomputed from every stored field (as
+            `changes` would leave them, if any)."""
+            return event_hash({**vars(self), **changes, "type": self.TYPE.value})
 
     class TakesEffect(Event):
         effective_date: date

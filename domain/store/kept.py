@@ -84,8 +84,6 @@ class StreamStates:
         self.size = size
         self._states: OrderedDict[uuid.UUID, SanctionsStream] = OrderedDict()
         self._lock = threading.Lock()
-        self.loaded: set[uuid.UUID] = set()
-        """The streams the last call to `of` loaded from the store."""
 
     def get(self, stream_id: uuid.UUID) -> SanctionsStream | None:
         with self._lock:
@@ -106,10 +104,10 @@ class StreamStates:
         drafts: Iterable[EventDraft],
         select_streams: Callable[[list[uuid.UUID]], dict[uuid.UUID, list[StoredEvent]]],
         mapper: Mapper[uuid.UUID],
-    ) -> dict[uuid.UUID, SanctionsStream | StreamDamaged]:
+    ) -> tuple[dict[uuid.UUID, SanctionsStream | StreamDamaged], set[uuid.UUID]]:
         """The current state of every stream the drafts are for: kept here, or loaded (one
         query for all those not kept, by `select_streams`); StreamDamaged for one whose
-        stored events do not make a stream. `loaded` says which were loaded now."""
+        stored events do not make a stream. And which of them were loaded now."""
         keys = {draft.key.aggregate_id: draft.key for draft in drafts}
         states: dict[uuid.UUID, SanctionsStream | StreamDamaged] = {}
         for stream_id in keys:
@@ -117,7 +115,6 @@ class StreamStates:
             if kept is not None:
                 states[stream_id] = kept
         missing = [stream_id for stream_id in keys if stream_id not in states]
-        self.loaded = set(missing)
         if missing:
             stored = select_streams(missing)
             for stream_id in missing:
@@ -125,7 +122,7 @@ class StreamStates:
                 if isinstance(loaded, SanctionsStream):
                     self.put(loaded)
                 states[stream_id] = loaded
-        return states
+        return states, set(missing)
 
     def forget(self, stream_ids: Iterable[uuid.UUID]) -> None:
         with self._lock:

@@ -51,13 +51,16 @@ class PositionedEvent:
 class EventStore(ABC):
     """The look-ups the service needs of its event store, beyond the library's own.
 
-    The recorders write `IndexRow`s and an `IdempotencyRecord` in the same transaction
-    as the events they describe (passed to `save()` as `index=` and `idempotency=`).
+    The recorders write `IndexRow`s and `IdempotencyRecord`s in the same transaction
+    as the events they describe (passed to `insert_events()` as `index=` and
+    `idempotency=`).
     """
 
     @abstractmethod
-    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
-        """The record an earlier request with this key left, if any."""
+    def find_idempotencies(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        """The records earlier requests with these (caller, key) pairs left."""
 
     @abstractmethod
     def select_positioned(

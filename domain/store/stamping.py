@@ -10,7 +10,6 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from domain.hashing import event_hash
 from domain.stream import SanctionsStream
 
 UNSTAMPED = datetime.min.replace(tzinfo=UTC)
@@ -36,8 +35,7 @@ class Stamper:
             at = first + timedelta(microseconds=number)
             prev_hash = last_hash.get(event.stream, event.prev_hash)
             times: dict[str, Any] = {"recorded_at": at, "timestamp": at, "prev_hash": prev_hash}
-            fields = {**vars(event), **times, "type": event.TYPE.value}
-            times["hash"] = event_hash(fields)
+            times["hash"] = event.computed_hash(**times)
             event = dataclasses.replace(event, **times)
             last_hash[event.stream] = event.hash
             stamped.append(event)

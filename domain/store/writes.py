@@ -167,9 +167,6 @@ class WriteSide(Transactions):
             found.setdefault(stream_id, []).append(stored)
         return found
 
-    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
-        return self.find_idempotencies([(caller, key)]).get((caller, key))
-
     def find_idempotencies(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], IdempotencyRecord]:
