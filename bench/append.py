@@ -11,7 +11,7 @@ new, empty databases:
 - raw library, batch: 100 new aggregates per ``app.save``.
 
 The service runs over real HTTP: uvicorn serves the app built by
-``api.bootstrap`` in a background thread of this process, and one keep-alive
+``api.app.bootstrap`` in a background thread of this process, and one keep-alive
 ``httpx.Client`` posts to it, so client and server share the GIL (and the two
 cores) just as the figures say. Events go to distinct streams
 (``A/C/potash`` for pairs of ISO 3166 alpha-2 codes) so the rules accept them;
@@ -56,8 +56,8 @@ from eventsourcing.domain import Aggregate, event
 from psycopg.sql import SQL, Identifier
 from serving import BenchError, serving  # bench/serving.py
 
-from api.bootstrap import build_service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.settings import Settings
 from domain.rules import MEASURES
 from domain.store.config import environment_for
 

@@ -1,6 +1,6 @@
 """Where one request spends its time: a POST /v1/events and a GET /v1/status, profiled.
 
-The real app (``api.bootstrap``) is served by uvicorn in a thread of this process, on a
+The real app (``api.app.bootstrap``) is served by uvicorn in a thread of this process, on a
 fresh SQLite file or PostgreSQL schema, and called by one keep-alive ``httpx.Client``
 with a token stored in the database (as ``sanctions token create`` makes them). Per
 store and request kind it reports:
@@ -45,9 +45,10 @@ from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 from serving import free_port, wait_until_healthy  # bench/serving.py
 
-from api.bootstrap import build_service, create_app
-from api.identity import Role
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.identity import Role
+from api.app.settings import Settings
+from api.http.app import create_app
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 COUNTRIES = sorted(str(country.alpha_2) for country in pycountry.countries)

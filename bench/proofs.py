@@ -95,9 +95,9 @@ import pycountry
 from psycopg.sql import SQL, Identifier
 from serving import BenchError, serving  # bench/serving.py
 
-from api.bootstrap import build_service
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.service import Service
+from api.app.settings import Settings
 from domain.keys import StreamKey
 from domain.merkle import (
     Node,

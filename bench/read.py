@@ -87,10 +87,10 @@ from rich.progress import (
 )
 from serving import BenchError, serving  # bench/serving.py
 
-from api.bootstrap import build_service
-from api.seed import bundled_events, seed
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.seed import bundled_events, seed
+from api.app.service import Service
+from api.app.settings import Settings
 from domain.application import SanctionsLog
 from domain.catalogue import CATALOGUE
 from domain.keys import BLOCS, EventFilter, StreamKey
@@ -467,12 +467,12 @@ atexit.register(_peak)
 """
 RUN_CLI = PEAK_PROBE + (
     "sys.argv = ['sanctions', *sys.argv[1:]]\n"
-    "runpy.run_module('api.cli', run_name='__main__', alter_sys=True)\n"
+    "runpy.run_module('api.cli.main', run_name='__main__', alter_sys=True)\n"
 )
 OPEN_ONLY = PEAK_PROBE + (
-    "from api.bootstrap import build_service\n"
-    "from api.settings import Settings\n"
-    "import api.cli\n"
+    "from api.app.bootstrap import build_service\n"
+    "from api.app.settings import Settings\n"
+    "import api.cli.main\n"
     "svc = build_service(Settings())\n"
     "print(svc.log.recorder.max_notification_id())\n"
     "svc.log.close()\n"
@@ -519,7 +519,7 @@ def rebuild_in_child(database_url: str) -> tuple[Phase, float, float]:
         f"{idle.peak_rss_mb:.0f} MB; wait4 ru_maxrss would say {child.ru_maxrss_mb:.0f} "
         f"and {idle.ru_maxrss_mb:.0f} MB (this loader's RSS at fork counts there)"
     )
-    phase = Phase("rebuild (`python -m api.cli rebuild`)", int(found[1]), float(found[2]))
+    phase = Phase("rebuild (`python -m api.cli.main rebuild`)", int(found[1]), float(found[2]))
     return phase, child.peak_rss_mb, idle.peak_rss_mb
 
 

@@ -22,8 +22,8 @@ import uvicorn
 from psycopg.sql import SQL, Identifier
 from scaleout import EVENTS_TABLE, Cluster, Layout, start_layout  # bench/scaleout.py
 
-from api.bootstrap import create_app
-from api.service import Service
+from api.app.service import Service
+from api.http.app import create_app
 
 
 class BenchError(RuntimeError):

@@ -23,9 +23,10 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, sync_playwright
 from psycopg.sql import SQL, Identifier
 
-from api.bootstrap import build_service, create_app
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.service import Service
+from api.app.settings import Settings
+from api.http.app import create_app
 
 POSTGRES_URL = os.environ.get(
     "SANCTIONS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

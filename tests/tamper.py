@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from api.service import Service
+from api.app.service import Service
 from domain.application import SanctionsLog
 from domain.keys import StreamKey
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.seed import seed
-from api.service import Service
+from api.app.seed import seed
+from api.app.service import Service
 from tests.conftest import READER, WRITER, run_cli
 from tests.tamper import behind_the_back, events_table, stream_id
 

@@ -16,8 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from api.bootstrap import build_service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.settings import Settings
 from domain.store.config import database_location, missing_event_store
 from tests.conftest import POSTGRES_URL, free_port, run_cli
 

@@ -13,7 +13,15 @@ import pytest
 
 from tests.test_cli import ROOT, sanctions
 
-HEAVY = ("fastapi", "uvicorn", "eventsourcing", "psycopg", "httpx", "api.service", "api.bootstrap")
+HEAVY = (
+    "fastapi",
+    "uvicorn",
+    "eventsourcing",
+    "psycopg",
+    "httpx",
+    "api.app.service",
+    "api.app.bootstrap",
+)
 
 
 def loaded_modules(code: str) -> set[str]:
@@ -26,7 +34,7 @@ def loaded_modules(code: str) -> set[str]:
 
 
 def test_importing_the_cli_loads_no_web_framework_or_storage() -> None:
-    loaded = loaded_modules("import api.cli")
+    loaded = loaded_modules("import api.cli.main")
     assert "typer" in loaded
     for module in HEAVY:
         assert module not in loaded, module
@@ -35,7 +43,7 @@ def test_importing_the_cli_loads_no_web_framework_or_storage() -> None:
 @pytest.mark.parametrize("args", [["--help"], ["status", "--help"], ["token", "create", "--help"]])
 def test_help_loads_no_web_framework_storage_or_pydantic(args: list[str]) -> None:
     loaded = loaded_modules(
-        "from api.cli import app\n"
+        "from api.cli.main import app\n"
         "try:\n"
         f"    app({args!r}, prog_name='sanctions')\n"
         "except SystemExit:\n"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from api.remote import Remote, RemoteError
+from api.cli.remote import Remote, RemoteError
 from domain.store.config import database_location
 from tests.conftest import free_port
 from tests.test_cli import sanctions

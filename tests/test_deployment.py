@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from api.cli import app
+from api.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("domain", "projections", "api")
@@ -159,7 +159,7 @@ def test_the_image_holds_the_bundled_timeline_the_seed_reads(tmp_path: Path) -> 
     assert (image / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8") == bundled
     events = [line for line in bundled.splitlines() if line.strip()]
     loaded = run_python(
-        "from api.seed import bundled_events; print(len(bundled_events()))",
+        "from api.app.seed import bundled_events; print(len(bundled_events()))",
         path=image,
         cwd=tmp_path,
     )
@@ -171,7 +171,7 @@ def test_the_installed_package_finds_the_bundled_timeline(tmp_path: Path) -> Non
     site = tmp_path / "site"
     built_package(image, site)
     loaded = run_python(
-        "from api.seed import bundled_events; print(len(bundled_events()))",
+        "from api.app.seed import bundled_events; print(len(bundled_events()))",
         path=site,
         cwd=image,
     )

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.service import Service
+from api.app.service import Service
 from domain.hashing import format_timestamp
 from domain.stream import SanctionsStream
 from tests.test_projection_properties import (

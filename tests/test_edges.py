@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import create_app
-from api.identity import Role, TokenError
-from api.service import Service
+from api.app.identity import Role, TokenError
+from api.app.service import Service
+from api.http.app import create_app
 from tests.conftest import ADMIN, READER, WRITER
 from tests.tamper import behind_the_back, events_table, stream_id
 
@@ -405,10 +405,10 @@ def test_concurrent_rebuilds_run_once_and_the_others_are_told(
 def test_verify_needs_a_reader_token_and_concurrent_calls_share_one_run(
     services: Service, live_server: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import api.service
+    import api.app.service
 
     runs: list[int] = []
-    original = api.service.verify
+    original = api.app.service.verify
     gate = threading.Event()
 
     def counted(*args: Any) -> Any:
@@ -416,7 +416,7 @@ def test_verify_needs_a_reader_token_and_concurrent_calls_share_one_run(
         gate.wait(5)
         return original(*args)
 
-    monkeypatch.setattr(api.service, "verify", counted)
+    monkeypatch.setattr(api.app.service, "verify", counted)
     base = live_server()
     assert problem(httpx.get(f"{base}/v1/audit/verify"), 401)
     results: list[httpx.Response] = []

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from api.bootstrap import create_app
-from api.seed import seed
-from api.service import Service
+from api.app.seed import seed
+from api.app.service import Service
+from api.http.app import create_app
 from tests.conftest import ADMIN
 
 SKIPPED = {"/v1/events/stream"}  # endless by design: tests/test_live_stream.py

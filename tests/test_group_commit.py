@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pycountry
 
-from api.service import Service
+from api.app.service import Service
 from domain.hashing import GENESIS_HASH
 from domain.keys import StreamKey
 from domain.rules import MEASURES, EventType

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from api.seed import seed
-from api.service import Service
+from api.app.seed import seed
+from api.app.service import Service
 from tests.conftest import run_cli
 
 
@@ -73,7 +73,7 @@ def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
 
     def rehash_the_lift(copy: list[dict[str, Any]]) -> None:
         # The insider recomputes the hash too: the inclusion proof then fails.
-        from api.auditor import recomputed_hash
+        from api.cli.auditor import recomputed_hash
 
         move_the_lift(copy)
         lift = next(e for e in copy[1:] if e["stream"] == "US/BY/potash" and e["type"] == "lifted")

@@ -26,8 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 
-from api.bootstrap import create_app
-from api.service import Service
+from api.app.service import Service
+from api.http.app import create_app
 from domain import merkle
 from domain.catalogue import CATALOGUE
 from domain.checkpoints import NoteError, Verifier

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 
-from api.bootstrap import build_service
-from api.schemas import EventIn
-from api.seed import seed
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.seed import seed
+from api.app.service import Service
+from api.app.settings import Settings
+from api.schemas.answers import EventIn
 from tests.conftest import READER, TOKENS, WRITER, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back

@@ -24,12 +24,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api import patterns
-from api.bootstrap import build_service, create_app
-from api.inputs import iso_date, parse_known_at
-from api.seed import seed
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.seed import seed
+from api.app.service import Service
+from api.app.settings import Settings
+from api.http.app import create_app
+from api.schemas import patterns
+from api.schemas.inputs import iso_date, parse_known_at
 from domain.catalogue import CATALOGUE, commodity_for_hs
 from domain.errors import InvalidInput
 from domain.keys import parse_authority, parse_commodity, parse_country

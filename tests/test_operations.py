@@ -18,10 +18,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import build_service, create_app
-from api.identity import Role
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.identity import Role
+from api.app.service import Service
+from api.app.settings import Settings
+from api.http.app import create_app
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
 
-from api.seed import seed
+from api.app.seed import seed
 from tests.conftest import WRITER
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -11,9 +11,9 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import create_app
-from api.seed import seed
-from api.service import Service
+from api.app.seed import seed
+from api.app.service import Service
+from api.http.app import create_app
 
 
 class StatusRows(HTMLParser):

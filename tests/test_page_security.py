@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.security import CONTENT_SECURITY_POLICY
+from api.http.security import CONTENT_SECURITY_POLICY
 
 COMMON = {
     "x-content-type-options": "nosniff",

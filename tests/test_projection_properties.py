@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.bootstrap import build_service
-from api.service import Service
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.service import Service
+from api.app.settings import Settings
 from domain.errors import RuleViolation
 from domain.keys import EventFilter, StreamKey
 from domain.rules import MEASURES, EventType, fold

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pycountry
 
-from api.service import Service
+from api.app.service import Service
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft, SanctionsStream

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import create_app
-from api.schemas import EventIn
-from api.service import Service
+from api.app.service import Service
+from api.http.app import create_app
+from api.schemas.answers import EventIn
 from tests.conftest import ADMIN, WRITER
 
 BASE: dict[str, Any] = {"country": "BY", "commodity": "potash"}

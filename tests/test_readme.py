@@ -1,21 +1,24 @@
-"""The README's examples, run as written.
+"""The documentation's examples, run as written.
 
-Every ```console block of README.md is one shell session: its commands (`$ ` lines, with
-the lines that continue them) run top to bottom in one bash process started in the
-checkout, as a reader would paste them, and each command's output (standard output and
-standard error, as a terminal shows them) must be the output the README shows after it.
+Every ```console block of README.md, and of each page under docs/, is part of one shell
+session per file: its commands (`$ ` lines, with the lines that continue them) run top to
+bottom in one bash process started in the checkout, as a reader would paste them, and each
+command's output (standard output and standard error, as a terminal shows them) must be
+the output the file shows after it. A file's session is its own: a page that needs a
+database, a server or a token sets them up itself, so each page can be read (and run)
+alone. Blocks marked ```sh or ```text are illustrations, not run.
 
 Only what differs from run to run is normalised, on both sides, before comparing: ids,
 hashes, tokens and recording times (each distinct value to a placeholder of the same
 length, numbered in order of appearance, so a value that appears twice must appear twice),
-durations and rates, the temporary folder's name, and the server's port (the README says
-8001; the test uses a free port of as many digits). Everything else must match exactly,
-including how Rich wraps a table at 80 columns.
+durations and rates, the temporary folder's name, and the servers' ports (the files say
+8001, 9001 and 9002; the test uses free ports of as many digits). Everything else must
+match exactly, including how Rich wraps a table at 80 columns.
 
-The README makes its own scratch database in a new temporary folder; in case a command ran
+Each file makes its own scratch database in a new temporary folder; in case a command ran
 before that, the session starts with SANCTIONS_DATABASE_URL on a scratch file of the test's
 own, so nothing here can touch ./data/sanctions.db. Every process the session leaves
-running (the README's `sanctions serve … &`) is killed at the end.
+running (a `sanctions serve … &`) is killed at the end.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-README_PORT = 8001
+DOCS = ROOT / "docs"
+SHOWN_PORTS = (8001, 9001, 9002)
+"""The ports the files' examples use; each is replaced by a free port of as many digits."""
 TOUR_FOLDER = re.compile(r"/tmp/tmp\.[A-Za-z0-9]{10}")
 """What `mktemp -d` makes under TMPDIR=/tmp: the name differs each run, its length never."""
 TIMEOUT = 150
@@ -48,7 +53,7 @@ MARK = "@@readme-command-{}@@"
 @dataclass(frozen=True)
 class Example:
     line: int
-    """Where the command starts in README.md (1-based)."""
+    """Where the command starts in its file (1-based)."""
     command: str
     expected: str
 
@@ -64,7 +69,7 @@ def is_complete(command: str) -> bool:
 
 
 def console_blocks(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Each ```console block: the README line number of its first line, and its lines."""
+    """Each ```console block: the line number of its first line, and its lines."""
     lines = text.splitlines()
     opening = None
     for number, line in enumerate(lines, start=1):
@@ -75,8 +80,9 @@ def console_blocks(text: str) -> Iterator[tuple[int, list[str]]]:
             opening = None
 
 
-def examples(text: str) -> list[Example]:
-    """The commands of every ```console block, in order, with the output shown after each."""
+def examples(text: str, name: str = "README.md") -> list[Example]:
+    """The commands of every ```console block, in order, with the output shown after each
+    (`name`: the file, for the message if a block has output before any command)."""
     found: list[Example] = []
     for first, lines in console_blocks(text):
         starts: list[tuple[int, list[str], list[str]]] = []  # line, command, output
@@ -86,7 +92,7 @@ def examples(text: str) -> list[Example]:
             elif line.startswith("$ "):
                 starts.append((number, [line[2:]], []))
             else:
-                assert starts, f"README.md:{number}: output before any command"
+                assert starts, f"{name}:{number}: output before any command"
                 starts[-1][2].append(line)
         found += [Example(at, "\n".join(cmd), "\n".join(out)) for at, cmd, out in starts]
     return found
@@ -116,21 +122,37 @@ def outputs(transcript: str, count: int) -> tuple[list[str], str]:
     return found, rest.strip()
 
 
-def free_port(digits: int) -> int:
-    """README_PORT if nothing listens there, else another port written with as many
-    digits (a port's length changes how a table title wraps)."""
-    for port in range(README_PORT, 10**digits):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
+def free_ports() -> dict[int, int]:
+    """For each shown port, itself if nothing listens there, else another free port written
+    with as many digits (a port's length changes how a table title wraps); no two alike."""
+    chosen: dict[int, int] = {}
+    for shown in SHOWN_PORTS:
+        for port in range(shown, 10 ** len(str(shown))):
+            if port in chosen.values() or (port in SHOWN_PORTS and port != shown):
                 continue
-            return port
-    raise AssertionError("no free port")
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            chosen[shown] = port
+            break
+        else:
+            raise AssertionError(f"no free port for {shown}")
+    return chosen
 
 
-def with_port(command: str, port: int) -> str:
-    return re.sub(rf"(?<=[:\s]){README_PORT}\b", str(port), command)
+def with_ports(command: str, ports: dict[int, int]) -> str:
+    """The command with each shown port replaced by the port the test uses."""
+    pattern = "|".join(str(shown) for shown in ports)
+    return re.sub(rf"(?<=[:\s])({pattern})\b", lambda m: str(ports[int(m.group(1))]), command)
+
+
+def shown_ports(output: str, ports: dict[int, int]) -> str:
+    """The output with each port the test used written as the file shows it."""
+    back = {used: shown for shown, used in ports.items()}
+    pattern = "|".join(str(used) for used in back)
+    return re.sub(rf"(?<=:)({pattern})\b", lambda m: str(back[int(m.group(1))]), output)
 
 
 def wrapped(pattern: str) -> str:
@@ -156,7 +178,7 @@ VOLATILE = re.compile(
     rf"(?<![0-9A-Za-z_-])(?:{UUID}|{HASH}|{TOKEN}|{MOMENT}(?:Z|\+00:00))(?![0-9A-Za-z_])"
 )
 """Values that differ each run: event ids, hashes, tokens, recording times (a moment the
-README gives, such as a midnight `known_at`, is not one of them)."""
+file gives, such as a midnight `known_at`, is not one of them)."""
 FIXED = re.compile(r"0{64}|[0-9-]{10}T00:00:00\.000000(?:Z|\+00:00)")
 DURATIONS = [
     (re.compile(r'"seconds":\s?[0-9.]+(?:e-?[0-9]+)?'), '"seconds":S'),
@@ -255,7 +277,7 @@ def bash_session(scratch: Path) -> Iterator[Run]:
             kill_group(shell.pid)
             transcript, _ = shell.communicate()
             raise AssertionError(
-                f"the README took over {TIMEOUT} s:\n{transcript[-3000:]}"
+                f"the session took over {TIMEOUT} s:\n{transcript[-3000:]}"
             ) from None
         found, folder = outputs(transcript, len(commands))
         if TOUR_FOLDER.fullmatch(folder):
@@ -278,7 +300,7 @@ def session(tmp_path: Path) -> Iterator[Run]:
 
 
 def kill_group(group: int) -> None:
-    """Stop every process of the session (a server the README left running too)."""
+    """Stop every process of the session (a server the file left running too)."""
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
         try:
             os.killpg(group, sig)
@@ -293,30 +315,54 @@ def kill_group(group: int) -> None:
             time.sleep(0.1)
 
 
-def test_readme_examples_give_the_output_they_show(session: Run, tmp_path: Path) -> None:
-    found = examples(README.read_text(encoding="utf-8"))
-    assert len(found) > 40, "README.md has lost its ```console examples"
-    port = free_port(len(str(README_PORT)))
-    actual, folder = session([with_port(example.command, port) for example in found])
-    assert TOUR_FOLDER.fullmatch(folder), f"the session ended in {folder}, not in its tour folder"
+def documents() -> list[Path]:
+    """README.md and every page under docs/ that has a ```console block."""
+    pages = sorted(DOCS.glob("**/*.md"))
+    return [README, *(page for page in pages if any(console_blocks(page.read_text("utf-8"))))]
+
+
+def shown_name(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@pytest.mark.parametrize("document", documents(), ids=shown_name)
+def test_examples_give_the_output_they_show(document: Path, session: Run, tmp_path: Path) -> None:
+    name = shown_name(document)
+    found = examples(document.read_text(encoding="utf-8"), name)
+    assert found, f"{name} has no ```console examples"
+    ports = free_ports()
+    actual, folder = session([with_ports(example.command, ports) for example in found])
+    assert TOUR_FOLDER.fullmatch(folder), (
+        f"{name}'s session ended in {folder}, not in a temporary folder of its own "
+        '(start the page with `cd "$(mktemp -d)"`)'
+    )
     assert not (tmp_path / "scratch.db").exists(), (
-        "a README command used a database before the README chose its scratch database"
+        f"a command of {name} used a database before the file chose its scratch database"
     )
     normal_expected, normal_actual = normaliser(), normaliser()
     failures = []
     for example, output in zip(found, actual, strict=True):
         shown = normal_expected(example.expected)
-        got = normal_actual(re.sub(rf"(?<=:){port}\b", str(README_PORT), output))
+        got = normal_actual(shown_ports(output, ports))
         if shown != got:
             failures.append(
-                f"README.md:{example.line}: $ {example.command}\n"
-                f"--- the README shows:\n{shown}\n--- the command printed:\n{got}\n"
+                f"{name}:{example.line}: $ {example.command}\n"
+                f"--- {name} shows:\n{shown}\n--- the command printed:\n{got}\n"
             )
     assert not failures, (
-        f"{len(failures)} of {len(found)} README commands print something else "
+        f"{len(failures)} of {len(found)} commands of {name} print something else "
         "(the first one is the one to fix; later ones may only follow from it):\n\n"
         + "\n".join(failures[:3])
     )
+
+
+def test_the_documentation_keeps_its_runnable_examples() -> None:
+    counts = {
+        shown_name(path): len(examples(path.read_text("utf-8"), shown_name(path)))
+        for path in documents()
+    }
+    assert counts["README.md"] >= 3, "README.md has lost its tour"
+    assert sum(counts.values()) > 60, f"the docs have lost their ```console examples: {counts}"
 
 
 def test_console_blocks_are_parsed_as_a_shell_reads_them() -> None:
@@ -354,7 +400,7 @@ def test_a_value_broken_across_lines_keeps_its_break_and_its_identity() -> None:
 
 
 def shown_default(value: object) -> str:
-    """A setting's default as the README's configuration table writes it."""
+    """A setting's default as the configuration table (docs/operations.md) writes it."""
     if value is None:
         return "unset"
     if isinstance(value, bool):
@@ -365,9 +411,9 @@ def shown_default(value: object) -> str:
 
 
 def test_configuration_table_names_every_setting_with_its_default() -> None:
-    from api.settings import Settings
+    from api.app.settings import Settings
 
-    text = README.read_text(encoding="utf-8")
+    text = (DOCS / "operations.md").read_text(encoding="utf-8")
     section = text[text.index("## Configuration") :]
     section = section[: section.index("\n## ", 1)]
     rows = re.findall(r"^\| `(SANCTIONS_[A-Z_]+)` \| `?([^|`]*?)`? \|", section, re.M)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from api.seed import seed
-from api.service import Service
+from api.app.seed import seed
+from api.app.service import Service
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft

@@ -165,7 +165,7 @@ def slow_commits(database_url: str) -> None:
 def test_processes_started_all_at_once_on_a_fresh_database_all_come_up() -> None:
     """Five processes set up one fresh schema at the same moment, ten rounds."""
     program = (
-        "from api.bootstrap import build_service; from api.settings import Settings;"
+        "from api.app.bootstrap import build_service; from api.app.settings import Settings;"
         "build_service(Settings()).close()"
     )
     for _ in range(10):

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from api.seed import TIMELINE_FILE, bundled_events, seed
-from api.service import Service
+from api.app.seed import TIMELINE_FILE, bundled_events, seed
+from api.app.service import Service
 
 
 def stream_events(client: TestClient, stream: str) -> list[dict[str, Any]]:

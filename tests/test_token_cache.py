@@ -13,9 +13,9 @@ import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import create_app
-from api.identity import Role
-from api.service import Service
+from api.app.identity import Role
+from api.app.service import Service
+from api.http.app import create_app
 from domain.store.tokens import TokenTable
 from tests.conftest import run_cli
 

@@ -22,7 +22,7 @@ import pytest
 from eventsourcing import sqlite as library_sqlite
 from psycopg.pq import TransactionStatus
 
-from api.service import Service
+from api.app.service import Service
 from domain.keys import StreamKey
 from domain.recorded import IdempotentRequest
 from domain.rules import EventType

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from api.bootstrap import build_service
-from api.schemas import EventIn
-from api.seed import seed
-from api.settings import Settings
+from api.app.bootstrap import build_service
+from api.app.seed import seed
+from api.app.settings import Settings
+from api.schemas.answers import EventIn
 from tests.conftest import POSTGRES_URL, drop_schema, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bootstrap import create_app
-from api.service import Service
-from api.webhook_targets import AllowList, TargetRefused
+from api.app.service import Service
+from api.app.webhooks.targets import AllowList, TargetRefused
+from api.http.app import create_app
 from tests.conftest import ADMIN, READER, WRITER
 from tests.webhook_receiver import Receiver
 

@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
-from api.bootstrap import create_app
-from api.identity import Role
-from api.service import Service
+from api.app.identity import Role
+from api.app.service import Service
+from api.http.app import create_app
 from domain.application import SanctionsLog
 from domain.errors import VersionConflict
 from domain.hashing import GENESIS_HASH

@@ -1,0 +1,136 @@
+"""The service's questions about change: what differs between two bitemporal points, and
+which measures a shipment falls under. Part of `api.app.service.Service`, kept apart to keep
+each module one concern."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from api.schemas.answers import StatusOut, StatusResult, StreamStatusOut, key_fields
+from api.schemas.changes import ChangeOut, DiffOut, PointOut, ScreenOut
+from api.schemas.inputs import collect, event_filter, optional, parse_as_of, parse_known_at, renamed
+from domain.application import SanctionsLog
+from domain.catalogue import commodity_for_hs
+from domain.errors import InvalidInput
+from domain.hashing import format_timestamp
+from domain.keys import EventFilter, parse_authority, parse_country
+from domain.stream import SanctionsStream
+from projections.diff import Point, accounting_events, changed_streams
+from projections.projector import Projector
+from projections.rows import StatusRow
+
+STREAMS_PER_QUERY = 500
+
+
+def stream_status(row: StatusRow | None) -> StreamStatusOut:
+    if row is None:
+        return StreamStatusOut(status="none", measures=[], since=None)
+    return StreamStatusOut(status=row.status, measures=row.measures, since=row.since)
+
+
+class ChangeQuestions:
+    """`Service.diff` and `Service.screen`, on the service's log and read models."""
+
+    log: SanctionsLog
+    projector: Projector
+
+    def settled(self, known_at: datetime) -> datetime:
+        raise NotImplementedError  # Service's
+
+    def status(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        as_of: str | None,
+        known_at: str | None,
+    ) -> StatusOut:
+        raise NotImplementedError  # Service's
+
+    def diff(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        from_as_of: str | None,
+        from_known_at: str | None,
+        to_as_of: str | None,
+        to_known_at: str | None,
+    ) -> DiffOut:
+        """Every matching stream whose status or measures differ between two bitemporal
+        points, with the events that account for each difference. `to_as_of` defaults to
+        today, `from_as_of` to `to_as_of`, and both `known_at` to now."""
+        errors: list[InvalidInput] = []
+        where = collect(errors, lambda: event_filter(authority, country, commodity))
+        today = datetime.now(UTC).date()
+        to_day = collect(errors, lambda: renamed("to_as_of", lambda: parse_as_of(to_as_of, today)))
+        from_day = collect(
+            errors,
+            lambda: renamed("from_as_of", lambda: parse_as_of(from_as_of, to_day or today)),
+        )
+        now = datetime.now(UTC)  # one "now" for both points when neither gives a moment
+        to_moment = collect(
+            errors, lambda: renamed("to_known_at", lambda: parse_known_at(to_known_at, now))
+        )
+        from_moment = collect(
+            errors, lambda: renamed("from_known_at", lambda: parse_known_at(from_known_at, now))
+        )
+        InvalidInput.raise_all(errors)
+        assert where is not None and to_day is not None and from_day is not None
+        assert to_moment is not None and from_moment is not None
+        before = Point(from_day, self.settled(from_moment))
+        after = Point(to_day, self.settled(to_moment))
+        changes = changed_streams(self.projector.view, where, before, after)
+        events = self.events_of([change.stream for change in changes])
+        return DiffOut.model_validate(
+            {
+                "from": point_out(before),
+                "to": point_out(after),
+                "changes": [
+                    ChangeOut(
+                        **key_fields(change.stream),
+                        before=stream_status(change.before),
+                        after=stream_status(change.after),
+                        event_ids=accounting_events(events[change.stream], before, after),
+                    )
+                    for change in changes
+                ],
+            }
+        )
+
+    def events_of(self, streams: list[str]) -> dict[str, list[SanctionsStream.Event]]:
+        """Every event of these streams, by stream, in log order: a query per 500 streams."""
+        found: dict[str, list[SanctionsStream.Event]] = {stream: [] for stream in streams}
+        for start in range(0, len(streams), STREAMS_PER_QUERY):
+            chunk = streams[start : start + STREAMS_PER_QUERY]
+            for recorded in self.log.page(streams=chunk).events:
+                found[recorded.event.stream].append(recorded.event)
+        return found
+
+    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut:
+        """A shipment check: the commodity an HS code falls under, and for each authority
+        with any event for that origin and commodity, its status on `day` (default today)."""
+        errors: list[InvalidInput] = []
+        commodity = collect(errors, lambda: renamed("hs", lambda: commodity_for_hs(hs)))
+        country = collect(errors, lambda: renamed("origin", lambda: parse_country(origin)))
+        on = collect(
+            errors,
+            lambda: renamed("date", lambda: parse_as_of(day, datetime.now(UTC).date())),
+        )
+        by = collect(errors, lambda: optional(parse_authority, authority, "authority"))
+        InvalidInput.raise_all(errors)
+        assert commodity is not None and country is not None and on is not None
+        where = EventFilter(authority=by, country=country, commodity=commodity.slug)
+        answered = self.status(by, country, commodity.slug, on.isoformat(), None).results
+        found = {row.stream: row for row in answered}
+        results = [
+            found.get(stream) or StatusResult.nothing_in_force(stream)
+            for stream in sorted({*self.projector.view.streams(where), *found})
+        ]
+        return ScreenOut(
+            hs=hs.strip(), commodity=commodity.slug, origin=country, date=on, results=results
+        )
+
+
+def point_out(point: Point) -> PointOut:
+    return PointOut(as_of=point.as_of, known_at=format_timestamp(point.known_at))

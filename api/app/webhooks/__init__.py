@@ -1,0 +1,1 @@
+"""Webhook subscriptions: the registry, deliveries, the signed sender and its allowed targets."""

@@ -1,0 +1,1 @@
+"""The `sanctions` command: its commands, and the client that asks a running server."""

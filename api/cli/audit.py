@@ -1,0 +1,138 @@
+"""`sanctions audit …`: the auditor's commands. They use only the REST API (or a file)
+and their own verification code, so an auditor runs them anywhere, against any server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.cli.support import console, errors
+
+audit_app = typer.Typer(
+    help="Check the service as an auditor: signed checkpoints and Merkle proofs.",
+    no_args_is_help=True,
+)
+
+
+def read_key(key: str) -> str:
+    """A verifier key given as itself or as a file holding it."""
+    path = Path(key)
+    if "+" not in key and path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    return key.strip()
+
+
+@audit_app.command("check")
+def check(
+    ctx: typer.Context,
+    checkpoint_file: Annotated[
+        Path, typer.Argument(help="Where the last checked checkpoint is kept.")
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="http://HOST:PORT",
+            help="The server to check (else the global --url).",
+        ),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Pin the verifier key (the key itself, or a file holding it) instead of "
+            "taking the one the server serves.",
+        ),
+    ] = None,
+) -> None:
+    """Fetch the server's current signed checkpoint, verify its signature and a
+    consistency proof from the kept one, then keep the new one.
+
+    Exits 1, saying why, when the log does not extend the kept checkpoint unchanged."""
+    from api.cli.auditor import AuditFailure, check_service  # httpx: loaded only when used
+
+    base = url or (ctx.obj.url if ctx.obj is not None else None)
+    if base is None:
+        errors.print("audit check: give the server with --url http://HOST:PORT")
+        raise typer.Exit(2)
+    pinned = None if key is None else read_key(key)
+    try:
+        outcome = check_service(
+            checkpoint_file, base, pinned_key=pinned, token=os.environ.get("SANCTIONS_TOKEN")
+        )
+    except AuditFailure as failure:
+        console.print(f"audit check FAILED: {failure}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    new = outcome.new
+    if outcome.old is None:
+        message = (
+            f"no checkpoint kept yet: kept the service's, {new.size} events, "
+            f"signed by {outcome.key.split('+')[0]}, in {checkpoint_file}"
+        )
+    elif outcome.old.size == new.size:
+        message = f"ok: the log still has {new.size} events, unchanged since the kept checkpoint"
+    else:
+        message = (
+            f"ok: the log grew from {outcome.old.size} to {new.size} events and extends "
+            f"the kept checkpoint unchanged; kept the new one in {checkpoint_file}"
+        )
+    console.print(message, markup=False, highlight=False)
+
+
+@audit_app.command("verify-export")
+def verify_export_file(
+    file: Annotated[Path, typer.Argument(help="An export written with --with-proofs.")],
+    key: Annotated[
+        str,
+        typer.Option("--key", help="The verifier key (itself, or a file holding it)."),
+    ],
+) -> None:
+    """Check an export offline: the checkpoint's signature, each event's hash from its
+    fields, its inclusion proof, and the hash chain. Exits 1 on any problem."""
+    from api.cli.auditor import AuditFailure, verify_export
+
+    try:
+        report = verify_export(file, read_key(key))
+    except (AuditFailure, OSError) as failure:
+        console.print(f"verify-export FAILED: {failure}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    for problem in report.problems:
+        console.print(f"  {problem}", markup=False, highlight=False)
+    if report.problems:
+        console.print(
+            f"verify-export FAILED: {len(report.problems)} problem(s) in {report.events} events",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    console.print(
+        f"ok: {report.events} events verified against the signed checkpoint of "
+        f"{report.checkpoint.size} events ({report.checkpoint.origin})"
+        + ("" if report.events == report.checkpoint.size else ": a filtered export"),
+        markup=False,
+        highlight=False,
+    )
+
+
+@audit_app.command("keygen")
+def keygen(
+    file: Annotated[Path, typer.Argument(help="The key file to create (mode 0600).")],
+    name: Annotated[
+        str, typer.Option(help="The key's name: the checkpoints' origin and signer.")
+    ] = "sanctions-timeline",
+) -> None:
+    """Create a checkpoint signing key, for SANCTIONS_SIGNING_KEY_FILE (e.g. a secret
+    mounted into every API process sharing one PostgreSQL). Prints the verifier key."""
+    from domain.store.keyfile import SigningKeyError, load_or_create
+
+    if file.exists():
+        errors.print(f"{file} exists: a signing key is never overwritten")
+        raise typer.Exit(1)
+    try:
+        signer = load_or_create(file, name)
+    except (SigningKeyError, ValueError) as error:
+        errors.print(str(error))
+        raise typer.Exit(1) from None
+    console.print(signer.verifier.text(), markup=False, highlight=False)

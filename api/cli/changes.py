@@ -1,0 +1,133 @@
+"""`sanctions diff` and `sanctions screen`: what changed between two bitemporal points, and
+whether a shipment falls under a measure, answered like the other reading commands (from
+the database, or with `--url` from a running server)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from api.cli.support import AuthorityOpt, JsonOpt, answering, console, styled
+
+if TYPE_CHECKING:
+    from api.schemas.answers import StreamStatusOut
+
+
+def described(state: StreamStatusOut) -> str:
+    """`active: import_ban, transit_ban (since 2022-02-01)`, `lifted (since …)`, `none`."""
+    text = styled(state.status)
+    if state.measures:
+        text += ": " + ", ".join(state.measures)
+    if state.since is not None:
+        text += f" (since {state.since})"
+    return text
+
+
+def diff(
+    ctx: typer.Context,
+    country: Annotated[str | None, typer.Argument(help="Target country.")] = None,
+    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
+    authority: AuthorityOpt = None,
+    from_as_of: Annotated[
+        str | None,
+        typer.Option(help="Valid time of the first point, YYYY-MM-DD (default: --to-as-of)."),
+    ] = None,
+    to_as_of: Annotated[
+        str | None,
+        typer.Option(help="Valid time of the second point, YYYY-MM-DD (default today)."),
+    ] = None,
+    from_known_at: Annotated[
+        str | None,
+        typer.Option(help="Transaction time of the first point, RFC 3339 (default now)."),
+    ] = None,
+    to_known_at: Annotated[
+        str | None,
+        typer.Option(help="Transaction time of the second point, RFC 3339 (default now)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two points: in force between two dates, or in what was known
+    between two moments. Each changed stream, before and after, and the events that account
+    for the difference."""
+    from rich.table import Table
+
+    with answering(ctx) as source:
+        answer = source.answers.diff(
+            authority, country, commodity, from_as_of, from_known_at, to_as_of, to_known_at
+        )
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2, by_alias=True))
+        return
+    before, after = answer.from_, answer.to
+    if not answer.changes:
+        console.print(
+            f"no stream changed from as of {before.as_of}, known at {before.known_at}, "
+            f"to as of {after.as_of}, known at {after.known_at} — from {escape(source.origin)}",
+            highlight=False,
+        )
+        return
+    table = Table(
+        title=f"from as of {before.as_of}, known at {before.known_at}\n"
+        f"to as of {after.as_of}, known at {after.known_at} — from {escape(source.origin)}"
+    )
+    table.add_column("stream", no_wrap=True)
+    table.add_column("before")
+    table.add_column("after")
+    table.add_column("events", justify="right")
+    for change in answer.changes:
+        table.add_row(
+            change.stream,
+            described(change.before),
+            described(change.after),
+            str(len(change.event_ids)),
+        )
+    console.print(table)
+    console.print("The events that account for each change:", highlight=False)
+    for change in answer.changes:
+        for event_id in change.event_ids:
+            console.print(f"  {change.stream}  {event_id}", highlight=False)
+
+
+def screen(
+    ctx: typer.Context,
+    hs: Annotated[str, typer.Argument(help="HS code, 2 to 10 digits, dots allowed (3104.20).")],
+    origin: Annotated[str, typer.Argument(help="Country of origin, ISO 3166-1 alpha-2.")],
+    date: Annotated[
+        str | None, typer.Option(help="The shipment's date, YYYY-MM-DD (default today).")
+    ] = None,
+    authority: AuthorityOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does a shipment fall under sanctions? The commodity its HS code maps to, and the
+    status of each authority's measures on that origin and commodity on the date."""
+    from rich.table import Table
+
+    with answering(ctx) as source:
+        answer = source.answers.screen(hs, origin, date, authority)
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    table = Table(
+        title=f"HS {escape(answer.hs)} → {answer.commodity}, from {answer.origin}, "
+        f"on {answer.date} — from {escape(source.origin)}"
+    )
+    for column in ("authority", "status", "measures", "since"):
+        table.add_column(column)
+    for row in answer.results:
+        table.add_row(
+            row.authority, styled(row.status), ", ".join(row.measures), str(row.since or "")
+        )
+    console.print(table)
+    if not answer.results:
+        console.print(
+            f"no authority has recorded measures on {answer.commodity} from {answer.origin}",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `sanctions` app."""
+    app.command()(diff)
+    app.command()(screen)

@@ -1,0 +1,184 @@
+"""The reading commands over HTTP: `sanctions --url http://HOST:PORT status …` asks a
+running server's REST API instead of opening a database, and parses its JSON into the
+very models the service returns, so the output is the same either way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from api.schemas.answers import ReplayOut, ReplayStepOut, StatusOut, TimelineOut, VerifyOut
+from api.schemas.changes import DiffOut, ScreenOut
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+class RemoteError(Exception):
+    """The server could not answer: unreachable or 5xx (exit 1), or it refused the
+    question, 4xx (exit 2); `fields` lists each invalid input it named."""
+
+    def __init__(
+        self, message: str, exit_code: int, fields: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.fields = fields or []
+
+
+class Remote:
+    """A sanctions-timeline server, asked the questions `api.app.service.Service` answers."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.client.close()
+
+    def status(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        as_of: str | None,
+        known_at: str | None,
+    ) -> StatusOut:
+        return self.get(
+            "/v1/status",
+            StatusOut,
+            authority=authority,
+            country=country,
+            commodity=commodity,
+            as_of=as_of,
+            known_at=known_at,
+        )
+
+    def timeline(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        known_at: str | None,
+    ) -> TimelineOut:
+        return self.get(
+            "/v1/timeline",
+            TimelineOut,
+            authority=authority,
+            country=country,
+            commodity=commodity,
+            known_at=known_at,
+        )
+
+    def replay(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        known_at: str | None,
+    ) -> Iterator[ReplayStepOut]:
+        answer = self.get(
+            "/v1/audit/replay",
+            ReplayOut,
+            authority=authority,
+            country=country,
+            commodity=commodity,
+            known_at=known_at,
+        )
+        return iter(answer.steps)
+
+    def verify(self) -> VerifyOut:
+        return self.get("/v1/audit/verify", VerifyOut)
+
+    def diff(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        from_as_of: str | None,
+        from_known_at: str | None,
+        to_as_of: str | None,
+        to_known_at: str | None,
+    ) -> DiffOut:
+        return self.get(
+            "/v1/status/diff",
+            DiffOut,
+            authority=authority,
+            country=country,
+            commodity=commodity,
+            from_as_of=from_as_of,
+            from_known_at=from_known_at,
+            to_as_of=to_as_of,
+            to_known_at=to_known_at,
+        )
+
+    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut:
+        return self.get(
+            "/v1/screen", ScreenOut, hs=hs, origin=origin, date=day, authority=authority
+        )
+
+    def get(self, path: str, model: type[Answer], **query: str | None) -> Answer:
+        """GET `path` with the given (non-None) query parameters, parsed as `model`."""
+        params = {name: value for name, value in query.items() if value is not None}
+        try:
+            response = self.client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise RemoteError(f"cannot reach {self.base_url}: {error}", 1) from None
+        if response.status_code >= 400:
+            raise self.problem(response)
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            raise RemoteError(
+                f"{self.base_url}{path} answered {response.status_code} with something other "
+                "than a sanctions-timeline answer; is --url a sanctions-timeline server?",
+                1,
+            ) from None
+
+    def problem(self, response: httpx.Response) -> RemoteError:
+        """The server's RFC 9457 problem document as an error: 4xx → exit 2, 5xx → exit 1."""
+        status = response.status_code
+        code = 2 if status < 500 else 1
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "detail" not in body:
+            return RemoteError(f"{self.base_url} answered {status} {response.reason_phrase}", code)
+        listed = body.get("errors")
+        fields = [
+            (str(each.get("field", "")), str(each.get("message", "")))
+            for each in (listed if isinstance(listed, list) else [])
+            if isinstance(each, dict)
+        ]
+        title = body.get("title") or response.reason_phrase
+        message = f"{self.base_url} answered {status} {title}: {body['detail']}"
+        if status == 401:
+            message += " (give a token in SANCTIONS_TOKEN)"
+        elif status == 403:
+            message += " (the token in SANCTIONS_TOKEN has too small a role)"
+        return RemoteError(message, code, fields)

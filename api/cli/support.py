@@ -1,0 +1,305 @@
+"""What every `sanctions` command shares: the global options, consoles and errors, and
+what answers a command — the service on a database, or a running server over HTTP.
+
+Only typer and rich's console are imported when the program starts; the service, the
+event store, FastAPI and httpx are imported by the function that needs them, so
+`sanctions --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from api.app.service import Service
+    from api.app.settings import Settings
+    from api.schemas.answers import ReplayStepOut, StatusOut, TimelineOut, VerifyOut
+    from api.schemas.changes import DiffOut, ScreenOut
+
+CountryArg = Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")]
+CommodityArg = Annotated[str | None, typer.Argument(help="Commodity slug.")]
+AuthorityOpt = Annotated[str | None, typer.Option(help="Sanctioning authority.")]
+KnownAtOpt = Annotated[str | None, typer.Option(help="Transaction time, RFC 3339 (default now).")]
+# metavar="": Typer would otherwise print `<bool>` beside a flag, as if it took a value.
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON.")]
+
+console = Console()
+errors = Console(stderr=True)
+
+CLI_NAMES = {
+    "query.as_of": "--as-of",
+    "query.known_at": "--known-at",
+    "query.authority": "--authority",
+    "query.country": "COUNTRY",
+    "query.commodity": "COMMODITY",
+    "query.from_as_of": "--from-as-of",
+    "query.to_as_of": "--to-as-of",
+    "query.from_known_at": "--from-known-at",
+    "query.to_known_at": "--to-known-at",
+    "query.hs": "HS",
+    "query.origin": "ORIGIN",
+    "query.date": "--date",
+}
+"""The service names its inputs as the REST API takes them; a command names its own."""
+
+CREATE_HINT = (
+    "Create one with `sanctions seed` (records the bundled timeline) or `sanctions serve "
+    "--seed`; or name another with `sanctions --database URL …` (or SANCTIONS_DATABASE_URL), "
+    "or ask a running server with `sanctions --url http://HOST:PORT …`."
+)
+
+
+class UnlessAbsent:
+    """A Typer parameter's value check, built only for a value that is there: what Typer
+    does first for an absent one (None stays None) needs no pydantic."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.build = build
+
+    def itself(self) -> UnlessAbsent:
+        return self
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None and not (param.multiple or param.nargs == -1):
+            return None
+        return self.build().coerce(value, param=param, ctx=ctx)
+
+
+class SanctionsGroup(TyperGroup):
+    """The `sanctions` group. Typer checks each value with a pydantic TypeAdapter built on
+    first use, even an absent option's, so parsing the global options alone would import
+    pydantic (~0.1 s) for `sanctions status --help`; absent ones are now let through
+    without it, as Typer itself would let them through."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            build = getattr(param, "get_runtime_param", None)
+            if callable(build) and not isinstance(getattr(build, "__self__", None), UnlessAbsent):
+                param.get_runtime_param = UnlessAbsent(build).itself
+        return params
+
+
+def flag(name: str, help: str) -> Any:
+    """A plain on/off option, shown in `--help` without a value."""
+    return typer.Option(name, metavar="", help=help)
+
+
+def cli_name(field: str) -> str:
+    return CLI_NAMES.get(field, field)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `message` as an error; the exit to raise (2: the command was given something
+    wrong; 1: what it looked at is missing, unreachable or failed)."""
+    errors.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def fail_fields(found: list[tuple[str, str]], code: int = 2) -> typer.Exit:
+    """Print every invalid input, each under the command's own name for it."""
+    for field, message in found:
+        fail(f"{cli_name(field)}: {message}")
+    return typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The global options: `sanctions [--database URL | --url http://HOST:PORT] COMMAND`."""
+
+    database: str | None = None
+    """Overrides SANCTIONS_DATABASE_URL."""
+    url: str | None = None
+    """A running server to ask instead of a database (reading commands only)."""
+
+    def settings(self, **overrides: Any) -> Settings:
+        """The service's settings (SANCTIONS_* from the environment), `--database` applied."""
+        from api.app.settings import Settings
+
+        if self.database is not None:
+            overrides.setdefault("database_url", self.database)
+        return Settings(**overrides)
+
+
+def options(ctx: typer.Context) -> Options:
+    found = ctx.find_root().obj
+    return found if isinstance(found, Options) else Options()
+
+
+def command_name(ctx: typer.Context) -> str:
+    """`sanctions token list`, however the program was started."""
+    names: list[str] = []
+    at: Any = ctx
+    while at.parent is not None:
+        names.append(at.info_name or "")
+        at = at.parent
+    return " ".join(["sanctions", *reversed(names)])
+
+
+@contextmanager
+def service(
+    ctx: typer.Context, *, catch_up: bool = True, must_exist: bool = False, **overrides: Any
+) -> Iterator[Service]:
+    """The service for one command on the chosen database, its read models caught up with
+    the log (unless `catch_up` is false). With `must_exist`, a database with no event store
+    yet is not created: the command says where it looked and exits 1. Input, token and
+    configuration errors end the command with a message and exit code 2."""
+    if options(ctx).url is not None:
+        raise fail(
+            f"`{command_name(ctx)}` works on a database, not over --url (only status, "
+            "timeline, replay, verify, diff and screen can ask a server); leave out --url, or give "
+            "--database URL"
+        )
+    from pydantic import ValidationError
+
+    from api.app.bootstrap import build_service
+    from api.app.identity import TokenError
+    from domain.errors import DomainError, InvalidInput
+    from domain.store.config import DatabaseURLError
+
+    try:
+        settings = options(ctx).settings(**overrides)
+        if must_exist:
+            require_event_store(settings.database_url)
+        svc = build_service(settings)
+    except (TokenError, DatabaseURLError) as error:
+        raise fail(str(error)) from None
+    except ValidationError as error:
+        raise fail(f"configuration: {error}") from None
+    try:
+        if catch_up:
+            svc.projector.catch_up()
+        yield svc
+    except InvalidInput as error:
+        raise fail_fields([(e.field, e.message) for e in error.every]) from None
+    except (DomainError, TokenError) as error:
+        raise fail(str(error)) from None
+    finally:
+        svc.close()
+
+
+def require_event_store(database_url: str) -> None:
+    """Exit 1, saying where it looked and how to create one, unless the database has an
+    event store; nothing is created either way."""
+    from domain.store.config import DatabaseUnreachable, database_location, missing_event_store
+
+    try:
+        missing = missing_event_store(database_url)
+    except DatabaseUnreachable as error:
+        raise fail(str(error), 1) from None
+    if missing is not None:
+        raise fail(
+            f"no database at {database_location(database_url)}: {missing}.\n{CREATE_HINT}", 1
+        )
+
+
+class Answers(Protocol):
+    """What the reading commands ask: the service (`api.app.service.Service`) or a running
+    server (`api.cli.remote.Remote`), with the same arguments and the same answers."""
+
+    def status(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        as_of: str | None,
+        known_at: str | None,
+    ) -> StatusOut: ...
+
+    def timeline(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        known_at: str | None,
+    ) -> TimelineOut: ...
+
+    def replay(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        known_at: str | None,
+    ) -> Iterator[ReplayStepOut]: ...
+
+    def verify(self) -> VerifyOut: ...
+
+    def diff(
+        self,
+        authority: str | None,
+        country: str | None,
+        commodity: str | None,
+        from_as_of: str | None,
+        from_known_at: str | None,
+        to_as_of: str | None,
+        to_known_at: str | None,
+    ) -> DiffOut: ...
+
+    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    answers: Answers
+    origin: str
+    """Who answers, for the tables' titles: a database (no password) or a server URL."""
+
+
+@contextmanager
+def answering(ctx: typer.Context) -> Iterator[Source]:
+    """What answers a reading command: the server given with --url (token from
+    SANCTIONS_TOKEN), or else the service on the database, which must already exist."""
+    url = options(ctx).url
+    if url is None:
+        from domain.store.config import database_location
+
+        with service(ctx, must_exist=True) as svc:
+            yield Source(svc, database_location(svc.settings.database_url))
+        return
+    from api.cli.remote import Remote, RemoteError
+
+    try:
+        with Remote(url, os.environ.get("SANCTIONS_TOKEN") or None) as remote:
+            yield Source(remote, remote.base_url)
+    except RemoteError as error:
+        if error.fields:
+            raise fail_fields(error.fields, error.exit_code) from None
+        raise fail(error.message, error.exit_code) from None
+
+
+@contextmanager
+def progress_bar(
+    label: str, total: int, *, visible: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on standard error; yields a function taking the count done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        disable=not visible,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def styled(status: str) -> str:
+    colour = {"active": "red", "lifted": "green"}.get(status, "dim")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 batch`, `2 batches`."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"

@@ -1,0 +1,155 @@
+"""FastAPI glue: hands each request the service, and checks the caller's token and role."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.app.identity import Caller, Role
+from api.app.service import Service
+from api.http.problems import ProblemError
+from api.schemas.inputs import check_query_names
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def in_worker_thread(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """A blocking endpoint, run whole in one worker thread. FastAPI hands a plain `def`
+    endpoint to the thread pool and then, once more, the validation of its answer; as a
+    coroutine the answer is validated and written as JSON on the event loop (microseconds
+    on pydantic's core), and the request costs one hand-off, not two."""
+
+    @functools.wraps(endpoint)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await run_in_threadpool(endpoint, *args, **kwargs)
+
+    return run
+
+
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter a route (through any of its dependencies) declares."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= query_names(dependency)
+    return frozenset(names)
+
+
+async def strict_query(request: Request) -> None:
+    """Refuse (422) any query parameter the route does not declare: an ignored `?asof=`
+    would answer for today with no warning. The page checks its own, to show it."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        names = _QUERY_NAMES[id(route)] = query_names(route.dependant)
+    check_query_names(request.query_params.keys(), names)
+
+
+async def service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+ServiceDep = Annotated[Service, Depends(service)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def identify(svc: Service, credentials: HTTPAuthorizationCredentials) -> Caller:
+    """The caller holding the token, read from the table; else a 401 saying why. Blocks:
+    run in a worker thread."""
+    caller = svc.tokens.authenticate(credentials.credentials)
+    if caller is not None:
+        return caller
+    revoked = svc.tokens.is_revoked(credentials.credentials)
+    raise ProblemError(
+        401,
+        "token revoked" if revoked else "unknown token",
+        kind="unauthenticated",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def require(
+    role: Role,
+    svc: Service,
+    credentials: HTTPAuthorizationCredentials | None,
+    request: Request | None = None,
+) -> Caller:
+    """The caller, allowed `role`; else a 401 or 403. Answered on the event loop from the
+    tokens in memory; only a token they do not show (new, revoked, unknown, or the copy
+    just forgotten) costs a worker thread and a read of the table."""
+    if credentials is None:
+        raise ProblemError(
+            401,
+            "a bearer token is required",
+            kind="unauthenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    caller = svc.tokens.cached_caller(credentials.credentials)
+    if caller is None:
+        caller = await run_in_threadpool(identify, svc, credentials)
+    if request is not None:
+        request.state.caller = caller.name  # for the request log: the name, never the token
+    if not caller.may(role):
+        raise ProblemError(
+            403,
+            f"{caller.name} has role {caller.role.label}; this needs {role.label}",
+            kind="forbidden",
+        )
+    return caller
+
+
+async def writer(request: Request, svc: ServiceDep, credentials: Credentials) -> Caller:
+    return await require(Role.WRITER, svc, credentials, request)
+
+
+async def admin(request: Request, svc: ServiceDep, credentials: Credentials) -> Caller:
+    return await require(Role.ADMIN, svc, credentials, request)
+
+
+async def reader(request: Request, svc: ServiceDep, credentials: Credentials) -> Caller | None:
+    """Reads are open unless SANCTIONS_READS_REQUIRE_TOKEN is set."""
+    if svc.settings.reads_require_token:
+        return await require(Role.READER, svc, credentials, request)
+    return None
+
+
+async def auditor(request: Request, svc: ServiceDep, credentials: Credentials) -> Caller:
+    """Verification always needs a reader token: it costs seconds on a large log."""
+    return await require(Role.READER, svc, credentials, request)
+
+
+ACCESS: dict[Callable[..., object], tuple[Role, bool]] = {
+    reader: (Role.READER, False),
+    auditor: (Role.READER, True),
+    writer: (Role.WRITER, True),
+    admin: (Role.ADMIN, True),
+}
+"""Each caller check: the role it asks for, and whether always (reads: only when configured)."""
+
+
+def access(dependant: Dependant) -> tuple[Role, bool] | None:
+    """The role a route needs, and whether always; None for a route open to anyone."""
+    for dependency in dependant.dependencies:
+        found = ACCESS.get(dependency.call) if dependency.call is not None else None
+        if found is None:
+            found = access(dependency)
+        if found is not None:
+            return found
+    return None
+
+
+Writer = Annotated[Caller, Depends(writer)]
+Auditor = Annotated[Caller, Depends(auditor)]
+Admin = Annotated[Caller, Depends(admin)]
+Reader = Annotated[Caller | None, Depends(reader)]

@@ -1,0 +1,148 @@
+"""The guard in front of every write: body size (413), media type (415), and a body that
+is not well-formed JSON (422, saying where), before the app parses anything."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.http.problems import PROBLEM_TYPE_BASE, TITLES
+
+KIB = 1024
+EVENT_BODY_LIMIT = 64 * KIB
+BATCH_BODY_LIMIT = 8 * KIB * KIB
+JSON_WRITES = ("/v1/events", "/v1/events:batch", "/v1/subscriptions")
+
+
+def limit_for(path: str) -> int:
+    return BATCH_BODY_LIMIT if path.endswith("/events:batch") else EVENT_BODY_LIMIT
+
+
+def is_json(content_type: bytes | None) -> bool:
+    """`application/json`, or any `application/…+json`, with or without parameters."""
+    if content_type is None:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+def json_problem(body: bytes) -> str | None:
+    """What is wrong with `body` as a JSON document, in words (None: nothing)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"the body is not valid UTF-8 (byte {error.start})"
+    try:
+        json.loads(text)
+    except RecursionError:
+        return "the JSON nests too deeply"
+    except json.JSONDecodeError as error:
+        return (
+            f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        )
+    except ValueError:  # an integer with more digits than Python converts (4,300)
+        return "the body holds a number too long to be read"
+    return None
+
+
+class WriteGuard:
+    """Reads a write's whole body (at most its route's limit) before the app sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        limit = limit_for(path)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        too_large = partial(
+            self.refuse,
+            send,
+            413,
+            f"the request body is over the {limit // KIB} KiB this route takes",
+            "body-too-large",
+        )
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await too_large()
+            return
+        json_route = path.rstrip("/") in JSON_WRITES
+        content_type = headers.get(b"content-type")
+        bodiless = content_type is None and declared in (None, b"0")
+        if json_route and not bodiless and not is_json(content_type):
+            await self.unsupported(send, content_type)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await too_large()
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if json_route and bodiless and body:
+            await self.unsupported(send, content_type)
+            return
+        if json_route and body:
+            wrong = json_problem(body)
+            if wrong is not None:
+                await self.refuse(
+                    send,
+                    422,
+                    wrong,
+                    "invalid-input",
+                    errors=[{"field": "body", "message": wrong, "type": "json_invalid"}],
+                )
+                return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def unsupported(self, send: Send, content_type: bytes | None) -> None:
+        given = (content_type or b"none").decode("latin-1")
+        await self.refuse(
+            send, 415, f"this route takes application/json, not {given}", "unsupported-media-type"
+        )
+
+    @staticmethod
+    async def refuse(send: Send, status: int, detail: str, kind: str, **extra: Any) -> None:
+        body = json.dumps(
+            {
+                "type": PROBLEM_TYPE_BASE + kind,
+                "title": TITLES[status],
+                "status": status,
+                "detail": detail,
+                **extra,
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if status == 413:
+            headers.append((b"connection", b"close"))  # the rest of the body is not read
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

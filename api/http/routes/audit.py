@@ -1,0 +1,140 @@
+"""For auditors: replay, verification, and the live stream of recorded events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sse_starlette.event import ServerSentEvent
+from sse_starlette.sse import EventSourceResponse
+
+from api.http.deps import Auditor, Reader, ServiceDep, in_worker_thread
+from api.http.params import AuthorityFilter, CommodityFilter, CountryFilter, KnownAt, LastEventId
+from api.http.problem_types import problems
+from api.schemas.answers import EventOut, ReplayOut, SkippedEvent, VerifyOut
+from api.schemas.inputs import MAX_POSITION, event_filter, parse_position
+from domain.recorded import Undecodable
+from domain.rules import EventType
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+def skipped_event(found: Undecodable) -> ServerSentEvent:
+    """An SSE `problem` event for a stored event that cannot be decoded (still given its
+    position as id, so a client resuming from it does not ask for it again)."""
+    return ServerSentEvent(
+        data=SkippedEvent.of(found).model_dump_json(),
+        id=None if found.position is None else str(found.position),
+        event="problem",
+    )
+
+
+@router.get(
+    "/audit/replay",
+    response_model=ReplayOut,
+    responses=problems(422, 503),
+    summary="Every matching event, in position order, with its stream's status after it",
+)
+@in_worker_thread
+def audit_replay(
+    svc: ServiceDep,
+    _: Reader,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
+    authority: AuthorityFilter = None,
+    known_at: KnownAt = None,
+) -> StreamingResponse:
+    """Streamed as it is read, so any size of log is answered in bounded memory."""
+    steps = svc.replay(authority, country, commodity, known_at)
+
+    def body() -> Iterator[bytes]:
+        yield b'{"steps":['
+        for index, step in enumerate(steps):
+            yield (b"," if index else b"") + step.model_dump_json().encode()
+        yield b"]}"
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+@router.get(
+    "/audit/verify",
+    response_model=VerifyOut,
+    responses=problems(503),
+    summary="Recompute every hash chain; compare every read model with a fresh replay",
+)
+@in_worker_thread
+def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
+    return svc.verify()
+
+
+@router.get(
+    "/events/stream",
+    summary="Server-Sent Events, one per recorded event (id = position), resumable",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`event` events (data: a stored event) and `problem` events (data: "
+            "a stored event that cannot be decoded), each with its position as `id`",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problems(422, 503),
+    },
+)
+async def event_stream(
+    request: Request,
+    svc: ServiceDep,
+    _: Reader,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
+    authority: AuthorityFilter = None,
+    type: EventType | None = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="Start after this position")
+    ] = None,
+    last_event_id: LastEventId = None,
+) -> EventSourceResponse:
+    """From the start of the log, or after `Last-Event-ID` (a reconnecting client) or
+    `after`; then each event as it is recorded. Keep-alive comments are sent while idle."""
+    where = event_filter(authority, country, commodity, type)
+    position = after or 0
+    if last_event_id is not None and last_event_id.strip():
+        position = parse_position(last_event_id, "header.Last-Event-ID")
+    settings = svc.settings
+
+    signals = svc.log.signals
+
+    async def recorded_since(seen: int) -> None:
+        """Until an event is recorded (in any process, where the database notifies; else
+        in this one) or, as a safety net, the poll interval passes."""
+        patience = 5.0 if signals.listening else settings.sse_poll_seconds
+        deadline = time.monotonic() + patience
+        while signals.seen("events") == seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        nonlocal position
+        while not await request.is_disconnected():
+            seen = signals.seen("events")  # before reading: nothing recorded after is missed
+            page = await run_in_threadpool(svc.log.page, where, after=position, limit=200)
+            skipped = {found.position: found for found in page.undecodable}
+            for recorded in page.events:
+                for at in sorted(p for p in skipped if p is not None and p < recorded.position):
+                    yield skipped_event(skipped.pop(at))
+                yield ServerSentEvent(
+                    data=EventOut.of(recorded.position, recorded.event).model_dump_json(),
+                    id=str(recorded.position),
+                    event="event",
+                )
+            for found in skipped.values():
+                yield skipped_event(found)
+            if page.last_position is None:
+                await recorded_since(seen)
+            else:
+                position = page.last_position
+
+    return EventSourceResponse(events(), ping=settings.sse_ping_seconds)

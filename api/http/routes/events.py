@@ -1,0 +1,165 @@
+"""Recording events and reading the log back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from api.app.service import Written
+from api.http.deps import Reader, ServiceDep, Writer, in_worker_thread
+from api.http.params import AuthorityFilter, CommodityFilter, CountryFilter, EventIdPath
+from api.http.problem_types import problems
+from api.schemas.answers import BatchIn, EventIn, EventOut, EventPage, EventsOut
+from api.schemas.inputs import MAX_POSITION, located
+from domain.recorded import IdempotentRequest, RecordedEvent
+from domain.rules import EventType
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe writes: the same key and body answer the recorded event.",
+    ),
+]
+PENDING = {
+    "Projection-Pending": {
+        "description": "`true` when the event is recorded but the read models did not show "
+        "it within the wait: reads catch up shortly",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+LOCATION = {
+    "Location": {
+        "description": "The recorded event: /v1/events/{event_id}",
+        "schema": {"type": "string"},
+    },
+    **PENDING,
+}
+WRITE_PROBLEMS = problems(
+    409,
+    413,
+    415,
+    422,
+    503,
+    _409="Breaks a domain rule (`breaks_event_id` names a later event it would break), "
+    "`expected_version` mismatch, an Idempotency-Key reused with another body, a damaged stream",
+    _422="Malformed or invalid input: every invalid field is listed in `errors` (in a batch, "
+    "`index` names the first failing event)",
+    _503="The database is unreachable: `outcome` says whether nothing was recorded",
+)
+
+
+def answer(response: Response, written: Written) -> None:
+    """201 (200 for a replay), and `Projection-Pending: true` when the read models did
+    not show the write in time: it is recorded all the same."""
+    response.status_code = 200 if written.replayed else 201
+    if written.projection_pending:
+        response.headers["Projection-Pending"] = "true"
+
+
+def _out(recorded: RecordedEvent) -> EventOut:
+    return EventOut.of(recorded.position, recorded.event)
+
+
+def _idempotency(caller: str, key: str | None, body: Any) -> IdempotentRequest | None:
+    return None if key is None else IdempotentRequest.of(caller, key, body)
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    response_model=EventOut,
+    responses={
+        200: {"description": "Idempotent replay: the event already recorded", "model": EventOut},
+        201: {"description": "Recorded", "headers": LOCATION},
+        **WRITE_PROBLEMS,
+    },
+    summary="Record one event",
+)
+@in_worker_thread
+def record_event(
+    body: EventIn,
+    caller: Writer,
+    svc: ServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> EventOut:
+    draft = located(("body",), body.draft)
+    outcome = svc.record(
+        [draft],
+        recorded_by=caller.name,
+        idempotency=_idempotency(caller.name, idempotency_key, {"event": body.request_body()}),
+    )
+    event = _out(outcome.events[0])
+    answer(response, outcome)
+    response.headers["Location"] = f"/v1/events/{event.event_id}"
+    return event
+
+
+@router.post(
+    "/events:batch",
+    status_code=201,
+    response_model=EventsOut,
+    responses={
+        200: {"description": "Idempotent replay: the events already recorded", "model": EventsOut},
+        201: {"description": "Recorded, all of them", "headers": PENDING},
+        **WRITE_PROBLEMS,
+    },
+    summary="Record up to 1,000 events, all or none, in order",
+)
+@in_worker_thread
+def record_batch(
+    body: BatchIn,
+    caller: Writer,
+    svc: ServiceDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> EventsOut:
+    drafts = [
+        located(("body", "events", index), event.draft) for index, event in enumerate(body.events)
+    ]
+    outcome = svc.record(
+        drafts,
+        recorded_by=caller.name,
+        idempotency=_idempotency(
+            caller.name, idempotency_key, {"batch": [e.request_body() for e in body.events]}
+        ),
+    )
+    answer(response, outcome)
+    return EventsOut(events=[_out(recorded) for recorded in outcome.events])
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses=problems(422, 503),
+    summary="The log, in position order",
+)
+@in_worker_thread
+def list_events(
+    svc: ServiceDep,
+    _: Reader,
+    authority: AuthorityFilter = None,
+    country: CountryFilter = None,
+    commodity: CommodityFilter = None,
+    type: EventType | None = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="a position")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    return svc.events(authority, country, commodity, type, after, limit)
+
+
+@router.get(
+    "/events/{event_id}",
+    response_model=EventOut,
+    responses=problems(404, 422, 503, _404="No event has this id"),
+    summary="One stored event",
+)
+@in_worker_thread
+def get_event(event_id: EventIdPath, svc: ServiceDep, _: Reader) -> EventOut:
+    return svc.event(event_id)

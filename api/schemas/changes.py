@@ -1,0 +1,46 @@
+"""Response models of the questions analysts ask next: what changed between two bitemporal
+points (`GET /v1/status/diff`), and does a shipment fall under a measure (`GET /v1/screen`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+from api.schemas.answers import StatusResult, StreamStatusOut
+
+
+class PointOut(BaseModel):
+    as_of: date = Field(description="Valid time")
+    known_at: str = Field(description="Transaction time, the settled moment answered for")
+
+
+class ChangeOut(BaseModel):
+    stream: str
+    authority: str
+    country: str
+    commodity: str
+    before: StreamStatusOut
+    after: StreamStatusOut
+    event_ids: list[str] = Field(
+        description="The events (and retractions) that count at one point and not at the "
+        "other: what accounts for the difference, in log order"
+    )
+
+
+class DiffOut(BaseModel):
+    from_: PointOut = Field(alias="from", serialization_alias="from")
+    to: PointOut
+    changes: list[ChangeOut]
+
+    model_config = {"populate_by_name": True}
+
+
+class ScreenOut(BaseModel):
+    hs: str = Field(description="The HS code as given")
+    commodity: str = Field(description="The catalogue commodity with the longest HS prefix")
+    origin: str = Field(description="The country of origin, ISO 3166-1 alpha-2")
+    date: date
+    results: list[StatusResult] = Field(
+        description="One row per authority with any event for that country and commodity"
+    )
