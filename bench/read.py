@@ -15,7 +15,7 @@ read models.
 
 At each size:
 
-- point read: ``Service.status("US", "BY", "potash", as_of, known_at)``;
+- point read: ``Service.status(StatusQuery(...))``;
 - country-wide read: the same with only the country ``"BY"``;
 
 each in-process (the function the REST route calls) and over HTTP
@@ -91,6 +91,7 @@ from api.app.bootstrap import build_service
 from api.app.seed import bundled_events, seed
 from api.app.service import Service
 from api.app.settings import Settings
+from api.schemas.queries import DiffQuery, StatusQuery
 from domain.application import SanctionsLog
 from domain.catalogue import CATALOGUE
 from domain.keys import BLOCS, EventFilter, StreamKey
@@ -307,11 +308,10 @@ def diff_query(moment: Moment, until: Moment) -> dict[str, str]:
 def in_process(
     svc: Service, name: str, where: EventFilter, until: Moment
 ) -> Callable[[Moment], Any]:
+    keys = {"authority": where.authority, "country": where.country, "commodity": where.commodity}
     if name == "diff":
-        return lambda m: svc.diff(
-            where.authority, where.country, where.commodity, **diff_query(m, until)
-        )
-    return lambda m: svc.status(where.authority, where.country, where.commodity, **m.query())
+        return lambda m: svc.diff(DiffQuery.of(**keys, **diff_query(m, until)))
+    return lambda m: svc.status(StatusQuery.of(**keys, **m.query()))
 
 
 def over_http(

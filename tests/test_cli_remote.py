@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from api.cli.remote import Remote, RemoteError
+from api.schemas.queries import StatusQuery, TimelineQuery
 from domain.store.config import database_location
 from tests.conftest import free_port
 from tests.test_cli import sanctions
@@ -142,7 +143,7 @@ def test_problem_documents_become_errors_with_an_exit_code() -> None:
         ],
     }
     with pytest.raises(RemoteError) as refused:
-        problem_server(422, invalid, problem).status(None, "XX", None, "x", None)
+        problem_server(422, invalid, problem).status(StatusQuery.of(country="XX", as_of="x"))
     assert refused.value.exit_code == 2
     assert refused.value.fields == [("query.as_of", "no"), ("query.country", "unknown")]
     unavailable = {"status": 503, "title": "Service unavailable", "detail": "database down"}
@@ -153,7 +154,7 @@ def test_problem_documents_become_errors_with_an_exit_code() -> None:
     )
     with pytest.raises(RemoteError) as gateway:
         problem_server(502, b"<html>bad gateway</html>", "text/html").timeline(
-            None, "BY", None, None
+            TimelineQuery.of(country="BY")
         )
     assert gateway.value.exit_code == 1 and "502 Bad Gateway" in str(gateway.value)
     with pytest.raises(RemoteError) as other:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app.service import Service
+from api.schemas.queries import DiffQuery
 from domain.hashing import format_timestamp
 from domain.stream import SanctionsStream
 from tests.test_projection_properties import (
@@ -65,13 +66,14 @@ def answered_diff(
     svc: Service, before: Point, after: Point
 ) -> dict[str, tuple[tuple[object, ...], tuple[object, ...], list[str]]]:
     answer = svc.diff(
-        None,
-        "BY",
-        "potash",
-        before[0].isoformat(),
-        format_timestamp(before[1]),
-        after[0].isoformat(),
-        format_timestamp(after[1]),
+        DiffQuery.of(
+            country="BY",
+            commodity="potash",
+            from_as_of=before[0].isoformat(),
+            from_known_at=format_timestamp(before[1]),
+            to_as_of=after[0].isoformat(),
+            to_known_at=format_timestamp(after[1]),
+        )
     )
     return {
         c.stream: (

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.app.seed import seed
 from api.app.service import Service
 from api.http.app import create_app
+from api.schemas.queries import StatusQuery
 
 
 class StatusRows(HTMLParser):
@@ -68,7 +69,9 @@ def test_page_renders_the_status_table_without_javascript(
     answer = client.get("/?country=BY&commodity=potash&as_of=2023-06-01")
     assert answer.status_code == 200
     rows = status_rows(answer.text)
-    expected = services.status(None, "BY", "potash", "2023-06-01", None).results
+    expected = services.status(
+        StatusQuery.of(country="BY", commodity="potash", as_of="2023-06-01")
+    ).results
     assert {"US/BY/potash", "EU/BY/potash"} <= rows.keys()
     for row in expected:
         assert rows[row.stream] == [

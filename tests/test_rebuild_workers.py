@@ -13,6 +13,7 @@ import pytest
 
 from api.app.seed import seed
 from api.app.service import Service
+from api.schemas.queries import StatusQuery, TimelineQuery
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft
@@ -22,9 +23,11 @@ from projections import rebuild
 def answers(svc: Service, moments: list[str | None]) -> list[Any]:
     found = []
     for moment in moments:
-        found.append(svc.timeline(None, None, None, moment).model_dump()["intervals"])
+        found.append(svc.timeline(TimelineQuery.of(known_at=moment)).model_dump()["intervals"])
         for day in ("2021-07-01", "2022-04-01", "2025-12-14", "2026-01-15"):
-            found.append(svc.status(None, None, None, day, moment).model_dump()["results"])
+            found.append(
+                svc.status(StatusQuery.of(as_of=day, known_at=moment)).model_dump()["results"]
+            )
     return found
 
 

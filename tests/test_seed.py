@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app.seed import TIMELINE_FILE, bundled_events, seed
 from api.app.service import Service
+from api.schemas.queries import StatusQuery
 
 
 def stream_events(client: TestClient, stream: str) -> list[dict[str, Any]]:
@@ -221,7 +222,7 @@ def test_a_database_seeded_from_an_earlier_bundled_file_is_corrected_by_retracti
     svc = make_services()
     first = seed(svc, earlier_file)
     assert (first.recorded, first.retracted) == (len(older), 0)
-    before_correction = svc.status(None, None, None, "2025-12-14", None).known_at
+    before_correction = svc.status(StatusQuery.of(as_of="2025-12-14")).known_at
     corrected = seed(svc)
     us_events = sum(1 for line in older if '"US", "country": "BY", "commodity": "potash"' in line)
     syria = sum(1 for line in lines if '"country": "SY"' in line)
@@ -237,7 +238,15 @@ def test_a_database_seeded_from_an_earlier_bundled_file_is_corrected_by_retracti
     fresh.projector.catch_up()
     for day in ("2021-08-09", "2025-05-23", "2025-12-13", "2025-12-14", "2025-12-15", "2026-02-01"):
         assert answers(svc, day) == answers(fresh, day), day
-    as_known_then = svc.status("US", "BY", "potash", "2025-12-14", before_correction)
+    as_known_then = svc.status(
+        StatusQuery.of(
+            authority="US",
+            country="BY",
+            commodity="potash",
+            as_of="2025-12-14",
+            known_at=before_correction,
+        )
+    )
     assert as_known_then.results[0].status == "lifted"  # what was known is kept
     assert svc.verify().problems == []
 
@@ -245,5 +254,5 @@ def test_a_database_seeded_from_an_earlier_bundled_file_is_corrected_by_retracti
 def answers(svc: Service, day: str) -> list[tuple[str, str, list[str], Any]]:
     return [
         (row.stream, row.status, row.measures, row.since)
-        for row in svc.status(None, None, None, day, None).results
+        for row in svc.status(StatusQuery.of(as_of=day)).results
     ]

@@ -23,6 +23,7 @@ from eventsourcing import sqlite as library_sqlite
 from psycopg.pq import TransactionStatus
 
 from api.app.service import Service
+from api.schemas.queries import StatusQuery
 from domain.keys import StreamKey
 from domain.recorded import IdempotentRequest
 from domain.rules import EventType
@@ -129,7 +130,7 @@ def test_a_write_is_one_transaction_and_its_projection_one_more(
     with counting(monkeypatch) as taken:
         svc = make_services()
         svc.record(draft(EventType.IMPOSED, date(2021, 8, 9), "import_ban"), recorded_by="t")
-        svc.status("US", "BY", "potash", None, None)
+        svc.status(StatusQuery.of(authority="US", country="BY", commodity="potash"))
         taken()
 
         # A stream this process has written: the write, and the projection behind it.
@@ -172,7 +173,9 @@ def test_a_status_read_is_two_or_three_statements_each_on_its_own(
         svc = make_services()
         svc.record(draft(EventType.IMPOSED, date(2021, 8, 9), "import_ban"), recorded_by="t")
         taken()
-        answer = svc.status("US", "BY", "potash", "2022-01-01", None)
+        answer = svc.status(
+            StatusQuery.of(authority="US", country="BY", commodity="potash", as_of="2022-01-01")
+        )
         assert answer.results[0].status == "active"
         counts = taken()
         # Where the projector stands and the oldest event it has not shown (one

@@ -15,6 +15,7 @@ from api.app.bootstrap import build_service
 from api.app.seed import seed
 from api.app.settings import Settings
 from api.schemas.answers import EventIn
+from api.schemas.queries import StatusQuery, TimelineQuery
 from tests.conftest import POSTGRES_URL, drop_schema, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,10 +29,10 @@ def answers(database_url: str) -> list[Any]:
         found: list[Any] = []
         for day in ("2021-07-01", "2022-04-01", "2023-06-01", "2025-11-01", "2026-01-15"):
             for country in ("BY", "RU", "IR", "VE"):
-                answer = svc.status(None, country, None, day, None)
+                answer = svc.status(StatusQuery.of(country=country, as_of=day))
                 found.append([r.model_dump(exclude={"event_ids"}) for r in answer.results])
         for country in ("BY", "RU"):
-            timeline = svc.timeline(None, country, None, None)
+            timeline = svc.timeline(TimelineQuery.of(country=country))
             found.append([i.model_dump(exclude={"event_id"}) for i in timeline.intervals])
         return found
     finally:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from api.schemas.answers import StatusOut, StatusResult, StreamStatusOut, key_fields
 from api.schemas.changes import ChangeOut, DiffOut, PointOut, ScreenOut
-from api.schemas.inputs import collect, event_filter, optional, parse_as_of, parse_known_at, renamed
+from api.schemas.inputs import collect, optional, parse_as_of, parse_known_at, renamed
+from api.schemas.queries import DiffQuery, ScreenQuery, StatusQuery
 from domain.application import SanctionsLog
 from domain.catalogue import commodity_for_hs
 from domain.errors import InvalidInput
@@ -37,43 +38,30 @@ class ChangeQuestions:
     def settled(self, known_at: datetime) -> datetime:
         raise NotImplementedError  # Service's
 
-    def status(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        as_of: str | None,
-        known_at: str | None,
-    ) -> StatusOut:
+    def status(self, query: StatusQuery) -> StatusOut:
         raise NotImplementedError  # Service's
 
-    def diff(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        from_as_of: str | None,
-        from_known_at: str | None,
-        to_as_of: str | None,
-        to_known_at: str | None,
-    ) -> DiffOut:
+    def diff(self, query: DiffQuery) -> DiffOut:
         """Every matching stream whose status or measures differ between two bitemporal
         points, with the events that account for each difference. `to_as_of` defaults to
         today, `from_as_of` to `to_as_of`, and both `known_at` to now."""
         errors: list[InvalidInput] = []
-        where = collect(errors, lambda: event_filter(authority, country, commodity))
+        where = collect(errors, query.where)
         today = datetime.now(UTC).date()
-        to_day = collect(errors, lambda: renamed("to_as_of", lambda: parse_as_of(to_as_of, today)))
+        to_day = collect(
+            errors, lambda: renamed("to_as_of", lambda: parse_as_of(query.to_as_of, today))
+        )
         from_day = collect(
             errors,
-            lambda: renamed("from_as_of", lambda: parse_as_of(from_as_of, to_day or today)),
+            lambda: renamed("from_as_of", lambda: parse_as_of(query.from_as_of, to_day or today)),
         )
         now = datetime.now(UTC)  # one "now" for both points when neither gives a moment
         to_moment = collect(
-            errors, lambda: renamed("to_known_at", lambda: parse_known_at(to_known_at, now))
+            errors, lambda: renamed("to_known_at", lambda: parse_known_at(query.to_known_at, now))
         )
         from_moment = collect(
-            errors, lambda: renamed("from_known_at", lambda: parse_known_at(from_known_at, now))
+            errors,
+            lambda: renamed("from_known_at", lambda: parse_known_at(query.from_known_at, now)),
         )
         InvalidInput.raise_all(errors)
         assert where is not None and to_day is not None and from_day is not None
@@ -107,28 +95,31 @@ class ChangeQuestions:
                 found[recorded.event.stream].append(recorded.event)
         return found
 
-    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut:
+    def screen(self, query: ScreenQuery) -> ScreenOut:
         """A shipment check: the commodity an HS code falls under, and for each authority
         with any event for that origin and commodity, its status on `day` (default today)."""
         errors: list[InvalidInput] = []
-        commodity = collect(errors, lambda: renamed("hs", lambda: commodity_for_hs(hs)))
-        country = collect(errors, lambda: renamed("origin", lambda: parse_country(origin)))
+        commodity = collect(errors, lambda: renamed("hs", lambda: commodity_for_hs(query.hs)))
+        country = collect(errors, lambda: renamed("origin", lambda: parse_country(query.origin)))
         on = collect(
             errors,
-            lambda: renamed("date", lambda: parse_as_of(day, datetime.now(UTC).date())),
+            lambda: renamed("date", lambda: parse_as_of(query.date, datetime.now(UTC).date())),
         )
-        by = collect(errors, lambda: optional(parse_authority, authority, "authority"))
+        by = collect(errors, lambda: optional(parse_authority, query.authority, "authority"))
         InvalidInput.raise_all(errors)
         assert commodity is not None and country is not None and on is not None
         where = EventFilter(authority=by, country=country, commodity=commodity.slug)
-        answered = self.status(by, country, commodity.slug, on.isoformat(), None).results
+        asked = StatusQuery.of(
+            authority=by, country=country, commodity=commodity.slug, as_of=on.isoformat()
+        )
+        answered = self.status(asked).results
         found = {row.stream: row for row in answered}
         results = [
             found.get(stream) or StatusResult.nothing_in_force(stream)
             for stream in sorted({*self.projector.view.streams(where), *found})
         ]
         return ScreenOut(
-            hs=hs.strip(), commodity=commodity.slug, origin=country, date=on, results=results
+            hs=query.hs.strip(), commodity=commodity.slug, origin=country, date=on, results=results
         )
 
 

@@ -35,7 +35,8 @@ from api.schemas.answers import (
     VerifyOut,
     key_fields,
 )
-from api.schemas.inputs import event_filter, parse_as_of, parse_known_at
+from api.schemas.inputs import parse_as_of, parse_known_at
+from api.schemas.queries import EventsQuery, ReplayQuery, StatusQuery, TimelineQuery
 from domain.application import SanctionsLog
 from domain.hashing import format_timestamp
 from domain.keys import (
@@ -43,7 +44,6 @@ from domain.keys import (
     StreamKey,
 )
 from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
-from domain.rules import EventType
 from domain.store.config import environment_for, setup_lock
 from domain.store.tokens import TokenTable
 from domain.stream import EventDraft
@@ -136,19 +136,12 @@ class Service(ChangeQuestions):
 
     # Questions
 
-    def status(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        as_of: str | None,
-        known_at: str | None,
-    ) -> StatusOut:
+    def status(self, query: StatusQuery) -> StatusOut:
         """Each matching stream with anything effective by `as_of`, as recorded by `known_at`;
         with all three keys given and nothing effective, one row with status `none`."""
-        where = event_filter(authority, country, commodity)
-        day = parse_as_of(as_of, datetime.now(UTC).date())
-        moment = self.known_at(known_at)
+        where = query.where()
+        day = parse_as_of(query.as_of, datetime.now(UTC).date())
+        moment = self.known_at(query.known_at)
         results = [
             StatusResult(
                 **key_fields(row.stream),
@@ -164,16 +157,10 @@ class Service(ChangeQuestions):
             results = [StatusResult.nothing_in_force(where.stream)]
         return StatusOut(as_of=day, known_at=format_timestamp(moment), results=results)
 
-    def timeline(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        known_at: str | None,
-    ) -> TimelineOut:
+    def timeline(self, query: TimelineQuery) -> TimelineOut:
         """The consecutive validity intervals of each matching stream, as recorded by `known_at`."""
-        where = event_filter(authority, country, commodity)
-        moment = self.known_at(known_at)
+        where = query.where()
+        moment = self.known_at(query.known_at)
         return TimelineOut(
             known_at=format_timestamp(moment),
             intervals=[
@@ -189,33 +176,18 @@ class Service(ChangeQuestions):
             ],
         )
 
-    def replay(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        known_at: str | None,
-    ) -> Iterator[ReplayStepOut]:
+    def replay(self, query: ReplayQuery) -> Iterator[ReplayStepOut]:
         """Every matching event in position order with its stream's status after it,
         recorded by `known_at` (streamed: bounded memory for any size of log)."""
-        where = event_filter(authority, country, commodity)  # refused now, not mid-stream
-        moment = self.known_at(known_at)
+        where = query.where()  # refused now, not mid-stream
+        moment = self.known_at(query.known_at)
         self.projector.wait_for(self.log.recorder.max_notification_id() or 0, timeout=30)
         steps = replay_steps(self.log, self.projector.view, where, moment)
         return (ReplayStepOut.of(step) for step in steps)
 
-    def events(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        type: EventType | None,
-        after: int | None,
-        limit: int,
-    ) -> EventPage:
+    def events(self, query: EventsQuery) -> EventPage:
         """A page of the log in position order."""
-        where = event_filter(authority, country, commodity, type)
-        page = self.log.page(where, after=after, limit=limit)
+        page = self.log.page(query.where(), after=query.after, limit=query.limit)
         return EventPage(
             events=[EventOut.of(recorded.position, recorded.event) for recorded in page.events],
             next_after=page.last_position if page.more else None,
@@ -279,7 +251,7 @@ class Service(ChangeQuestions):
                 self.projector.projected = 0
                 self.projector.view.create_table()
                 self.projector.view.ensure_format()
-                TokenTable(self.log.store)
+                TokenTable(self.log.store.database())
                 self.webhooks.table.create_tables()
         return True
 

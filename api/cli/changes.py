@@ -53,9 +53,19 @@ def diff(
     for the difference."""
     from rich.table import Table
 
+    from api.schemas.queries import DiffQuery
+
     with answering(ctx) as source:
         answer = source.answers.diff(
-            authority, country, commodity, from_as_of, from_known_at, to_as_of, to_known_at
+            DiffQuery.of(
+                authority=authority,
+                country=country,
+                commodity=commodity,
+                from_as_of=from_as_of,
+                from_known_at=from_known_at,
+                to_as_of=to_as_of,
+                to_known_at=to_known_at,
+            )
         )
     if as_json:
         typer.echo(answer.model_dump_json(indent=2, by_alias=True))
@@ -104,8 +114,12 @@ def screen(
     status of each authority's measures on that origin and commodity on the date."""
     from rich.table import Table
 
+    from api.schemas.queries import ScreenQuery
+
     with answering(ctx) as source:
-        answer = source.answers.screen(hs, origin, date, authority)
+        answer = source.answers.screen(
+            ScreenQuery.of(hs=hs, origin=origin, date=date, authority=authority)
+        )
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return

@@ -89,8 +89,18 @@ def status(
     """What was in force on a date, as known at a moment."""
     from rich.table import Table
 
+    from api.schemas.queries import StatusQuery
+
     with answering(ctx) as source:
-        answer = source.answers.status(authority, country, commodity, as_of, known_at)
+        answer = source.answers.status(
+            StatusQuery.of(
+                authority=authority,
+                country=country,
+                commodity=commodity,
+                as_of=as_of,
+                known_at=known_at,
+            )
+        )
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
@@ -116,8 +126,14 @@ def timeline(
     """The validity intervals of each stream, as known at a moment."""
     from rich.table import Table
 
+    from api.schemas.queries import TimelineQuery
+
     with answering(ctx) as source:
-        answer = source.answers.timeline(authority, country, commodity, known_at)
+        answer = source.answers.timeline(
+            TimelineQuery.of(
+                authority=authority, country=country, commodity=commodity, known_at=known_at
+            )
+        )
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
@@ -152,8 +168,14 @@ def replay(
     """The log event by event, each with its stream's status after it (streamed)."""
     from rich.table import Table
 
+    from api.schemas.queries import ReplayQuery
+
     with answering(ctx) as source:
-        steps = source.answers.replay(authority, country, commodity, known_at)
+        steps = source.answers.replay(
+            ReplayQuery.of(
+                authority=authority, country=country, commodity=commodity, known_at=known_at
+            )
+        )
         if as_json:
             for step in steps:
                 typer.echo(step.model_dump_json())

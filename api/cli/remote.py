@@ -13,6 +13,14 @@ from pydantic import BaseModel, ValidationError
 
 from api.schemas.answers import ReplayOut, ReplayStepOut, StatusOut, TimelineOut, VerifyOut
 from api.schemas.changes import DiffOut, ScreenOut
+from api.schemas.queries import (
+    DiffQuery,
+    Question,
+    ReplayQuery,
+    ScreenQuery,
+    StatusQuery,
+    TimelineQuery,
+)
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -60,86 +68,27 @@ class Remote:
     ) -> None:
         self.client.close()
 
-    def status(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        as_of: str | None,
-        known_at: str | None,
-    ) -> StatusOut:
-        return self.get(
-            "/v1/status",
-            StatusOut,
-            authority=authority,
-            country=country,
-            commodity=commodity,
-            as_of=as_of,
-            known_at=known_at,
-        )
+    def status(self, query: StatusQuery) -> StatusOut:
+        return self.ask(query, StatusOut)
 
-    def timeline(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        known_at: str | None,
-    ) -> TimelineOut:
-        return self.get(
-            "/v1/timeline",
-            TimelineOut,
-            authority=authority,
-            country=country,
-            commodity=commodity,
-            known_at=known_at,
-        )
+    def timeline(self, query: TimelineQuery) -> TimelineOut:
+        return self.ask(query, TimelineOut)
 
-    def replay(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        known_at: str | None,
-    ) -> Iterator[ReplayStepOut]:
-        answer = self.get(
-            "/v1/audit/replay",
-            ReplayOut,
-            authority=authority,
-            country=country,
-            commodity=commodity,
-            known_at=known_at,
-        )
-        return iter(answer.steps)
+    def replay(self, query: ReplayQuery) -> Iterator[ReplayStepOut]:
+        return iter(self.ask(query, ReplayOut).steps)
 
     def verify(self) -> VerifyOut:
         return self.get("/v1/audit/verify", VerifyOut)
 
-    def diff(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        from_as_of: str | None,
-        from_known_at: str | None,
-        to_as_of: str | None,
-        to_known_at: str | None,
-    ) -> DiffOut:
-        return self.get(
-            "/v1/status/diff",
-            DiffOut,
-            authority=authority,
-            country=country,
-            commodity=commodity,
-            from_as_of=from_as_of,
-            from_known_at=from_known_at,
-            to_as_of=to_as_of,
-            to_known_at=to_known_at,
-        )
+    def diff(self, query: DiffQuery) -> DiffOut:
+        return self.ask(query, DiffOut)
 
-    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut:
-        return self.get(
-            "/v1/screen", ScreenOut, hs=hs, origin=origin, date=day, authority=authority
-        )
+    def screen(self, query: ScreenQuery) -> ScreenOut:
+        return self.ask(query, ScreenOut)
+
+    def ask(self, query: Question, model: type[Answer]) -> Answer:
+        """The server's answer to `query`, sent as the query string of its path."""
+        return self.get(query.PATH, model, **query.params())
 
     def get(self, path: str, model: type[Answer], **query: str | None) -> Answer:
         """GET `path` with the given (non-None) query parameters, parsed as `model`."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from api.app.settings import Settings
     from api.schemas.answers import ReplayStepOut, StatusOut, TimelineOut, VerifyOut
     from api.schemas.changes import DiffOut, ScreenOut
+    from api.schemas.queries import DiffQuery, ReplayQuery, ScreenQuery, StatusQuery, TimelineQuery
 
 CountryArg = Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")]
 CommodityArg = Annotated[str | None, typer.Argument(help="Commodity slug.")]
@@ -206,45 +207,17 @@ class Answers(Protocol):
     """What the reading commands ask: the service (`api.app.service.Service`) or a running
     server (`api.cli.remote.Remote`), with the same arguments and the same answers."""
 
-    def status(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        as_of: str | None,
-        known_at: str | None,
-    ) -> StatusOut: ...
+    def status(self, query: StatusQuery) -> StatusOut: ...
 
-    def timeline(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        known_at: str | None,
-    ) -> TimelineOut: ...
+    def timeline(self, query: TimelineQuery) -> TimelineOut: ...
 
-    def replay(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        known_at: str | None,
-    ) -> Iterator[ReplayStepOut]: ...
+    def replay(self, query: ReplayQuery) -> Iterator[ReplayStepOut]: ...
 
     def verify(self) -> VerifyOut: ...
 
-    def diff(
-        self,
-        authority: str | None,
-        country: str | None,
-        commodity: str | None,
-        from_as_of: str | None,
-        from_known_at: str | None,
-        to_as_of: str | None,
-        to_known_at: str | None,
-    ) -> DiffOut: ...
+    def diff(self, query: DiffQuery) -> DiffOut: ...
 
-    def screen(self, hs: str, origin: str, day: str | None, authority: str | None) -> ScreenOut: ...
+    def screen(self, query: ScreenQuery) -> ScreenOut: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from api.app.identity import Caller, Role
 from api.app.service import Service
@@ -36,8 +37,15 @@ def in_worker_thread(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any
 
 
 def query_names(dependant: Dependant) -> frozenset[str]:
-    """Every query parameter a route (through any of its dependencies) declares."""
-    names = {param.alias for param in dependant.query_params}
+    """Every query parameter a route (through any of its dependencies) declares; a question
+    taken whole (`Annotated[StatusQuery, Query()]`) declares its fields."""
+    names: set[str] = set()
+    for param in dependant.query_params:
+        model = param.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names |= {field.alias or name for name, field in model.model_fields.items()}
+        else:
+            names.add(param.alias)
     for dependency in dependant.dependencies:
         names |= query_names(dependency)
     return frozenset(names)

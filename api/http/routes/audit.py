@@ -14,10 +14,11 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from api.http.deps import Auditor, Reader, ServiceDep, in_worker_thread
-from api.http.params import AuthorityFilter, CommodityFilter, CountryFilter, KnownAt, LastEventId
+from api.http.params import LastEventId
 from api.http.problem_types import problems
 from api.schemas.answers import EventOut, ReplayOut, SkippedEvent, VerifyOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_position
+from api.schemas.queries import AuthorityFilter, CommodityFilter, CountryFilter, ReplayQuery
 from domain.recorded import Undecodable
 from domain.rules import EventType
 
@@ -42,15 +43,10 @@ def skipped_event(found: Undecodable) -> ServerSentEvent:
 )
 @in_worker_thread
 def audit_replay(
-    svc: ServiceDep,
-    _: Reader,
-    country: CountryFilter = None,
-    commodity: CommodityFilter = None,
-    authority: AuthorityFilter = None,
-    known_at: KnownAt = None,
+    svc: ServiceDep, _: Reader, query: Annotated[ReplayQuery, Query()]
 ) -> StreamingResponse:
     """Streamed as it is read, so any size of log is answered in bounded memory."""
-    steps = svc.replay(authority, country, commodity, known_at)
+    steps = svc.replay(query)
 
     def body() -> Iterator[bytes]:
         yield b'{"steps":['

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.app.service import Written
 from api.http.deps import Reader, ServiceDep, Writer, in_worker_thread
-from api.http.params import AuthorityFilter, CommodityFilter, CountryFilter, EventIdPath
+from api.http.params import EventIdPath
 from api.http.problem_types import problems
 from api.schemas.answers import BatchIn, EventIn, EventOut, EventPage, EventsOut
-from api.schemas.inputs import MAX_POSITION, located
+from api.schemas.inputs import located
+from api.schemas.queries import EventsQuery
 from domain.recorded import IdempotentRequest, RecordedEvent
-from domain.rules import EventType
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -141,17 +141,8 @@ def record_batch(
     summary="The log, in position order",
 )
 @in_worker_thread
-def list_events(
-    svc: ServiceDep,
-    _: Reader,
-    authority: AuthorityFilter = None,
-    country: CountryFilter = None,
-    commodity: CommodityFilter = None,
-    type: EventType | None = None,
-    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="a position")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> EventPage:
-    return svc.events(authority, country, commodity, type, after, limit)
+def list_events(svc: ServiceDep, _: Reader, query: Annotated[EventsQuery, Query()]) -> EventPage:
+    return svc.events(query)
 
 
 @router.get(

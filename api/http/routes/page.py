@@ -25,6 +25,7 @@ from domain.keys import parse_commodity, parse_country
 
 if TYPE_CHECKING:
     from api.schemas.changes import ScreenOut
+from api.schemas.queries import ScreenQuery, StatusQuery
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 templates = Jinja2Templates(directory=WEB / "templates")
@@ -94,7 +95,13 @@ def timeline_page(
         return templates.TemplateResponse(request, "problem.html", context, status_code=422)
     status: StatusOut | None = None
     if readable:
-        status = svc.status(None, context["country"], chosen_commodity, day.isoformat(), known_at)
+        asked = StatusQuery.of(
+            country=context["country"],
+            commodity=chosen_commodity,
+            as_of=day.isoformat(),
+            known_at=known_at,
+        )
+        status = svc.status(asked)
     context |= {
         "as_of": day.isoformat(),
         "as_of_given": bool(as_of and as_of.strip()),
@@ -148,7 +155,7 @@ def screened(
         if not readable:  # the script asks for a token and screens with it
             box.needs_token = True
             return box
-        box.result = svc.screen(hs or "", origin or "", date or None, None)
+        box.result = svc.screen(ScreenQuery.of(hs=hs or "", origin=origin or "", date=date or None))
     except InvalidInput as error:
         box.problems = [(e.field.removeprefix("query."), e.message) for e in error.every]
         return box

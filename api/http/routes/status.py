@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.http.deps import Reader, ServiceDep, in_worker_thread
-from api.http.params import (
-    AsOf,
-    AuthorityFilter,
-    CommodityFilter,
-    CountryFilter,
-    HsCode,
-    KnownAt,
-    Origin,
-    ShipmentDate,
-)
 from api.http.problem_types import problems
 from api.schemas.answers import StatusOut, TimelineOut
 from api.schemas.changes import DiffOut, ScreenOut
+from api.schemas.queries import DiffQuery, ScreenQuery, StatusQuery, TimelineQuery
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -29,18 +22,10 @@ router = APIRouter(prefix="/v1", tags=["status"])
     summary="Status per stream on a date",
 )
 @in_worker_thread
-def get_status(
-    svc: ServiceDep,
-    _: Reader,
-    country: CountryFilter = None,
-    commodity: CommodityFilter = None,
-    authority: AuthorityFilter = None,
-    as_of: AsOf = None,
-    known_at: KnownAt = None,
-) -> StatusOut:
+def get_status(svc: ServiceDep, _: Reader, query: Annotated[StatusQuery, Query()]) -> StatusOut:
     """One row per matching stream with anything effective by `as_of` (valid time, default
     today), as recorded by `known_at` (transaction time, default now)."""
-    return svc.status(authority, country, commodity, as_of, known_at)
+    return svc.status(query)
 
 
 @router.get(
@@ -51,15 +36,10 @@ def get_status(
 )
 @in_worker_thread
 def get_timeline(
-    svc: ServiceDep,
-    _: Reader,
-    country: CountryFilter = None,
-    commodity: CommodityFilter = None,
-    authority: AuthorityFilter = None,
-    known_at: KnownAt = None,
+    svc: ServiceDep, _: Reader, query: Annotated[TimelineQuery, Query()]
 ) -> TimelineOut:
     """Consecutive validity intervals of each matching stream, as recorded by `known_at`."""
-    return svc.timeline(authority, country, commodity, known_at)
+    return svc.timeline(query)
 
 
 @router.get(
@@ -69,24 +49,14 @@ def get_timeline(
     summary="What changed between two bitemporal points",
 )
 @in_worker_thread
-def get_status_diff(
-    svc: ServiceDep,
-    _: Reader,
-    from_as_of: AsOf = None,
-    from_known_at: KnownAt = None,
-    to_as_of: AsOf = None,
-    to_known_at: KnownAt = None,
-    country: CountryFilter = None,
-    commodity: CommodityFilter = None,
-    authority: AuthorityFilter = None,
-) -> DiffOut:
+def get_status_diff(svc: ServiceDep, _: Reader, query: Annotated[DiffQuery, Query()]) -> DiffOut:
     """Every matching stream whose status or measures differ between the point
     (`from_as_of`, `from_known_at`) and the point (`to_as_of`, `to_known_at`), with the events
     and retractions that account for the difference. `to_as_of` defaults to today and
     `from_as_of` to `to_as_of`; both `known_at` to now. Two dates at one knowledge time: what
     changed in force between them. One date at two knowledge times: what corrections and
     late reports changed in what was known."""
-    return svc.diff(authority, country, commodity, from_as_of, from_known_at, to_as_of, to_known_at)
+    return svc.diff(query)
 
 
 @router.get(
@@ -96,15 +66,8 @@ def get_status_diff(
     summary="Screen a shipment by HS code and origin",
 )
 @in_worker_thread
-def get_screen(
-    svc: ServiceDep,
-    _: Reader,
-    hs: HsCode,
-    origin: Origin,
-    date: ShipmentDate = None,
-    authority: AuthorityFilter = None,
-) -> ScreenOut:
+def get_screen(svc: ServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -> ScreenOut:
     """The catalogue commodity whose HS prefix is the longest match of `hs`, and, for each
     authority with any event for that origin and commodity, its status on `date` (default
     today): one row per authority, `none` where nothing had taken effect yet."""
-    return svc.screen(hs, origin, date, authority)
+    return svc.screen(query)
