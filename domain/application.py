@@ -37,11 +37,10 @@ from domain.recorded import (
     WriteOutcome,
 )
 from domain.store.commits import Attempt, CommitQueue, Write, answer_replays
-from domain.store.config import environment_for, postgres_conninfo
+from domain.store.config import environment_for
+from domain.store.cursor import as_bytes
 from domain.store.kept import Recent, StreamStates
-from domain.store.records import DateAsISO
-from domain.store.signals import Signals
-from domain.store.sql import SanctionsRecorderMixin, as_bytes
+from domain.store.records import DateAsISO, EventStore
 from domain.store.writes import StaleStreams
 from domain.stream import EventDraft, SanctionsStream
 
@@ -62,19 +61,13 @@ class SanctionsLog(Application[uuid.UUID]):
     def __init__(self, database_url: str, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
         super().__init__(env={**environment_for(database_url), **(env or {})})
+        if not isinstance(self.recorder, EventStore):
+            raise TypeError(f"{type(self.recorder).__name__} is not an EventStore")
         self._write_lock = threading.Lock()
         self.states = StreamStates()
         self.recent = Recent()
         self.commits = CommitQueue(self._commit_group)
-        self.signals = self._signals()
-
-    def _signals(self) -> Signals:
-        if self.store.dialect == "postgres":
-            from domain.store.postgres import ListenNotify, PostgresSanctionsRecorder
-
-            recorder = cast(PostgresSanctionsRecorder, self.recorder)
-            return ListenNotify(postgres_conninfo(self.database_url), recorder.signal_names())
-        return Signals()
+        self.signals = self.store.open_signals()
 
     def forget_kept(self) -> None:
         """Forget the streams' states and the recent events kept in memory (the store
@@ -91,8 +84,9 @@ class SanctionsLog(Application[uuid.UUID]):
         transcoder.register(DateAsISO())
 
     @property
-    def store(self) -> SanctionsRecorderMixin:
-        return cast(SanctionsRecorderMixin, self.recorder)
+    def store(self) -> EventStore:
+        """The event store (the library's recorder, checked to be one when the log opens)."""
+        return cast(EventStore, self.recorder)
 
     # Writing
 
@@ -224,7 +218,7 @@ class SanctionsLog(Application[uuid.UUID]):
         }
         if not versions:
             return
-        moved = self.store.moved(versions, self.store.stored_shapes(list(versions)))
+        moved = self.store.stale_streams(versions)
         if moved:
             raise StaleStreams(moved)
 

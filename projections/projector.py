@@ -20,6 +20,7 @@ from typing import Protocol
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain.application import SanctionsLog
+from domain.store.records import TrackedPosition
 from domain.stream import SanctionsStream
 from projections.rebuild import rebuild_shadow
 from projections.tables import TRACKED_APPLICATION
@@ -39,9 +40,10 @@ class Companion(Protocol):
 
 def open_view(log: SanctionsLog) -> StatusView:
     """The status view in the same database (and connection pool) as the log."""
-    datastore = log.factory.datastore  # type: ignore[attr-defined]
+    database = log.store.database()
+    datastore = database.datastore
     view: StatusView
-    if log.store.dialect == "sqlite":
+    if database.dialect == "sqlite":
         from projections.sqlite import SQLiteStatusView
 
         view = SQLiteStatusView(datastore)
@@ -97,21 +99,12 @@ class Projector:
 
     def oldest_unprojected(self) -> datetime | None:
         """When the oldest event not yet projected was recorded (None: caught up)."""
-        store = self.log.store
-        position = store.position_column
-        with store.autocommit() as cursor:  # one statement: where the view stands, and after
-            cursor.execute(
-                f"SELECT {position} AS event_position, originator_id, originator_version,"
-                f" topic, state FROM {store.qualified(store.events_table_name)}"
-                f" WHERE {position} > COALESCE((SELECT notification_id"
-                f" FROM {self.view.tracking_table()} WHERE application_name = ?), 0)"
-                f" ORDER BY {position} LIMIT 1",
-                (TRACKED_APPLICATION,),
-            )
-            row = cursor.fetchone()
-        if row is None:
+        # One statement: where the view stands, and the first event after it.
+        tracked = TrackedPosition(self.view.tracking_table(), TRACKED_APPLICATION)
+        first = self.log.store.first_after(tracked)
+        if first is None:
             return None
-        event = self.log.decode_tolerantly(store.positioned(row).stored)
+        event = self.log.decode_tolerantly(first.stored)
         return None if event is None else event.recorded_at
 
     def lag_detail(self) -> tuple[int, datetime | None]:

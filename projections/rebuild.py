@@ -97,16 +97,6 @@ class RangeReader(Protocol):
         ...
 
 
-def range_query(log: SanctionsLog) -> str:
-    store = log.store
-    return (
-        f"SELECT {store.position_column} AS position, originator_id, originator_version,"
-        f" topic, state FROM {store.qualified(store.events_table_name)}"
-        f" WHERE originator_id >= ? AND originator_id < ? AND {store.position_column} <= ?"
-        " ORDER BY originator_id, originator_version"
-    )
-
-
 def range_params(dialect: str, bounds: IdRange, snapshot: int) -> tuple[Any, ...]:
     lo, hi = bounds
     if dialect == "postgres":
@@ -120,14 +110,17 @@ class PooledReader:
 
     def __init__(self, log: SanctionsLog) -> None:
         self.log = log
-        self.query = range_query(log)
 
     def rows(self, bounds: IdRange, snapshot: int) -> Iterator[Any]:
-        store = self.log.store
-        with store.transaction(commit=False) as cursor:
-            cursor.execute(self.query, range_params(store.dialect, bounds, snapshot))
-            rows = cursor.fetchall()
-        yield from rows
+        for found in self.log.store.stream_range(*bounds, snapshot):
+            stored = found.stored
+            yield {
+                "position": found.position,
+                "originator_id": stored.originator_id,
+                "originator_version": stored.originator_version,
+                "topic": stored.topic,
+                "state": stored.state,
+            }
 
 
 # Building a range
@@ -197,14 +190,18 @@ def source_of(log: SanctionsLog) -> Source | None:
         or type(transcoder) is not JSONTranscoder
     ):
         return None
-    if log.store.dialect == "postgres":
+    query = log.store.range_statement()
+    if query is None:
+        return None
+    dialect = log.store.database().dialect
+    if dialect == "postgres":
         location = postgres_conninfo(log.database_url)
     else:
         location = sqlite_path(log.database_url)
         if ":memory:" in location or "mode=memory" in location or not os.path.exists(location):
             return None
     transcodings = tuple(transcoder.names.values())
-    return Source(log.store.dialect, location, range_query(log), transcodings)
+    return Source(dialect, location, query, transcodings)
 
 
 class OwnConnection:

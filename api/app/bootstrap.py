@@ -20,7 +20,7 @@ def build_service(settings: Settings) -> Service:
     with setup_lock(settings.database_url):  # processes starting at once take turns
         log = SanctionsLog(settings.database_url)
         view = open_view(log)
-        tokens = TokenTable(log.store, log.signals)
+        tokens = TokenTable(log.store.database(), log.signals)
     key_file = settings.signing_key_file or default_key_file(settings.database_url)
     projector = Projector(log, view)
     with setup_lock(settings.database_url):

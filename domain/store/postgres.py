@@ -12,6 +12,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.conninfo import make_conninfo
 from psycopg.errors import InvalidSchemaName, UndefinedFunction, UndefinedTable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -71,6 +72,12 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         if row["last"] is None:
             return datetime.min.replace(tzinfo=UTC)
         return parse_timestamp(row["last"])
+
+    def open_signals(self) -> Signals:
+        kwargs = self.datastore.pool.kwargs  # the pool's own connection settings
+        keys = ("dbname", "host", "port", "user", "password")
+        conninfo = make_conninfo(**{key: kwargs[key] for key in keys if kwargs.get(key)})
+        return ListenNotify(conninfo, self.signal_names())
 
     def signal_names(self) -> dict[Channel, str]:
         """The NOTIFY channels: the library's own for recorded events, and one each (per

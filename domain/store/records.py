@@ -6,12 +6,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent, Transcoding
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Transcoding
 
 from domain.keys import EventFilter
+from domain.store.cursor import Transactions
+from domain.store.signals import Signals
+
+StreamShape = tuple[int, int, int]
+"""A stream as stored: its highest version, its number of events, its bytes in all."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,37 @@ class PositionedEvent:
     stream: str | None = None
 
 
-class EventStore(ABC):
-    """The look-ups the service needs of its event store, beyond the library's own.
+@dataclass(frozen=True)
+class TrackedPosition:
+    """Where a tracking record in the store's database says a reader stands: its table
+    (as statements spell it) and the application name it tracks."""
 
-    The recorders write `IndexRow`s and `IdempotencyRecord`s in the same transaction
-    as the events they describe (passed to `insert_events()` as `index=` and
-    `idempotency=`).
+    table: str
+    application_name: str
+
+
+def moved_streams(
+    versions: dict[UUID, tuple[int, int]], stored: dict[UUID, StreamShape]
+) -> list[UUID]:
+    """The streams not stored as (version, size) says: versions 1 to `version`, one
+    event each, `size` bytes in all."""
+    return [
+        stream_id
+        for stream_id, (version, size) in versions.items()
+        if stored.get(stream_id, (0, 0, 0)) != (version, version, size)
+    ]
+
+
+class EventStore(ApplicationRecorder, ABC):
+    """Everything the service asks of its event store: the library's application
+    recorder (`insert_events`, `select_notifications`, `max_notification_id`, …) and
+    the look-ups below.
+
+    `insert_events()` takes, beside the placeholder rows, `stamp=` (a `Stamp`, called
+    inside the write lock with the recording time), `index=` (`IndexRow`s),
+    `idempotency=` (`IdempotencyRecord`s) and `versions=` (stream id: (version, size)
+    the write was decided on); all are stored in one transaction with the events, or
+    nothing is (`StaleStreams` when a stream moved, `IntegrityError` on a conflict).
     """
 
     @abstractmethod
@@ -98,6 +128,72 @@ class EventStore(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
+
+    # What a write is decided on
+
+    @abstractmethod
+    def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """Every stored event of these streams, in version order; a stream with none is absent."""
+
+    @abstractmethod
+    def stored_shapes(self, stream_ids: Sequence[UUID]) -> dict[UUID, StreamShape]:
+        """Each stream's `StreamShape` (absent: nothing stored)."""
+
+    def stale_streams(self, versions: dict[UUID, tuple[int, int]]) -> list[UUID]:
+        """The streams no longer stored at the (version, size) a decision was made on."""
+        return moved_streams(versions, self.stored_shapes(list(versions)))
+
+    # Recording times
+
+    @abstractmethod
+    def horizon(self) -> datetime | None:
+        """A moment before which nothing more can be recorded by any process (None when
+        the store cannot tell: its writers are all in this process)."""
+
+    @abstractmethod
+    def last_recorded_at(self) -> datetime | None:
+        """The recording time of the last committed event (None: nothing recorded)."""
+
+    # Reading on
+
+    @abstractmethod
+    def first_after(self, after: int | TrackedPosition) -> PositionedEvent | None:
+        """The first stored event after a position, or after where a tracking record
+        stands (0 without one), read in one statement; None if there is none."""
+
+    @abstractmethod
+    def stream_range(
+        self, lowest: str | None, below: str | None, up_to: int
+    ) -> list[PositionedEvent]:
+        """The stored events (positions up to `up_to`) of the streams whose ids, as 32
+        lower-case hex digits, are at least `lowest` and below `below` (None: unbounded),
+        in (stream id, version) order."""
+
+    @abstractmethod
+    def range_statement(self) -> str | None:
+        """A statement another process's own connection reads `stream_range` with (`?`
+        placeholders: lowest id, id below, up to; columns `position`, `originator_id`,
+        `originator_version`, `topic`, `state`); None when only this process can."""
+
+    # The database around the store
+
+    @abstractmethod
+    def database(self) -> Transactions:
+        """The SQL database the read models and the tables beside the events (tokens,
+        webhooks) live in."""
+
+    @abstractmethod
+    def open_signals(self) -> Signals:
+        """The wake-ups between processes sharing this store (its own `Signals` when
+        there is nothing to listen to)."""
+
+    @abstractmethod
+    def is_missing_tables(self, error: Exception) -> bool:
+        """Whether `error` says the store's schema or tables are not there."""
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Create the store's tables (again), as on first start."""
 
 
 class DateAsISO(Transcoding):

@@ -19,7 +19,8 @@ from eventsourcing.persistence import StoredEvent
 from domain.hashing import parse_timestamp
 from domain.keys import EventFilter
 from domain.store.cursor import JUST_AFTER, Cursor, Dialect, Transactions, as_bytes
-from domain.store.records import EventStore, IndexRow, PositionedEvent
+from domain.store.records import EventStore, IndexRow, PositionedEvent, TrackedPosition
+from domain.store.signals import Signals
 from domain.store.writes import WriteSide
 
 __all__ = ["JUST_AFTER", "Cursor", "Dialect", "SanctionsRecorderMixin", "Transactions", "as_bytes"]
@@ -98,6 +99,12 @@ class SanctionsRecorderMixin(WriteSide, EventStore):
     def setup(self) -> None:
         """Create the store's tables (again), as on first start."""
         self.create_table()  # type: ignore[attr-defined]  # the library's recorder has it
+
+    def database(self) -> Transactions:
+        return self
+
+    def open_signals(self) -> Signals:
+        return Signals()
 
     def horizon(self) -> datetime | None:
         """A moment before which nothing more can be recorded by any process (None when
@@ -213,6 +220,52 @@ class SanctionsRecorderMixin(WriteSide, EventStore):
             after = (last["originator_id"], int(last["originator_version"]))
         if current:
             yield current
+
+    def first_after(self, after: int | TrackedPosition) -> PositionedEvent | None:
+        """One statement in autocommit: where the tracking record stands, and what follows."""
+        start: str = "?"
+        params: list[Any] = [after]
+        if isinstance(after, TrackedPosition):
+            start = f"COALESCE((SELECT notification_id FROM {after.table}"
+            start += " WHERE application_name = ?), 0)"
+            params = [after.application_name]
+        position = self.position_column
+        with self.autocommit() as cursor:
+            cursor.execute(
+                f"SELECT {position} AS event_position, originator_id, originator_version,"
+                f" topic, state FROM {self.qualified(self.events_table_name)}"
+                f" WHERE {position} > {start} ORDER BY {position} LIMIT 1",
+                params,
+            )
+            row = cursor.fetchone()
+        return None if row is None else self.positioned(row)
+
+    def stream_range(
+        self, lowest: str | None, below: str | None, up_to: int
+    ) -> list[PositionedEvent]:
+        clauses, params = [f"{self.position_column} <= ?"], [up_to]
+        for bound, clause in ((lowest, "originator_id >= ?"), (below, "originator_id < ?")):
+            if bound is not None:
+                clauses.append(clause)
+                params.append(self.id_param(UUID(bound)))
+        with self.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT {self.position_column} AS event_position, originator_id,"
+                " originator_version, topic, state"
+                f" FROM {self.qualified(self.events_table_name)} WHERE {' AND '.join(clauses)}"
+                " ORDER BY originator_id, originator_version",
+                params,
+            )
+            rows = cursor.fetchall()
+        return [self.positioned(row) for row in rows]
+
+    def range_statement(self) -> str | None:
+        return (
+            f"SELECT {self.position_column} AS position, originator_id, originator_version,"
+            f" topic, state FROM {self.qualified(self.events_table_name)}"
+            f" WHERE originator_id >= ? AND originator_id < ? AND {self.position_column} <= ?"
+            " ORDER BY originator_id, originator_version"
+        )
 
     # For verification: the store read as it is, without trusting it.
 

@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.hashing import format_timestamp, parse_timestamp
 from domain.store.cursor import JUST_AFTER, Cursor, Transactions, as_bytes
-from domain.store.records import IdempotencyRecord, IndexRow
+from domain.store.records import IdempotencyRecord, IndexRow, moved_streams
 
 Stamp = Callable[[datetime], tuple[list[StoredEvent], datetime]]
 """Given the moment a write's first event is recorded, its events as stored (their
@@ -111,13 +111,8 @@ class WriteSide(Transactions):
     def moved(
         versions: dict[UUID, tuple[int, int]], stored: dict[UUID, tuple[int, int, int]]
     ) -> list[UUID]:
-        """The streams not stored as (version, size) says: versions 1 to `version`, one
-        event each, `size` bytes in all."""
-        return [
-            stream_id
-            for stream_id, (version, size) in versions.items()
-            if stored.get(stream_id, (0, 0, 0)) != (version, version, size)
-        ]
+        """The streams not stored as (version, size) says (`records.moved_streams`)."""
+        return moved_streams(versions, stored)
 
     def stored_shapes(self, stream_ids: Sequence[UUID]) -> dict[UUID, tuple[int, int, int]]:
         """Each stream's highest version, number of events and bytes stored (absent:

@@ -41,7 +41,7 @@ class Webhooks:
 
     def __init__(self, settings: Settings, log: SanctionsLog, projector: Projector) -> None:
         self.log = log
-        self.table = SubscriptionTable(log.store)
+        self.table = SubscriptionTable(log.store.database())
         self.allow = AllowList(settings.webhook_allow_hosts)
         self.deliveries = Deliveries(
             log, projector, self.table, self.allow, delivery_policy(settings)
