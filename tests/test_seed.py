@@ -74,7 +74,7 @@ def statuses(client: TestClient, as_of: str, **filters: str) -> dict[str, tuple[
     return {r["stream"]: (r["status"], sorted(r["measures"])) for r in response.json()["results"]}
 
 
-# Expected values written from ../shared/TIMELINE.md, not from the code: the US potash
+# Expected values written from docs/timeline.md, not from the code: the US potash
 # lift takes effect the day General License 13 was issued (2025-12-15), not the day it
 # was announced (2025-12-13); the EU's measures stay; the US lifted its Syria sanctions
 # by Executive Order 14312, effective 2025-07-01, after General License 25 eased them.
