@@ -362,7 +362,7 @@ def test_the_documentation_keeps_its_runnable_examples() -> None:
         for path in documents()
     }
     assert counts["README.md"] >= 3, "README.md has lost its tour"
-    assert sum(counts.values()) > 60, f"the docs have lost their ```console examples: {counts}"
+    assert sum(counts.values()) > 150, f"the docs have lost their ```console examples: {counts}"
 
 
 def test_console_blocks_are_parsed_as_a_shell_reads_them() -> None:
