@@ -33,7 +33,7 @@ from api.schemas.answers import (
     StreamOut,
     TimelineOut,
     VerifyOut,
-    key_fields,
+    keyed,
 )
 from api.schemas.inputs import parse_as_of, parse_known_at
 from api.schemas.queries import EventsQuery, ReplayQuery, StatusQuery, TimelineQuery
@@ -143,15 +143,7 @@ class Service(ChangeQuestions):
         day = parse_as_of(query.as_of, datetime.now(UTC).date())
         moment = self.known_at(query.known_at)
         results = [
-            StatusResult(
-                **key_fields(row.stream),
-                status=row.status,
-                measures=row.measures,
-                since=row.since,
-                in_force_since=row.in_force_since,
-                event_ids=row.event_ids,
-            )
-            for row in self.projector.view.status(where, day, moment)
+            keyed(StatusResult, row) for row in self.projector.view.status(where, day, moment)
         ]
         if not results and where.stream is not None:
             results = [StatusResult.nothing_in_force(where.stream)]
@@ -164,15 +156,7 @@ class Service(ChangeQuestions):
         return TimelineOut(
             known_at=format_timestamp(moment),
             intervals=[
-                IntervalOut(
-                    **key_fields(row.stream),
-                    valid_from=row.valid_from,
-                    valid_to=row.valid_to,
-                    status=row.status,
-                    measures=row.measures,
-                    event_id=row.event_id,
-                )
-                for row in self.projector.view.timeline(where, moment)
+                keyed(IntervalOut, row) for row in self.projector.view.timeline(where, moment)
             ],
         )
 

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -15,12 +15,26 @@ from pydantic import BaseModel
 
 from api.app.identity import Caller, Role
 from api.app.service import Service
+from api.http.problem_types import problems
 from api.http.problems import ProblemError
 from api.schemas.inputs import check_query_names
+from api.schemas.queries import Question
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}
 P = ParamSpec("P")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def asked(router: APIRouter, question: type[Question], summary: str) -> Callable[[F], F]:
+    """The GET route answering `question`: at its path, with its answer's model, refused
+    with 422 (a bad parameter) or 503 (the database unreachable)."""
+    return router.get(
+        question.PATH.removeprefix(router.prefix),
+        response_model=question.ANSWER,
+        responses=problems(422, 503),
+        summary=summary,
+    )
 
 
 def in_worker_thread(endpoint: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:

@@ -14,15 +14,9 @@ from fastapi import Header, Path, Query
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from api.schemas import patterns
+from api.schemas import requests as shapes
 from api.schemas.inputs import MAX_POSITION
-from api.schemas.queries import AUTHORITY, COMMODITY, COUNTRY, string_schema
-from api.schemas.requests import (
-    AUTHORITY_FORM,
-    COMMODITY_FORM,
-    COUNTRY_FORM,
-    code,
-    uuid_text,
-)
+from api.schemas.queries import string_schema
 from domain.keys import parse_authority, parse_commodity, parse_country
 
 
@@ -33,22 +27,22 @@ def _in_path(fragment: str, form: str, example: str) -> WithJsonSchema:
 AuthorityPath = Annotated[
     str,
     Path(),
-    _in_path(patterns.AUTHORITY, "Who sanctions: " + AUTHORITY_FORM, "US"),
-    AfterValidator(code(parse_authority, AUTHORITY, AUTHORITY_FORM)),
+    _in_path(patterns.AUTHORITY, "Who sanctions: " + shapes.AUTHORITY_FORM, "US"),
+    AfterValidator(shapes.code(parse_authority, shapes.AUTHORITY, shapes.AUTHORITY_FORM)),
 ]
 CountryPath = Annotated[
     str,
     Path(),
-    _in_path(patterns.COUNTRY, "Whom: " + COUNTRY_FORM, "BY"),
-    AfterValidator(code(parse_country, COUNTRY, COUNTRY_FORM)),
+    _in_path(patterns.COUNTRY, "Whom: " + shapes.COUNTRY_FORM, "BY"),
+    AfterValidator(shapes.code(parse_country, shapes.COUNTRY, shapes.COUNTRY_FORM)),
 ]
 CommodityPath = Annotated[
     str,
     Path(),
-    _in_path(patterns.COMMODITY, "What: " + COMMODITY_FORM, "potash"),
-    AfterValidator(code(parse_commodity, COMMODITY, COMMODITY_FORM)),
+    _in_path(patterns.COMMODITY, "What: " + shapes.COMMODITY_FORM, "potash"),
+    AfterValidator(shapes.code(parse_commodity, shapes.COMMODITY, shapes.COMMODITY_FORM)),
 ]
-EventIdPath = Annotated[UUID, Path(description="The event's id"), BeforeValidator(uuid_text)]
+EventIdPath = Annotated[UUID, Path(description="The event's id"), BeforeValidator(shapes.uuid_text)]
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID"),
@@ -60,7 +54,7 @@ LastEventId = Annotated[
 EventIdQuery = Annotated[
     UUID,
     Query(description="The event's id", examples=["0b6f7c52-4d1e-4a8e-9f51-2f1d6a3c9e10"]),
-    BeforeValidator(uuid_text),
+    BeforeValidator(shapes.uuid_text),
 ]
 TreeSize = Annotated[
     int | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -140,6 +141,56 @@ def allowed_methods(request: Request) -> list[str]:
     )
 
 
+Members = Callable[[Any], dict[str, Any]]
+
+
+def _message_only(_: Exception) -> dict[str, Any]:
+    return {}
+
+
+ANSWERED: dict[type[Exception], tuple[int, str, Members]] = {
+    RuleViolation: (
+        409,
+        "rule-violation",
+        lambda exc: {"breaks_event_id": exc.breaks_event_id, **where_in_batch(exc)},
+    ),
+    VersionConflict: (
+        409,
+        "version-conflict",
+        lambda exc: {
+            "stream": exc.stream,
+            "expected_version": exc.expected,
+            "actual_version": exc.actual,
+            **{key: value for key, value in where_in_batch(exc).items() if key == "index"},
+        },
+    ),
+    WriteContention: (
+        503,
+        "write-contention",
+        lambda _: {"headers": {"Retry-After": "1"}, "outcome": "not_recorded"},
+    ),
+    StreamDamaged: (409, "stream-damaged", lambda exc: {"stream": exc.stream}),
+    IdempotencyConflict: (409, "idempotency-conflict", _message_only),
+    RebuildInProgress: (409, "rebuild-in-progress", _message_only),
+    EventNotFound: (404, "not-found", _message_only),
+    SubscriptionNotFound: (404, "not-found", _message_only),
+    NotInTree: (404, "not-found", _message_only),
+}
+"""The errors of the service each with its status, problem kind and the members it adds to
+its message (headers among them, when it sends any)."""
+
+
+def answering(
+    status: int, kind: str, members: Members
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """The handler answering such an error with its problem document."""
+
+    async def handler(_: Request, exc: Exception) -> JSONResponse:
+        return problem(status, str(exc), kind=kind, **members(exc))
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
     """Map every error the service can raise to a problem document."""
 
@@ -153,61 +204,8 @@ def install(app: FastAPI) -> None:
             [{"field": e.field, "message": e.message, "type": "value_error"} for e in exc.every]
         )
 
-    @app.exception_handler(RuleViolation)
-    async def on_rule(_: Request, exc: RuleViolation) -> JSONResponse:
-        return problem(
-            409,
-            exc.message,
-            kind="rule-violation",
-            breaks_event_id=exc.breaks_event_id,
-            **where_in_batch(exc),
-        )
-
-    @app.exception_handler(VersionConflict)
-    async def on_version(_: Request, exc: VersionConflict) -> JSONResponse:
-        return problem(
-            409,
-            exc.message,
-            kind="version-conflict",
-            stream=exc.stream,
-            expected_version=exc.expected,
-            actual_version=exc.actual,
-            **{key: value for key, value in where_in_batch(exc).items() if key == "index"},
-        )
-
-    @app.exception_handler(IdempotencyConflict)
-    async def on_idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
-        return problem(409, exc.message, kind="idempotency-conflict")
-
-    @app.exception_handler(WriteContention)
-    async def on_contention(_: Request, exc: WriteContention) -> JSONResponse:
-        return problem(
-            503,
-            exc.message,
-            kind="write-contention",
-            headers={"Retry-After": "1"},
-            outcome="not_recorded",
-        )
-
-    @app.exception_handler(StreamDamaged)
-    async def on_damaged(_: Request, exc: StreamDamaged) -> JSONResponse:
-        return problem(409, exc.message, kind="stream-damaged", stream=exc.stream)
-
-    @app.exception_handler(RebuildInProgress)
-    async def on_rebuilding(_: Request, exc: RebuildInProgress) -> JSONResponse:
-        return problem(409, str(exc), kind="rebuild-in-progress")
-
-    @app.exception_handler(EventNotFound)
-    async def on_not_found(_: Request, exc: EventNotFound) -> JSONResponse:
-        return problem(404, exc.message, kind="not-found")
-
-    @app.exception_handler(SubscriptionNotFound)
-    async def on_no_subscription(_: Request, exc: SubscriptionNotFound) -> JSONResponse:
-        return problem(404, exc.message, kind="not-found")
-
-    @app.exception_handler(NotInTree)
-    async def on_not_in_tree(_: Request, exc: NotInTree) -> JSONResponse:
-        return problem(404, exc.message, kind="not-found")
+    for error, (status, kind, members) in ANSWERED.items():
+        app.add_exception_handler(error, answering(status, kind, members))
 
     @app.exception_handler(ProblemError)
     async def on_problem(_: Request, exc: ProblemError) -> JSONResponse:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -19,6 +19,8 @@ from domain.rules import EventType, IntervalStatus, Status
 from domain.stream import SanctionsStream
 from projections.audit_trail import ReplayStep
 from projections.verify import VerifyReport
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class SourceOut(BaseModel):
@@ -253,6 +255,13 @@ class VerifyOut(BaseModel):
 class Readiness(BaseModel):
     status: str
     projection_lag_events: int
+
+
+def keyed(model: type[Answer], row: Any) -> Answer:
+    """`model` filled from a read model's row with the same field names, its stream's key
+    spelled out (authority, country, commodity)."""
+    fields = {name: getattr(row, name) for name in model.model_fields if hasattr(row, name)}
+    return model.model_validate({**fields, **key_fields(row.stream)})
 
 
 def key_fields(stream: str) -> dict[str, str]:

@@ -18,10 +18,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 from pydantic_core import PydanticCustomError
 
 from api.schemas import patterns
-from api.schemas.answers import ReplayOut, StatusOut, TimelineOut
+from api.schemas.answers import EventPage, ReplayOut, StatusOut, TimelineOut
 from api.schemas.changes import DiffOut, ScreenOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_as_of, parse_known_at
-from api.schemas.requests import AUTHORITY_FORM, COMMODITY_FORM, COUNTRY_FORM, code
+from api.schemas.requests import (
+    AUTHORITY,
+    AUTHORITY_FORM,
+    COMMODITY,
+    COMMODITY_FORM,
+    COUNTRY,
+    COUNTRY_FORM,
+    code,
+)
 from domain.catalogue import commodity_for_hs
 from domain.errors import InvalidInput
 from domain.keys import EventFilter, parse_authority, parse_commodity, parse_country
@@ -30,10 +38,6 @@ from domain.rules import EventType
 _MOMENT = patterns.compiled(patterns.blank_or(patterns.MOMENT))
 _AT_THE_EDGE = patterns.compiled(patterns.MOMENT_AT_THE_EDGE)
 _DATE = patterns.compiled(patterns.blank_or(patterns.DATE))
-
-AUTHORITY = patterns.padded(patterns.AUTHORITY)
-COUNTRY = patterns.padded(patterns.COUNTRY)
-COMMODITY = patterns.padded(patterns.COMMODITY)
 
 
 def refused(message: str) -> PydanticCustomError:
@@ -267,6 +271,7 @@ class EventsQuery(StreamQuestion):
     """A page of the log in position order: the events after position `after`."""
 
     PATH = "/v1/events"
+    ANSWER = EventPage
 
     type: EventType | None = None
     after: Annotated[int | None, Field(ge=0, le=MAX_POSITION, description="a position")] = None

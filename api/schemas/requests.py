@@ -124,32 +124,35 @@ HttpUrl = Annotated[
 AUTHORITY_FORM = "an ISO 3166-1 alpha-2 country code or EU or UN"
 COUNTRY_FORM = "an ISO 3166-1 alpha-2 country code"
 COMMODITY_FORM = "a slug of the commodity catalogue (GET /v1/commodities)"
+
+AUTHORITY = patterns.padded(patterns.AUTHORITY)
+COUNTRY = patterns.padded(patterns.COUNTRY)
+COMMODITY = patterns.padded(patterns.COMMODITY)
+
+
+def _documented(pattern: str, max_length: int, description: str) -> Any:
+    """A code's field in a request body: its length bound and its documented form."""
+    return Field(
+        max_length=max_length,
+        description=f"{description}, in any case",
+        json_schema_extra={"pattern": pattern},
+    )
+
+
 Authority = Annotated[
     StrictStr,
-    Field(
-        max_length=16,
-        description=f"Who sanctions: {AUTHORITY_FORM}, in any case",
-        json_schema_extra={"pattern": patterns.padded(patterns.AUTHORITY)},
-    ),
-    AfterValidator(code(parse_authority, patterns.padded(patterns.AUTHORITY), AUTHORITY_FORM)),
+    _documented(AUTHORITY, 16, f"Who sanctions: {AUTHORITY_FORM}"),
+    AfterValidator(code(parse_authority, AUTHORITY, AUTHORITY_FORM)),
 ]
 Country = Annotated[
     StrictStr,
-    Field(
-        max_length=16,
-        description=f"Whom: {COUNTRY_FORM}, in any case",
-        json_schema_extra={"pattern": patterns.padded(patterns.COUNTRY)},
-    ),
-    AfterValidator(code(parse_country, patterns.padded(patterns.COUNTRY), COUNTRY_FORM)),
+    _documented(COUNTRY, 16, f"Whom: {COUNTRY_FORM}"),
+    AfterValidator(code(parse_country, COUNTRY, COUNTRY_FORM)),
 ]
 Commodity = Annotated[
     StrictStr,
-    Field(
-        max_length=100,
-        description=f"What: {COMMODITY_FORM}, in any case",
-        json_schema_extra={"pattern": patterns.padded(patterns.COMMODITY)},
-    ),
-    AfterValidator(code(parse_commodity, patterns.padded(patterns.COMMODITY), COMMODITY_FORM)),
+    _documented(COMMODITY, 100, f"What: {COMMODITY_FORM}"),
+    AfterValidator(code(parse_commodity, COMMODITY, COMMODITY_FORM)),
 ]
 Measures = Annotated[list[Measure], Field(max_length=50)]
 NoMeasures = Annotated[list[Measure], Field(max_length=0, description="None: empty or null")]
@@ -249,22 +252,10 @@ EventVariant = TypeAdapter(
 )
 
 
-class EventIn(BaseModel):
-    """An event as clients post it (SPEC §2, Writing)."""
-
-    model_config = ConfigDict(extra="forbid")
+class EventIn(_Event):
+    """An event as clients post it (docs/reference/rest.md, `POST /v1/events`)."""
 
     type: EventType
-    authority: Authority
-    country: Country
-    commodity: Commodity
-    effective_date: IsoDate | None = None
-    measures: Measures | None = None
-    retracts: Uuid | None = None
-    legal_basis: LegalBasis | None = None
-    source: SourceIn | None = None
-    note: Note | None = None
-    expected_version: ExpectedVersion | None = None
 
     @classmethod
     def __get_pydantic_json_schema__(

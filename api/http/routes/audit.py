@@ -13,10 +13,10 @@ from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
-from api.http.deps import Auditor, Reader, ServiceDep, in_worker_thread
+from api.http.deps import Auditor, Reader, ServiceDep, asked, in_worker_thread
 from api.http.params import LastEventId
 from api.http.problem_types import problems
-from api.schemas.answers import EventOut, ReplayOut, SkippedEvent, VerifyOut
+from api.schemas.answers import EventOut, SkippedEvent, VerifyOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_position
 from api.schemas.queries import AuthorityFilter, CommodityFilter, CountryFilter, ReplayQuery
 from domain.recorded import Undecodable
@@ -35,11 +35,10 @@ def skipped_event(found: Undecodable) -> ServerSentEvent:
     )
 
 
-@router.get(
-    "/audit/replay",
-    response_model=ReplayOut,
-    responses=problems(422, 503),
-    summary="Every matching event, in position order, with its stream's status after it",
+@asked(
+    router,
+    ReplayQuery,
+    "Every matching event, in position order, with its stream's status after it",
 )
 @in_worker_thread
 def audit_replay(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 
 from api.app.service import Written
-from api.http.deps import Reader, ServiceDep, Writer, in_worker_thread
+from api.http.deps import Reader, ServiceDep, Writer, asked, in_worker_thread
 from api.http.params import EventIdPath
 from api.http.problem_types import problems
 from api.schemas.answers import BatchIn, EventIn, EventOut, EventPage, EventsOut
@@ -134,12 +134,7 @@ def record_batch(
     return EventsOut(events=[_out(recorded) for recorded in outcome.events])
 
 
-@router.get(
-    "/events",
-    response_model=EventPage,
-    responses=problems(422, 503),
-    summary="The log, in position order",
-)
+@asked(router, EventsQuery, "The log, in position order")
 @in_worker_thread
 def list_events(svc: ServiceDep, _: Reader, query: Annotated[EventsQuery, Query()]) -> EventPage:
     return svc.events(query)

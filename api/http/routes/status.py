@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.http.deps import Reader, ServiceDep, in_worker_thread
-from api.http.problem_types import problems
+from api.http.deps import Reader, ServiceDep, asked, in_worker_thread
 from api.schemas.answers import StatusOut, TimelineOut
 from api.schemas.changes import DiffOut, ScreenOut
 from api.schemas.queries import DiffQuery, ScreenQuery, StatusQuery, TimelineQuery
@@ -15,12 +14,7 @@ from api.schemas.queries import DiffQuery, ScreenQuery, StatusQuery, TimelineQue
 router = APIRouter(prefix="/v1", tags=["status"])
 
 
-@router.get(
-    "/status",
-    response_model=StatusOut,
-    responses=problems(422, 503),
-    summary="Status per stream on a date",
-)
+@asked(router, StatusQuery, "Status per stream on a date")
 @in_worker_thread
 def get_status(svc: ServiceDep, _: Reader, query: Annotated[StatusQuery, Query()]) -> StatusOut:
     """One row per matching stream with anything effective by `as_of` (valid time, default
@@ -28,12 +22,7 @@ def get_status(svc: ServiceDep, _: Reader, query: Annotated[StatusQuery, Query()
     return svc.status(query)
 
 
-@router.get(
-    "/timeline",
-    response_model=TimelineOut,
-    responses=problems(422, 503),
-    summary="Validity intervals per stream",
-)
+@asked(router, TimelineQuery, "Validity intervals per stream")
 @in_worker_thread
 def get_timeline(
     svc: ServiceDep, _: Reader, query: Annotated[TimelineQuery, Query()]
@@ -42,12 +31,7 @@ def get_timeline(
     return svc.timeline(query)
 
 
-@router.get(
-    "/status/diff",
-    response_model=DiffOut,
-    responses=problems(422, 503),
-    summary="What changed between two bitemporal points",
-)
+@asked(router, DiffQuery, "What changed between two bitemporal points")
 @in_worker_thread
 def get_status_diff(svc: ServiceDep, _: Reader, query: Annotated[DiffQuery, Query()]) -> DiffOut:
     """Every matching stream whose status or measures differ between the point
@@ -59,12 +43,7 @@ def get_status_diff(svc: ServiceDep, _: Reader, query: Annotated[DiffQuery, Quer
     return svc.diff(query)
 
 
-@router.get(
-    "/screen",
-    response_model=ScreenOut,
-    responses=problems(422, 503),
-    summary="Screen a shipment by HS code and origin",
-)
+@asked(router, ScreenQuery, "Screen a shipment by HS code and origin")
 @in_worker_thread
 def get_screen(svc: ServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -> ScreenOut:
     """The catalogue commodity whose HS prefix is the longest match of `hs`, and, for each
