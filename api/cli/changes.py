@@ -56,17 +56,7 @@ def diff(
     from api.schemas.queries import DiffQuery
 
     with answering(ctx) as source:
-        answer = source.answers.diff(
-            DiffQuery.of(
-                authority=authority,
-                country=country,
-                commodity=commodity,
-                from_as_of=from_as_of,
-                from_known_at=from_known_at,
-                to_as_of=to_as_of,
-                to_known_at=to_known_at,
-            )
-        )
+        answer = source.answers.diff(DiffQuery.from_options(locals()))
     if as_json:
         typer.echo(answer.model_dump_json(indent=2, by_alias=True))
         return
@@ -117,9 +107,7 @@ def screen(
     from api.schemas.queries import ScreenQuery
 
     with answering(ctx) as source:
-        answer = source.answers.screen(
-            ScreenQuery.of(hs=hs, origin=origin, date=date, authority=authority)
-        )
+        answer = source.answers.screen(ScreenQuery.from_options(locals()))
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return

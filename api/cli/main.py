@@ -92,15 +92,7 @@ def status(
     from api.schemas.queries import StatusQuery
 
     with answering(ctx) as source:
-        answer = source.answers.status(
-            StatusQuery.of(
-                authority=authority,
-                country=country,
-                commodity=commodity,
-                as_of=as_of,
-                known_at=known_at,
-            )
-        )
+        answer = source.answers.status(StatusQuery.from_options(locals()))
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
@@ -129,11 +121,7 @@ def timeline(
     from api.schemas.queries import TimelineQuery
 
     with answering(ctx) as source:
-        answer = source.answers.timeline(
-            TimelineQuery.of(
-                authority=authority, country=country, commodity=commodity, known_at=known_at
-            )
-        )
+        answer = source.answers.timeline(TimelineQuery.from_options(locals()))
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
@@ -171,11 +159,7 @@ def replay(
     from api.schemas.queries import ReplayQuery
 
     with answering(ctx) as source:
-        steps = source.answers.replay(
-            ReplayQuery.of(
-                authority=authority, country=country, commodity=commodity, known_at=known_at
-            )
-        )
+        steps = source.answers.replay(ReplayQuery.from_options(locals()))
         if as_json:
             for step in steps:
                 typer.echo(step.model_dump_json())

@@ -10,7 +10,7 @@ option that fills it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Self
 
@@ -191,6 +191,12 @@ class Question(BaseModel):
         """The question as a user typed it: unchecked, so the service names every bad value
         in its own words (the HTTP face checks the parameters before)."""
         return cls.model_construct(**values)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        """The question a command asks: its options named as the fields (`locals()`), taken
+        unchecked as `of` does."""
+        return cls.of(**{name: options[name] for name in cls.model_fields if name in options})
 
     def params(self) -> dict[str, str]:
         """The query string asking it of a server: every given value."""
