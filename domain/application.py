@@ -19,6 +19,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
+from domain.drafts import EventDraft
 from domain.errors import (
     DomainError,
     EventNotFound,
@@ -27,6 +28,8 @@ from domain.errors import (
     StreamDamaged,
     WriteContention,
 )
+from domain.group_commit import Attempt, CommitQueue, Write, answer_replays
+from domain.kept_stream import KeptStream
 from domain.keys import EventFilter, StreamKey
 from domain.recorded import (
     IdempotentRequest,
@@ -36,13 +39,13 @@ from domain.recorded import (
     Undecodable,
     WriteOutcome,
 )
-from domain.store.commits import Attempt, CommitQueue, Write, answer_replays
 from domain.store.config import environment_for
 from domain.store.cursor import as_bytes
 from domain.store.kept import Recent, StreamStates
 from domain.store.records import DateAsISO, EventStore
-from domain.store.writes import StaleStreams
-from domain.stream import EventDraft, SanctionsStream
+from domain.store.stamping import Stamper
+from domain.store.writes import StaleStreams, WriteExtras
+from domain.stream import SanctionsStream
 
 APPLICATION_NAME = "SanctionsTimeline"
 """The log's name: the library's config prefix, and the name tracking records follow."""
@@ -99,7 +102,7 @@ class SanctionsLog(Application[uuid.UUID]):
     ) -> WriteOutcome:
         """Record all the drafts, in order, in one transaction, or none of them.
 
-        Concurrent writes are committed together (group commit, `domain.store.commits`), each
+        Concurrent writes are committed together (group commit, `domain.group_commit`), each
         decided in arrival order and answered with its own outcome. When the database
         fails, the outcome is found out by the events' ids: recorded (answered as
         usual), certainly not recorded (NotRecorded), or unknown (OutcomeUnknown, when
@@ -136,20 +139,16 @@ class SanctionsLog(Application[uuid.UUID]):
                 continue
             if attempt is None:
                 return  # every write answered: replayed, or refused
-            # The store stamps and encodes the events inside its write lock (`stamp`);
+            # The store stamps and encodes the events inside its write lock (`stamper`);
             # what it is handed here only says which rows to insert.
             rows = [
                 StoredEvent(e.originator_id, e.originator_version, "", b"") for e in attempt.events
             ]
+            stamper = Stamper(attempt.events, self.mapper)
+            extras = WriteExtras.of_group(attempt, stamper)
             try:
                 with self._write_lock:
-                    positions = self.recorder.insert_events(
-                        rows,
-                        stamp=attempt.stamper,
-                        index=attempt.index,
-                        idempotency=attempt.keys,
-                        versions=attempt.versions,
-                    )
+                    positions = self.recorder.insert_events(rows, extras=extras)
             except IntegrityError:
                 # Another process wrote to these streams (StaleStreams) or stored one of
                 # the keys first: decide again on what is stored now.
@@ -160,8 +159,9 @@ class SanctionsLog(Application[uuid.UUID]):
                 self._answer_after_failure(attempt, error)
                 return
             assert positions is not None and len(positions) == len(rows)
-            attempt.answer(positions, attempt.stamper.stamped)
-            self.recent.add(map(RecordedEvent, positions, attempt.stamper.stamped))
+            attempt.answer(positions, stamper.stamped)
+            attempt.chain(stamper.stamped, stamper.sizes())
+            self.recent.add(map(RecordedEvent, positions, stamper.stamped))
             for state in attempt.states.values():
                 self.states.put(state)
             return
@@ -189,7 +189,7 @@ class SanctionsLog(Application[uuid.UUID]):
             return None
         drafts = (draft for write in writes for draft in write.drafts)
         committed, loaded = self.states.of(drafts, self.store.select_streams, self.mapper)
-        attempt = Attempt(committed, self.mapper)
+        attempt = Attempt(committed)
         refused: list[tuple[Write, DomainError]] = []
         for write in writes:
             try:
@@ -204,7 +204,7 @@ class SanctionsLog(Application[uuid.UUID]):
     def _check_refusals(
         self,
         refused: list[tuple[Write, DomainError]],
-        committed: dict[uuid.UUID, SanctionsStream | StreamDamaged],
+        committed: dict[uuid.UUID, KeptStream | StreamDamaged],
         loaded: set[uuid.UUID],
     ) -> None:
         """A write refused on a state kept in memory is refused only once the store says
@@ -214,7 +214,7 @@ class SanctionsLog(Application[uuid.UUID]):
         versions = {
             stream_id: (state.version, state.stored_size)
             for stream_id in kept
-            if isinstance(state := committed[stream_id], SanctionsStream)
+            if isinstance(state := committed[stream_id], KeptStream)
         }
         if not versions:
             return

@@ -72,3 +72,13 @@ class IdempotentRequest:
     @classmethod
     def of(cls, caller: str, key: str, body: Any) -> IdempotentRequest:
         return cls(caller, key, hashlib.sha256(canonical_json(body)).hexdigest())
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """An Idempotency-Key, the request it came with, and the events it recorded."""
+
+    caller: str
+    key: str
+    request_hash: str
+    event_ids: tuple[str, ...]

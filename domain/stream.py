@@ -2,74 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Self, cast
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.errors import InvalidInput, RuleViolation
-from domain.hashing import GENESIS_HASH, event_hash, format_timestamp
+from domain.drafts import EventDraft
+from domain.errors import RuleViolation
+from domain.hashing import GENESIS_HASH, event_hash
 from domain.keys import StreamKey
-from domain.rules import (
-    MEASURES,
-    EventType,
-    RuleBroken,
-    StreamState,
-    TimelineEntry,
-    apply,
-    check_can_insert,
-    check_can_remove,
-    fold,
-)
-
-
-@dataclass(frozen=True)
-class EventDraft:
-    """An event as a caller asks for it, before the stream accepts it."""
-
-    type: EventType
-    key: StreamKey
-    effective_date: date | None = None
-    measures: frozenset[str] = frozenset()
-    retracts: UUID | None = None
-    legal_basis: str | None = None
-    source: dict[str, str | None] | None = None
-    note: str | None = None
-    expected_version: int | None = None
-
-    def __post_init__(self) -> None:
-        check_draft_is_well_formed(self)
-
-
-def check_draft_is_well_formed(draft: EventDraft) -> None:
-    """InvalidInput naming the field if the payload does not fit the event type."""
-    unknown = sorted(set(draft.measures) - set(MEASURES))
-    if unknown:
-        raise InvalidInput("measures", f"unknown measure(s): {', '.join(unknown)}")
-    if draft.type is EventType.RETRACTED:
-        if draft.retracts is None:
-            raise InvalidInput("retracts", "a retraction names the event it retracts")
-        if not (draft.note or "").strip():
-            raise InvalidInput("note", "a retraction needs a note saying why")
-        if draft.effective_date is not None:
-            raise InvalidInput(
-                "effective_date",
-                "a retraction has no effective date: it corrects the record, not the law",
-            )
-        if draft.measures:
-            raise InvalidInput("measures", "a retraction carries no measures")
-        return
-    if draft.retracts is not None:
-        raise InvalidInput("retracts", f"only a retraction names `retracts`, not {draft.type}")
-    if draft.effective_date is None:
-        raise InvalidInput("effective_date", f"an {draft.type} event needs an effective_date")
-    if draft.type is EventType.LIFTED:
-        if draft.measures:
-            raise InvalidInput("measures", "a lift ends every measure: name none")
-    elif not draft.measures:
-        raise InvalidInput("measures", f"an {draft.type} event names at least one measure")
+from domain.rules import EventType, TimelineEntry, check_can_insert, check_can_remove
 
 
 class SanctionsStream(Aggregate):
@@ -162,17 +105,15 @@ class SanctionsStream(Aggregate):
         def retracted_id(self) -> UUID | None:
             return self.retracts
 
-    EVENT_CLASSES: ClassVar[dict[EventType, type[Event]]] = {}
+    EVENT_CLASSES: ClassVar[dict[EventType, type[Event]]] = {
+        kind.TYPE: kind for kind in (Imposed, Expanded, Eased, Lifted, Retracted)
+    }
 
     @classmethod
-    def empty(cls, key: StreamKey) -> SanctionsStream:
+    def empty(cls, key: StreamKey) -> Self:
         """A stream with nothing recorded yet (version 0)."""
         stream = cls.__new__(cls)
-        stream.__base_init__(
-            originator_id=key.aggregate_id,
-            originator_version=0,
-            timestamp=cls.Event.create_timestamp(),
-        )
+        stream.__base_init__(key.aggregate_id, 0, cls.Event.create_timestamp())
         stream.start_state(key)
         return stream
 
@@ -184,26 +125,6 @@ class SanctionsStream(Aggregate):
         self.types: dict[str, EventType] = {}  # every event of the stream, by id
         self.retracted: set[str] = set()
         self.last_hash: str = GENESIS_HASH
-        self.stored_size = 0
-        """Bytes of its stored events, as the write side last saw them: with the version,
-        what it compares with the store to notice an event deleted, added or edited
-        behind its back."""
-        # The fold of `entries` in valid-time order, kept while events only append to
-        # the timeline (the usual case): a write effective on or after every entry is
-        # then checked against it alone, not against the whole timeline again.
-        self.latest: StreamState | None = StreamState()
-        self.last_order: tuple[date, int] | None = None
-
-    def copy(self) -> SanctionsStream:
-        """A copy to decide a write on, so that this state stays as committed if the write
-        is refused (the timeline's containers copied, its entries shared: they never change)."""
-        twin = object.__new__(SanctionsStream)
-        twin.__dict__.update(self.__dict__)
-        twin.entries = dict(self.entries)
-        twin.types = dict(self.types)
-        twin.retracted = set(self.retracted)
-        twin._pending_events = []
-        return twin
 
     def take(self, event: SanctionsStream.Event) -> None:
         """Evolve the state by one recorded event (on recording and on replay)."""
@@ -211,45 +132,14 @@ class SanctionsStream(Aggregate):
         self.types[event_id] = event.TYPE
         self.last_hash = event.hash
         if isinstance(event, SanctionsStream.TakesEffect):
-            entry = self.entries[event_id] = event.entry()
-            self.latest = self._extended(entry)
-            self.last_order = max(self.last_order or entry.order, entry.order)
+            self.entries[event_id] = event.entry()
         elif isinstance(event, SanctionsStream.Retracted):
             target = str(event.retracts)
             self.entries.pop(target, None)
             self.retracted.add(target)
-            self.latest = None  # folded again when next needed
-            self.last_order = max((e.order for e in self.entries.values()), default=None)
-
-    def _appends(self, entry: TimelineEntry) -> bool:
-        """Whether `entry` comes after every entry of the timeline in valid-time order."""
-        return self.last_order is None or entry.order > self.last_order
-
-    def _extended(self, entry: TimelineEntry) -> StreamState | None:
-        """The fold after `entry` if it appends to the timeline (None: fold again)."""
-        if self.latest is None or not self._appends(entry):
-            return None
-        try:
-            return apply(self.key.name, self.latest, entry)
-        except RuleBroken:  # stored before a rule existed: only the full check can say
-            return None
 
     def check_can_take_effect(self, entry: TimelineEntry) -> None:
-        """RuleViolation if `entry` cannot take effect where it lands in the timeline:
-        for an entry appended at the end, against the kept fold (cost independent of the
-        stream's length); else against the whole timeline."""
-        if self._appends(entry):
-            if self.latest is None:
-                try:
-                    self.latest = fold(self.key.name, self.entries.values())
-                except RuleBroken:
-                    self.latest = None
-            if self.latest is not None:
-                try:
-                    apply(self.key.name, self.latest, entry)
-                except RuleBroken as broken:
-                    raise RuleViolation(str(broken)) from None
-                return
+        """RuleViolation if `entry` cannot take effect where it lands, or breaks a later one."""
         check_can_insert(self.key.name, list(self.entries.values()), entry)
 
     def record(
@@ -306,14 +196,4 @@ class SanctionsStream(Aggregate):
         check_can_remove(self.key.name, list(self.entries.values()), self.entries[target])
 
 
-SanctionsStream.EVENT_CLASSES.update(
-    {
-        EventType.IMPOSED: SanctionsStream.Imposed,
-        EventType.EXPANDED: SanctionsStream.Expanded,
-        EventType.EASED: SanctionsStream.Eased,
-        EventType.LIFTED: SanctionsStream.Lifted,
-        EventType.RETRACTED: SanctionsStream.Retracted,
-    }
-)
-
-__all__ = ["EventDraft", "SanctionsStream", "format_timestamp"]
+__all__ = ["EventDraft", "SanctionsStream"]

@@ -21,10 +21,10 @@ import httpx
 import pycountry
 
 from api.app.service import Service
+from domain.group_commit import Write
 from domain.hashing import GENESIS_HASH
 from domain.keys import StreamKey
 from domain.rules import MEASURES, EventType
-from domain.store.commits import Write
 from domain.stream import EventDraft
 from tests.conftest import READER, WRITER
 

@@ -12,10 +12,12 @@ from typing import cast
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from domain.drafts import EventDraft
 from domain.errors import StreamDamaged
+from domain.kept_stream import KeptStream
 from domain.keys import StreamKey
 from domain.recorded import RecordedEvent
-from domain.stream import EventDraft, SanctionsStream
+from domain.stream import SanctionsStream
 
 STREAM_STATES = 20_000
 """How many streams' states are kept in memory (least recently written ones go)."""
@@ -25,16 +27,18 @@ RECENT_EVENTS = 20_000
 
 def fold_stream(
     mapper: Mapper[uuid.UUID], key: StreamKey, stored: Sequence[StoredEvent]
-) -> SanctionsStream | StreamDamaged:
+) -> KeptStream | StreamDamaged:
     """A stream's state from its stored events (empty if none), or StreamDamaged naming
     why they do not make one."""
     if not stored:
-        return SanctionsStream.empty(key)
+        return KeptStream.empty(key)
     try:
-        state: SanctionsStream | None = None
+        state: KeptStream | None = None
         for record in stored:
             event = cast(SanctionsStream.Event, mapper.to_domain_event(record))
-            state = cast(SanctionsStream, event.mutate(state))
+            if state is None:  # as the first event starts a stream: named by the event
+                state = KeptStream.empty(event.key)
+            event.mutate(state)
         assert state is not None
         state.stored_size = sum(len(record.state) for record in stored)
         return state
@@ -82,17 +86,17 @@ class StreamStates:
 
     def __init__(self, size: int = STREAM_STATES) -> None:
         self.size = size
-        self._states: OrderedDict[uuid.UUID, SanctionsStream] = OrderedDict()
+        self._states: OrderedDict[uuid.UUID, KeptStream] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, stream_id: uuid.UUID) -> SanctionsStream | None:
+    def get(self, stream_id: uuid.UUID) -> KeptStream | None:
         with self._lock:
             state = self._states.get(stream_id)
             if state is not None:
                 self._states.move_to_end(stream_id)
             return state
 
-    def put(self, state: SanctionsStream) -> None:
+    def put(self, state: KeptStream) -> None:
         with self._lock:
             self._states[state.id] = state
             self._states.move_to_end(state.id)
@@ -104,12 +108,12 @@ class StreamStates:
         drafts: Iterable[EventDraft],
         select_streams: Callable[[list[uuid.UUID]], dict[uuid.UUID, list[StoredEvent]]],
         mapper: Mapper[uuid.UUID],
-    ) -> tuple[dict[uuid.UUID, SanctionsStream | StreamDamaged], set[uuid.UUID]]:
+    ) -> tuple[dict[uuid.UUID, KeptStream | StreamDamaged], set[uuid.UUID]]:
         """The current state of every stream the drafts are for: kept here, or loaded (one
         query for all those not kept, by `select_streams`); StreamDamaged for one whose
         stored events do not make a stream. And which of them were loaded now."""
         keys = {draft.key.aggregate_id: draft.key for draft in drafts}
-        states: dict[uuid.UUID, SanctionsStream | StreamDamaged] = {}
+        states: dict[uuid.UUID, KeptStream | StreamDamaged] = {}
         for stream_id in keys:
             kept = self.get(stream_id)
             if kept is not None:
@@ -119,7 +123,7 @@ class StreamStates:
             stored = select_streams(missing)
             for stream_id in missing:
                 loaded = fold_stream(mapper, keys[stream_id], stored.get(stream_id, []))
-                if isinstance(loaded, SanctionsStream):
+                if isinstance(loaded, KeptStream):
                     self.put(loaded)
                 states[stream_id] = loaded
         return states, set(missing)

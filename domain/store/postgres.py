@@ -20,6 +20,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.hashing import parse_timestamp
 from domain.store.signals import CHANNELS, Channel, Signals
 from domain.store.sql import JUST_AFTER, Cursor, Dialect, SanctionsRecorderMixin
+from domain.store.writes import WriteExtras
 
 
 class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecorder):
@@ -105,8 +106,9 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         assert now is not None
         # Before anything is written: the library commits this transaction even when
         # this raises (it re-raises after leaving its pipeline), so it must stay empty.
-        self.check_versions(Cursor(curs, "postgres"), kwargs)
-        stamped = self.stamped(Cursor(curs, "postgres"), now["now"], stored_events, kwargs)
+        cursor, extras = Cursor(curs, "postgres"), WriteExtras.given(kwargs)
+        self.writes.check_versions(cursor, extras)
+        stamped = self.writes.stamped(cursor, now["now"], stored_events, extras)
         super()._insert_stored_events(curs, stamped, **kwargs)
 
     def _fetch_ids_after_insert_events(
@@ -119,7 +121,7 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         # could deadlock two requests that share an Idempotency-Key.
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         with curs.connection.pipeline():  # syncs on exit: a conflict raises here
-            self.write_side_rows(Cursor(curs, "postgres"), kwargs)
+            self.writes.side_rows(Cursor(curs, "postgres"), WriteExtras.given(kwargs))
         return notification_ids
 
 

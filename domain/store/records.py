@@ -12,6 +12,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Transcoding
 
 from domain.keys import EventFilter
+from domain.recorded import IdempotencyRecord as IdempotencyRecord  # stored beside events
 from domain.store.cursor import Transactions
 from domain.store.signals import Signals
 
@@ -31,16 +32,6 @@ class IndexRow:
     country: str
     commodity: str
     type: str
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    """An Idempotency-Key, the request it came with, and the events it recorded."""
-
-    caller: str
-    key: str
-    request_hash: str
-    event_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -79,11 +70,11 @@ class EventStore(ApplicationRecorder, ABC):
     recorder (`insert_events`, `select_notifications`, `max_notification_id`, …) and
     the look-ups below.
 
-    `insert_events()` takes, beside the placeholder rows, `stamp=` (a `Stamp`, called
-    inside the write lock with the recording time), `index=` (`IndexRow`s),
-    `idempotency=` (`IdempotencyRecord`s) and `versions=` (stream id: (version, size)
-    the write was decided on); all are stored in one transaction with the events, or
-    nothing is (`StaleStreams` when a stream moved, `IntegrityError` on a conflict).
+    `insert_events()` takes, beside the placeholder rows, `extras=` (a `WriteExtras`:
+    the stream versions the write was decided on, the `Stamp` called inside the write
+    lock with the recording time, the `IndexRow`s and `IdempotencyRecord`s); all are
+    stored in one transaction with the events, or nothing is (`StaleStreams` when a
+    stream moved, `IntegrityError` on a conflict).
     """
 
     @abstractmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -18,8 +19,15 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.hashing import parse_timestamp
 from domain.keys import EventFilter
+from domain.recorded import IdempotencyRecord
 from domain.store.cursor import JUST_AFTER, Cursor, Dialect, Transactions, as_bytes
-from domain.store.records import EventStore, IndexRow, PositionedEvent, TrackedPosition
+from domain.store.records import (
+    EventStore,
+    IndexRow,
+    PositionedEvent,
+    StreamShape,
+    TrackedPosition,
+)
 from domain.store.signals import Signals
 from domain.store.writes import WriteSide
 
@@ -69,8 +77,9 @@ def key_clauses(where: EventFilter, prefix: str = "") -> tuple[list[str], list[A
     return clauses, params
 
 
-class SanctionsRecorderMixin(WriteSide, EventStore):
-    """The `EventStore` in SQL; subclasses say how ids and tables are spelt."""
+class SanctionsRecorderMixin(Transactions, EventStore):
+    """The `EventStore` in SQL; subclasses say how ids and tables are spelt. What a write
+    is decided on and writes beside its events is the `writes` helper's SQL."""
 
     events_table_name: str
     position_column: str
@@ -80,6 +89,21 @@ class SanctionsRecorderMixin(WriteSide, EventStore):
 
     def id_value(self, value: Any) -> UUID:
         raise NotImplementedError
+
+    @cached_property
+    def writes(self) -> WriteSide:
+        return WriteSide(self)
+
+    def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        return self.writes.select_streams(stream_ids)
+
+    def stored_shapes(self, stream_ids: Sequence[UUID]) -> dict[UUID, StreamShape]:
+        return self.writes.stored_shapes(stream_ids)
+
+    def find_idempotencies(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        return self.writes.find_idempotencies(keys)
 
     def side_table_statements(self, id_type: str) -> list[str]:
         return [

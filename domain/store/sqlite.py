@@ -11,6 +11,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from domain.store.sql import Cursor, Dialect, SanctionsRecorderMixin
+from domain.store.writes import WriteExtras
 
 
 class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder):
@@ -32,11 +33,11 @@ class SQLiteSanctionsRecorder(SanctionsRecorderMixin, SQLiteApplicationRecorder)
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        cursor = Cursor(c, "sqlite")
+        cursor, extras = Cursor(c, "sqlite"), WriteExtras.given(kwargs)
         # A write first: it takes SQLite's write lock before the clock is read.
         cursor.execute(f"UPDATE {self.qualified('log_clock')} SET id = id WHERE id = 1")
-        self.check_versions(cursor, kwargs)
-        stamped = self.stamped(cursor, datetime.now(UTC), stored_events, kwargs)
+        self.writes.check_versions(cursor, extras)
+        stamped = self.writes.stamped(cursor, datetime.now(UTC), stored_events, extras)
         notification_ids = super()._insert_events(c, stamped, **kwargs)
-        self.write_side_rows(cursor, kwargs)
+        self.writes.side_rows(cursor, extras)
         return notification_ids

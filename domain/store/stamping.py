@@ -5,15 +5,12 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from domain.stream import SanctionsStream
-
-UNSTAMPED = datetime.min.replace(tzinfo=UTC)
-"""A decided event's recording time until the store stamps it, inside its write lock."""
 
 
 class Stamper:
@@ -42,3 +39,9 @@ class Stamper:
         self.stamped = stamped
         self.stored = [self.mapper.to_stored_event(event) for event in stamped]
         return self.stored, at
+
+    def sizes(self) -> list[tuple[uuid.UUID, int]]:
+        """Each stored event's stream id and bytes, as last stamped."""
+        return [
+            (cast(uuid.UUID, record.originator_id), len(record.state)) for record in self.stored
+        ]

@@ -6,16 +6,20 @@ keys read in bulk."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from domain.group_commit import Attempt
 from domain.hashing import format_timestamp, parse_timestamp
-from domain.store.cursor import JUST_AFTER, Cursor, Transactions, as_bytes
-from domain.store.records import IdempotencyRecord, IndexRow, moved_streams
+from domain.recorded import IdempotencyRecord
+from domain.store.cursor import JUST_AFTER, Cursor, as_bytes
+from domain.store.records import IndexRow, moved_streams
 
 Stamp = Callable[[datetime], tuple[list[StoredEvent], datetime]]
 """Given the moment a write's first event is recorded, its events as stored (their
@@ -33,32 +37,91 @@ class StaleStreams(IntegrityError):
         self.stream_ids = list(stream_ids)
 
 
-class WriteSide(Transactions):
-    """The write side's own SQL; subclasses say how ids and tables are spelt."""
+@dataclass(frozen=True)
+class WriteExtras:
+    """What a write's transaction does beside inserting its events, passed to the
+    recorder's `insert_events()` as `extras=`: check that the streams it was decided on
+    are still at `versions` (stream id: version, stored size), give the events their
+    recording times (`stamp`), and store the `index` rows and Idempotency-Keys with them.
+    A write without extras (the library's own) is stored as it is."""
+
+    versions: dict[UUID, tuple[int, int]] = field(default_factory=dict)
+    stamp: Stamp | None = None
+    index: Sequence[IndexRow] = ()
+    idempotency: Sequence[IdempotencyRecord] = ()
+
+    @classmethod
+    def of_group(cls, attempt: Attempt, stamp: Stamp) -> WriteExtras:
+        """The extras of a group decided by group commit."""
+        index = [
+            IndexRow(
+                event.originator_id,
+                event.originator_version,
+                event.event_id,
+                event.stream,
+                event.key.authority,
+                event.key.country,
+                event.key.commodity,
+                event.TYPE.value,
+            )
+            for event in attempt.events
+        ]
+        return cls(attempt.versions, stamp, index, attempt.keys)
+
+    @staticmethod
+    def given(kwargs: Mapping[str, Any]) -> WriteExtras:
+        """The extras `insert_events()` was given (none: a write of the library's own)."""
+        extras = kwargs.get("extras", NO_EXTRAS)
+        assert isinstance(extras, WriteExtras)
+        return extras
+
+
+NO_EXTRAS = WriteExtras()
+
+
+class Tables(Protocol):
+    """What the write side's SQL needs of the recorder whose tables it writes."""
 
     events_table_name: str
 
-    def id_param(self, value: UUID) -> Any:
-        raise NotImplementedError
+    def qualified(self, table: str) -> str: ...
 
-    def id_value(self, value: Any) -> UUID:
-        raise NotImplementedError
+    def id_param(self, value: UUID) -> Any: ...
+
+    def id_value(self, value: Any) -> UUID: ...
+
+    def autocommit(self) -> AbstractContextManager[Cursor]: ...
+
+
+class WriteSide:
+    """The write side's own SQL, on the tables of one recorder (which says how ids and
+    tables are spelt)."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    @property
+    def events_table(self) -> str:
+        return self.tables.qualified(self.tables.events_table_name)
 
     def stamped(
-        self, cursor: Cursor, now: datetime, stored_events: Sequence[StoredEvent], kwargs: Any
+        self,
+        cursor: Cursor,
+        now: datetime,
+        stored_events: Sequence[StoredEvent],
+        extras: WriteExtras,
     ) -> Sequence[StoredEvent]:
         """Inside the write lock: the events as stored, recorded at `now` or just after the
         last recorded event, whichever is later, so that `recorded_at` rises with the
         position across every process that writes to this database."""
-        stamp: Stamp | None = kwargs.get("stamp")
-        if stamp is None:
+        if extras.stamp is None:
             return stored_events
-        clock = self.qualified("log_clock")
+        clock = self.tables.qualified("log_clock")
         cursor.execute(f"SELECT last_recorded_at FROM {clock} WHERE id = 1")
         row = cursor.fetchone()
         if row is not None:
             now = max(now, parse_timestamp(row["last_recorded_at"]) + JUST_AFTER)
-        stamped, last = stamp(now)
+        stamped, last = extras.stamp(now)
         statement = (
             f"UPDATE {clock} SET last_recorded_at = ? WHERE id = 1"
             if row is not None
@@ -67,14 +130,14 @@ class WriteSide(Transactions):
         cursor.execute(statement, (format_timestamp(last),))
         return stamped
 
-    def write_side_rows(self, cursor: Cursor, kwargs: dict[str, Any]) -> None:
-        index: Sequence[IndexRow] = kwargs.get("index", ())
-        if index:
+    def side_rows(self, cursor: Cursor, extras: WriteExtras) -> None:
+        """The index rows and Idempotency-Keys, after the events."""
+        if extras.index:
             cursor.executemany(
-                f"INSERT INTO {self.qualified('event_index')} VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO {self.tables.qualified('event_index')} VALUES (?,?,?,?,?,?,?,?)",
                 [
                     (
-                        self.id_param(row.originator_id),
+                        self.tables.id_param(row.originator_id),
                         row.originator_version,
                         str(row.event_id),
                         row.stream,
@@ -83,41 +146,33 @@ class WriteSide(Transactions):
                         row.commodity,
                         row.type,
                     )
-                    for row in index
+                    for row in extras.index
                 ],
             )
-        keys: Sequence[IdempotencyRecord] = kwargs.get("idempotency", ())
-        if keys:
+        if extras.idempotency:
             cursor.executemany(
-                f"INSERT INTO {self.qualified('idempotency_keys')} VALUES (?,?,?,?)",
+                f"INSERT INTO {self.tables.qualified('idempotency_keys')} VALUES (?,?,?,?)",
                 [
                     (key.caller, key.key, key.request_hash, json.dumps(list(key.event_ids)))
-                    for key in keys
+                    for key in extras.idempotency
                 ],
             )
 
-    def check_versions(self, cursor: Cursor, kwargs: dict[str, Any]) -> None:
+    def check_versions(self, cursor: Cursor, extras: WriteExtras) -> None:
         """Inside the write lock, before anything is written: StaleStreams unless every
         stream a write was decided on is still at the version it was decided on (another
         process may have written to it since this one last looked)."""
-        versions: dict[UUID, tuple[int, int]] = kwargs.get("versions", {})
+        versions = extras.versions
         if not versions:
             return
-        moved = self.moved(versions, self.shapes_in(cursor, list(versions)))
+        moved = moved_streams(versions, self.shapes_in(cursor, list(versions)))
         if moved:
             raise StaleStreams(moved)
-
-    @staticmethod
-    def moved(
-        versions: dict[UUID, tuple[int, int]], stored: dict[UUID, tuple[int, int, int]]
-    ) -> list[UUID]:
-        """The streams not stored as (version, size) says (`records.moved_streams`)."""
-        return moved_streams(versions, stored)
 
     def stored_shapes(self, stream_ids: Sequence[UUID]) -> dict[UUID, tuple[int, int, int]]:
         """Each stream's highest version, number of events and bytes stored (absent:
         nothing stored)."""
-        with self.autocommit() as cursor:
+        with self.tables.autocommit() as cursor:
             return self.shapes_in(cursor, stream_ids)
 
     def shapes_in(
@@ -129,13 +184,13 @@ class WriteSide(Transactions):
             cursor.execute(
                 "SELECT originator_id, MAX(originator_version) AS version, COUNT(*) AS n,"
                 " SUM(LENGTH(state)) AS size"
-                f" FROM {self.qualified(self.events_table_name)}"
+                f" FROM {self.events_table}"
                 f" WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
-                [self.id_param(stream_id) for stream_id in chunk],
+                [self.tables.id_param(stream_id) for stream_id in chunk],
             )
             for row in cursor.fetchall():
                 shape = (int(row["version"]), int(row["n"]), int(row["size"]))
-                stored[self.id_value(row["originator_id"])] = shape
+                stored[self.tables.id_value(row["originator_id"])] = shape
         return stored
 
     def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
@@ -145,14 +200,14 @@ class WriteSide(Transactions):
             stream_ids,
             lambda count: (
                 "SELECT originator_id, originator_version, topic, state"
-                f" FROM {self.qualified(self.events_table_name)} WHERE originator_id"
+                f" FROM {self.events_table} WHERE originator_id"
                 f" IN ({','.join('?' * count)}) ORDER BY originator_id, originator_version"
             ),
-            lambda chunk: [self.id_param(stream_id) for stream_id in chunk],
+            lambda chunk: [self.tables.id_param(stream_id) for stream_id in chunk],
         )
         found: dict[UUID, list[StoredEvent]] = {}
         for row in rows:
-            stream_id = self.id_value(row["originator_id"])
+            stream_id = self.tables.id_value(row["originator_id"])
             stored = StoredEvent(
                 originator_id=stream_id,
                 originator_version=int(row["originator_version"]),
@@ -170,7 +225,7 @@ class WriteSide(Transactions):
             keys,
             lambda count: (
                 "SELECT caller, key, request_hash, event_ids"
-                f" FROM {self.qualified('idempotency_keys')} WHERE "
+                f" FROM {self.tables.qualified('idempotency_keys')} WHERE "
                 + " OR ".join(["(caller = ? AND key = ?)"] * count)
             ),
             lambda chunk: [part for pair in chunk for part in pair],
@@ -193,7 +248,7 @@ class WriteSide(Transactions):
         rows: list[Any] = []
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
-            with self.autocommit() as cursor:
+            with self.tables.autocommit() as cursor:
                 cursor.execute(statement(len(chunk)), params(chunk))
                 rows.extend(cursor.fetchall())
         return rows

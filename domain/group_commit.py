@@ -8,11 +8,11 @@ cost one commit (one fsync, one table lock) instead of N. No thread of its own: 
 leader is one of the writing threads, and it hands the lead to the next queued
 write as soon as its group is committed.
 
-A group is decided on the streams' states kept in memory (`domain.store.kept`); a
+A group is decided on the streams' states the write side keeps (`KeptStream`); a
 state another process has moved on, or the store changed behind the service's back,
 is caught inside the write's transaction (the store compares each stream's version,
 number of events and stored bytes with what the group was decided on) and the group
-decided again.
+decided again. What is SQL about it lives in `domain.store`.
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from datetime import UTC, datetime
 
-from eventsourcing.persistence import Mapper
-
+from domain.drafts import EventDraft
 from domain.errors import DomainError, IdempotencyConflict, StreamDamaged, VersionConflict
-from domain.recorded import IdempotentRequest, RecordedEvent, WriteOutcome
-from domain.store.records import IdempotencyRecord, IndexRow
-from domain.store.stamping import UNSTAMPED, Stamper
-from domain.stream import EventDraft, SanctionsStream
+from domain.kept_stream import KeptStream
+from domain.recorded import IdempotencyRecord, IdempotentRequest, RecordedEvent, WriteOutcome
+from domain.stream import SanctionsStream
 
 MAX_GROUP_EVENTS = 2000
 """A group stops growing at this many events (a single larger write is a group alone)."""
+UNSTAMPED = datetime.min.replace(tzinfo=UTC)
+"""A decided event's recording time until the store stamps it, inside its write lock."""
 
 
 @dataclass(eq=False)
@@ -134,16 +134,11 @@ class CommitQueue:
 
 class Attempt:
     """A group's writes decided on the streams' states: the events to store (and the
-    index rows, keys and stream versions that go with them), and whom to answer."""
+    stream versions they were decided on), and whom to answer."""
 
-    def __init__(
-        self,
-        committed: dict[uuid.UUID, SanctionsStream | StreamDamaged],
-        mapper: Mapper[uuid.UUID],
-    ) -> None:
+    def __init__(self, committed: dict[uuid.UUID, KeptStream | StreamDamaged]) -> None:
         self.committed = committed
-        self.mapper = mapper
-        self.states: dict[uuid.UUID, SanctionsStream] = {}
+        self.states: dict[uuid.UUID, KeptStream] = {}
         """Every stream the accepted writes touch, as they leave it (copies)."""
         self.versions: dict[uuid.UUID, tuple[int, int]] = {}
         """The version and stored size each of those streams had when the group was
@@ -154,7 +149,7 @@ class Attempt:
     def add(self, write: Write) -> None:
         """Decide one write on the streams as the writes before it left them; a
         DomainError (located at the draft) leaves them so."""
-        touched: dict[uuid.UUID, SanctionsStream] = {}
+        touched: dict[uuid.UUID, KeptStream] = {}
         events: list[SanctionsStream.Event] = []
         for number, draft in enumerate(write.drafts):
             try:
@@ -182,31 +177,20 @@ class Attempt:
         self.decided.append((write, events))
         self.events.extend(events)
 
-    def _latest(self, stream_id: uuid.UUID) -> SanctionsStream:
+    def _latest(self, stream_id: uuid.UUID) -> KeptStream:
         state = self.states.get(stream_id) or self.committed[stream_id]
         if isinstance(state, StreamDamaged):
             raise StreamDamaged(state.stream or "", state.reason)
         return state
 
     def ready(self) -> Attempt | None:
-        """This attempt, with its stamper and side rows made; None if no write is left."""
-        if not self.decided:
-            return None
-        self.stamper = Stamper(self.events, self.mapper)
-        self.index = [
-            IndexRow(
-                event.originator_id,
-                event.originator_version,
-                event.event_id,
-                event.stream,
-                event.key.authority,
-                event.key.country,
-                event.key.commodity,
-                event.TYPE.value,
-            )
-            for event in self.events
-        ]
-        self.keys = [
+        """This attempt, or None if no write is left to store."""
+        return self if self.decided else None
+
+    @property
+    def keys(self) -> list[IdempotencyRecord]:
+        """The Idempotency-Keys to store with the events, one per keyed write."""
+        return [
             IdempotencyRecord(
                 write.request.caller,
                 write.request.key,
@@ -216,7 +200,6 @@ class Attempt:
             for write, events in self.decided
             if write.request is not None
         ]
-        return self
 
     @property
     def event_ids(self) -> list[str]:
@@ -227,8 +210,7 @@ class Attempt:
         return str(self.events[0].event_id)
 
     def answer(self, positions: Sequence[int], stored: Sequence[SanctionsStream.Event]) -> None:
-        """Answer each write with its events as stored (in the order decided), and chain
-        the streams' states on from the stored hashes."""
+        """Answer each write with its events as stored (in the order decided)."""
         start = 0
         for write, events in self.decided:
             end = start + len(events)
@@ -238,10 +220,16 @@ class Attempt:
             ]
             write.answer(WriteOutcome(recorded, replayed=False))
             start = end
+
+    def chain(
+        self, stored: Sequence[SanctionsStream.Event], sizes: Iterable[tuple[uuid.UUID, int]]
+    ) -> None:
+        """Chain the streams' states on from the events as stored: their hashes, and the
+        bytes each stored event (stream id, size) added."""
         for event in stored:
             self.states[event.originator_id].last_hash = event.hash
-        for record in self.stamper.stored:
-            self.states[cast(uuid.UUID, record.originator_id)].stored_size += len(record.state)
+        for stream_id, size in sizes:
+            self.states[stream_id].stored_size += size
 
     def fail(self, error: DomainError, cause: BaseException) -> None:
         error.__cause__ = cause
