@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint install
+.PHONY: serve test test-fast lint install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: $(STAMP)
 	.ci/ensure-postgres
 	.ci/ensure-packages
 	$(BIN)/pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest ran no test: failing"; exit 1; fi; \
+	exit $$status
+
+# The two-minute loop: unit tests and SQLite tests, no PostgreSQL, no browser, nothing
+# marked slow (tests/README.md), on two workers. `make test` stays the whole suite.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not postgres and not browser and not slow" -n 2 --dist loadgroup -q; \
+	status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest ran no test: failing"; exit 1; fi; \
 	exit $$status
 
