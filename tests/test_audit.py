@@ -16,6 +16,8 @@ from api.app.service import Service
 from tests.conftest import READER, WRITER, run_cli
 from tests.tamper import behind_the_back, events_table, stream_id
 
+pytestmark = pytest.mark.e2e  # mostly in process on a real store; the CLI's replay and verify too
+
 ROOT = Path(__file__).resolve().parents[1]
 Execute = Callable[[str, tuple[Any, ...]], list[Any]]
 

@@ -21,6 +21,8 @@ from api.app.settings import Settings
 from domain.store.config import database_location, missing_event_store
 from tests.conftest import POSTGRES_URL, free_port, run_cli
 
+pytestmark = pytest.mark.e2e  # the `sanctions` command run as a user runs it
+
 SANCTIONS = [sys.executable, "-m", "api.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 READING = [

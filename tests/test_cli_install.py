@@ -6,7 +6,11 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tests.test_cli import ROOT
+
+pytestmark = pytest.mark.e2e  # the README's install commands, in bash
 
 README = (ROOT / "README.md").read_text()
 EXPORT = 'export PATH="$PWD/.venv/bin:$PATH"'

@@ -13,6 +13,8 @@ import pytest
 
 from tests.test_cli import ROOT, sanctions
 
+pytestmark = pytest.mark.e2e  # the `sanctions` command run as a user runs it
+
 HEAVY = (
     "fastapi",
     "uvicorn",

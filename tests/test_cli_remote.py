@@ -16,6 +16,8 @@ from domain.store.config import database_location
 from tests.conftest import free_port
 from tests.test_cli import sanctions
 
+pytestmark = pytest.mark.e2e  # the `sanctions` command against a running server
+
 READER = {"SANCTIONS_TOKEN": "reader-token"}  # a reader in conftest's TOKENS
 
 

@@ -20,6 +20,8 @@ from typer.main import get_command
 
 from api.cli.main import app
 
+pytestmark = pytest.mark.e2e  # builds the package as the image would, in subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("domain", "projections", "api")
 PACKAGE_FILES = (".py", ".html", ".js", ".css", ".jsonl")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,8 @@ from tests.test_projection_properties import (
     record_history,
     reference_state,
 )
+
+pytestmark = pytest.mark.integration  # property runs on a real store, in process
 
 Point = tuple[date, datetime]
 
@@ -120,6 +123,8 @@ def test_diff_equals_two_folds_of_the_log_on_sqlite(
     check_diff_equals_two_folds("sqlite", ops, pairs)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow  # 15 histories, each in a schema of its own
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operation, min_size=1, max_size=25), pairs=pairs)
 def test_diff_equals_two_folds_of_the_log_on_postgres(

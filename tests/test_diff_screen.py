@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import WRITER, run_cli
 
+pytestmark = pytest.mark.e2e  # mostly in process on a real store; `sanctions diff` and `screen` too
+
 BY_POTASH: dict[str, Any] = {"country": "BY", "commodity": "potash"}
 STORY = [
     {

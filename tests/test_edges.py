@@ -22,6 +22,8 @@ from api.http.app import create_app
 from tests.conftest import ADMIN, READER, WRITER
 from tests.tamper import behind_the_back, events_table, stream_id
 
+pytestmark = pytest.mark.e2e  # mostly in process on a real store; some against a served app
+
 US_IMPOSED: dict[str, Any] = {
     "type": "imposed",
     "authority": "US",

@@ -19,6 +19,8 @@ from api.app.service import Service
 from api.http.app import create_app
 from tests.conftest import ADMIN
 
+pytestmark = pytest.mark.integration  # generated requests to the app in process, on a real store
+
 SKIPPED = {"/v1/events/stream"}  # endless by design: tests/test_live_stream.py
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pycountry
+import pytest
 
 from api.app.service import Service
 from domain.group_commit import Write
@@ -27,6 +28,8 @@ from domain.keys import StreamKey
 from domain.rules import MEASURES, EventType
 from domain.stream import EventDraft
 from tests.conftest import READER, WRITER
+
+pytestmark = pytest.mark.e2e  # concurrent writers against a served app
 
 WRITERS = 64
 SHARED = 8

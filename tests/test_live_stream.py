@@ -9,8 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import WRITER
+
+pytestmark = pytest.mark.e2e  # Server-Sent Events from a served app
 
 BODY = {
     "type": "imposed",

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from api.app.seed import seed
 from api.app.service import Service
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e  # `sanctions export` and `sanctions audit verify-export`
 
 
 def export_with_proofs(database_url: str, path: Path) -> list[dict[str, Any]]:

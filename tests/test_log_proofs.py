@@ -34,6 +34,8 @@ from domain.checkpoints import NoteError, Verifier
 from domain.store.keyfile import SigningKeyError
 from tests.conftest import READER, WRITER
 
+pytestmark = pytest.mark.integration  # the app in process (TestClient) on a real store
+
 EM_DASH = "\u2014"
 KEY_NAME = "sanctions-timeline"
 
@@ -318,6 +320,7 @@ FULLY_TAMPERED = {(0, 1), (0, 2), (5, 8), (8, 9), (12, 13), (31, 33), (40, 64), 
                   (3, 70), (69, 70), (33, 70)}  # fmt: skip
 
 
+@pytest.mark.slow  # about 2,500 proofs, each asked over HTTP
 def test_every_proof_of_every_tree_up_to_70_leaves(client: TestClient) -> None:
     recorded = 0
     for count in GROWTH:  # the tree grows batch by batch; the latest size is the default
@@ -353,6 +356,7 @@ def test_every_proof_of_every_tree_up_to_70_leaves(client: TestClient) -> None:
 LARGE = 5000
 
 
+@pytest.mark.slow  # 5,000 events recorded first
 def test_proofs_in_a_log_of_5000_events(client: TestClient) -> None:
     record(client, 0, LARGE)
     events = read_log(client)

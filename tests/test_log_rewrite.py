@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pytest
 
 from api.app.bootstrap import build_service
 from api.app.seed import seed
@@ -20,6 +21,8 @@ from api.schemas.answers import EventIn
 from tests.conftest import READER, TOKENS, WRITER, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back
+
+pytestmark = pytest.mark.e2e  # the insider's rewrite, caught by the CLI and a served app
 
 LIFT_STREAM = "US/BY/potash"
 

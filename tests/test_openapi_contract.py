@@ -36,6 +36,8 @@ from domain.errors import InvalidInput
 from domain.keys import parse_authority, parse_commodity, parse_country
 from tests.conftest import TOKENS, WRITER
 
+pytestmark = pytest.mark.e2e  # the schemathesis command against a served app
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis"
 SEED = os.environ.get("SANCTIONS_CONTRACT_SEED", "20260115")
@@ -85,6 +87,7 @@ def assert_no_failure(
     assert re.search(r"\d+ generated, \d+ passed", run.stdout), report
 
 
+@pytest.mark.slow  # schemathesis's every phase: most of a minute
 def test_schemathesis_with_every_check_finds_no_failure(
     make_services: Callable[..., Service],
     live_server: Callable[..., str],
@@ -94,6 +97,7 @@ def test_schemathesis_with_every_check_finds_no_failure(
     assert_no_failure(schemathesis(live_server(), tmp_path))
 
 
+@pytest.mark.slow  # schemathesis's every phase: most of a minute
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_with_reads_behind_a_token_schemathesis_finds_no_failure(
     make_services: Callable[..., Service],

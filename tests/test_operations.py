@@ -28,6 +28,8 @@ from domain.rules import EventType
 from domain.stream import EventDraft
 from tests.conftest import ADMIN, WRITER, free_port
 
+pytestmark = pytest.mark.e2e  # `sanctions serve` and the token commands, as an operator runs them
+
 ROOT = Path(__file__).resolve().parents[1]
 BODY = {
     "type": "imposed",

@@ -16,6 +16,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
 from api.app.seed import seed
 from tests.conftest import WRITER
 
+pytestmark = pytest.mark.e2e  # a served app in Chromium (each test also marked browser)
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 

@@ -16,6 +16,8 @@ from api.app.service import Service
 from api.http.app import create_app
 from api.schemas.queries import StatusQuery
 
+pytestmark = pytest.mark.integration  # the app in process (TestClient) on a real store
+
 
 class StatusRows(HTMLParser):
     """The rows of `#status-table`'s body: data-stream → the text of each cell."""

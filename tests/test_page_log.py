@@ -18,6 +18,8 @@ from playwright.sync_api import Browser, Page, Route
 from tests.conftest import READER, WRITER
 from tests.test_page import blocked_by_policy, give_token, redrawn, seeded
 
+pytestmark = pytest.mark.e2e  # a served app in Chromium (each test also marked browser)
+
 POTASH = "/?country=BY&commodity=potash"
 SETTLED = "() => !document.querySelector('#events .proof[data-proof=checking]')"
 

@@ -17,6 +17,8 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from tests.test_page import ARTIFACTS, blocked_by_policy, give_token, open_page, seeded
 from tests.test_page_http import problems_of
 
+pytestmark = pytest.mark.e2e  # a served app in Chromium (each test also marked browser)
+
 Rows = dict[str, list[str]]
 
 

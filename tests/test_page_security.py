@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 
 from api.http.security import CONTENT_SECURITY_POLICY
 
+pytestmark = pytest.mark.e2e  # headers of a served app
+
 COMMON = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",

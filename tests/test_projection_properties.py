@@ -22,6 +22,8 @@ from domain.rules import MEASURES, EventType, fold
 from domain.stream import EventDraft, SanctionsStream
 from tests.conftest import POSTGRES_URL, drop_schema
 
+pytestmark = pytest.mark.integration  # property runs on a real store, in process
+
 KEYS = [StreamKey("US", "BY", "potash"), StreamKey("EU", "BY", "potash")]
 Operation = tuple[str, int, date, frozenset[str], int, bool]
 Probe = tuple[date, int]  # as_of, and which moment to read as known at
@@ -173,6 +175,8 @@ def test_projection_equals_fold_of_the_log_on_sqlite(
     check_projection_equals_fold("sqlite", ops, probes)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow  # 25 histories, each in a schema of its own
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operation, min_size=1, max_size=25), probes=probes)
 def test_projection_equals_fold_of_the_log_on_postgres(
@@ -181,7 +185,9 @@ def test_projection_equals_fold_of_the_log_on_postgres(
     check_projection_equals_fold("postgres", ops, probes)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_stored_rows_answer_every_moment_as_a_fold_of_the_log(backend: str) -> None:
     """Late expansions (one on the day of its imposition), a retraction and two streams,
     projected in batches: every date at every moment answers as the fold of the log as

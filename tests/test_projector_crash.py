@@ -12,6 +12,7 @@ from datetime import date as DAY
 from pathlib import Path
 
 import pycountry
+import pytest
 
 from api.app.service import Service
 from domain.keys import StreamKey
@@ -19,6 +20,8 @@ from domain.rules import EventType
 from domain.stream import EventDraft, SanctionsStream
 from projections.tables import TRACKED_APPLICATION
 from tests.reference import replay
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # SIGKILLed projector processes, many times
 
 ROOT = Path(__file__).resolve().parents[1]
 

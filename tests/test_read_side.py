@@ -14,6 +14,8 @@ from api.http.app import create_app
 from api.schemas.answers import EventIn
 from tests.conftest import ADMIN, WRITER
 
+pytestmark = pytest.mark.integration  # the app in process (TestClient) on a real store
+
 BASE: dict[str, Any] = {"country": "BY", "commodity": "potash"}
 US_STORY = [
     {

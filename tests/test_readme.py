@@ -39,6 +39,9 @@ from pathlib import Path
 
 import pytest
 
+# Whole sessions of the documents, with servers on the ports they show: on one xdist worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("shown_ports")]
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

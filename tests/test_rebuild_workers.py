@@ -19,6 +19,8 @@ from domain.rules import EventType
 from domain.stream import EventDraft
 from projections import rebuild
 
+pytestmark = pytest.mark.e2e  # the rebuild in worker processes
+
 
 def answers(svc: Service, moments: list[str | None]) -> list[Any]:
     found = []

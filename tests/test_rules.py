@@ -13,6 +13,8 @@ from domain.keys import StreamKey
 from domain.rules import EventType, fold
 from domain.stream import EventDraft, SanctionsStream
 
+pytestmark = pytest.mark.unit  # the domain model alone: no database, no server
+
 KEY = StreamKey("US", "BY", "potash")
 T = EventType
 

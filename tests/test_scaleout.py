@@ -27,6 +27,9 @@ import pytest
 
 from tests.conftest import POSTGRES_URL, ROOT, drop_schema, free_port
 
+# Several `sanctions` processes on one PostgreSQL, each test a minute or so.
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
+
 TOKENS = "wendy:writer:writer-token"
 WRITER = {"Authorization": "Bearer writer-token"}
 COUNTRIES = ["BY", "RU", "IR", "VE", "KP", "SY", "CU", "MM", "AF", "ZW", "NI", "ML"]

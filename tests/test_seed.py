@@ -8,11 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app.seed import TIMELINE_FILE, bundled_events, seed
 from api.app.service import Service
 from api.schemas.queries import StatusQuery
+
+pytestmark = pytest.mark.integration  # the app in process (TestClient) on a real store
 
 
 def stream_events(client: TestClient, stream: str) -> list[dict[str, Any]]:

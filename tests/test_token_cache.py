@@ -19,6 +19,8 @@ from api.http.app import create_app
 from domain.store.tokens import TokenTable
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.e2e  # tokens made and revoked by the CLI, refused by a served app
+
 IMPOSED = {
     "type": "imposed",
     "authority": "US",

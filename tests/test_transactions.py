@@ -29,6 +29,8 @@ from domain.recorded import IdempotentRequest
 from domain.rules import EventType
 from domain.stream import EventDraft
 
+pytestmark = pytest.mark.integration  # real stores, connections counted in process
+
 Counts = Counter[str]
 
 

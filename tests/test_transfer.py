@@ -18,6 +18,8 @@ from api.schemas.answers import EventIn
 from api.schemas.queries import StatusQuery, TimelineQuery
 from tests.conftest import POSTGRES_URL, drop_schema, run_cli
 
+pytestmark = pytest.mark.e2e  # `sanctions export` and `sanctions import`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

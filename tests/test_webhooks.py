@@ -18,6 +18,8 @@ from api.http.app import create_app
 from tests.conftest import ADMIN, READER, WRITER
 from tests.webhook_receiver import Receiver
 
+pytestmark = pytest.mark.e2e  # deliveries to real local receivers
+
 FAST = {
     "webhook_allow_hosts": "127.0.0.1",
     "webhook_timeout_seconds": 0.5,

@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import ADMIN, TOKENS, WRITER, free_port
 from tests.webhook_receiver import Receiver
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a server SIGKILLed mid-delivery, restarted
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = 40
 

@@ -30,6 +30,8 @@ from domain.rules import EventType
 from domain.stream import EventDraft
 from tests.conftest import ADMIN, READER, WRITER
 
+pytestmark = pytest.mark.integration  # the app in process (TestClient) on a real store
+
 US_IMPOSED: dict[str, Any] = {
     "type": "imposed",
     "authority": "US",
