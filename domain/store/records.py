@@ -45,6 +45,19 @@ class PositionedEvent:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """Which indexed events a read asks for: those matching `where`, with one of
+    `event_ids` and in one of `streams` (when given), after position `after` (None: from
+    the start), at most `limit` (None: all)."""
+
+    where: EventFilter
+    after: int | None = None
+    limit: int | None = None
+    event_ids: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TrackedPosition:
     """Where a tracking record in the store's database says a reader stands: its table
     (as statements spell it) and the application name it tracks."""
@@ -83,7 +96,6 @@ class EventStore(ApplicationRecorder, ABC):
     ) -> dict[tuple[str, str], IdempotencyRecord]:
         """The records earlier requests with these (caller, key) pairs left."""
 
-    @abstractmethod
     def select_positioned(
         self,
         where: EventFilter = EventFilter(),
@@ -95,6 +107,12 @@ class EventStore(ApplicationRecorder, ABC):
     ) -> list[PositionedEvent]:
         """Stored events matching `where` (and, if given, with one of `event_ids` and in
         one of `streams`), in position order, with their positions."""
+        return self.select(Selection(where, after, limit, tuple(event_ids), tuple(streams)))
+
+    @abstractmethod
+    def select(self, selection: Selection) -> list[PositionedEvent]:
+        """The indexed events `selection` asks for, in position order, with their positions
+        and stream names (what `select_positioned` answers)."""
 
     @abstractmethod
     def count(self, where: EventFilter = EventFilter()) -> int:

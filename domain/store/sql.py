@@ -25,6 +25,7 @@ from domain.store.records import (
     EventStore,
     IndexRow,
     PositionedEvent,
+    Selection,
     StreamShape,
     TrackedPosition,
 )
@@ -156,15 +157,9 @@ class SanctionsRecorderMixin(Transactions, EventStore):
             stream,
         )
 
-    def select_positioned(
-        self,
-        where: EventFilter = EventFilter(),
-        *,
-        after: int | None = None,
-        limit: int | None = None,
-        event_ids: Sequence[str] = (),
-        streams: Sequence[str] = (),
-    ) -> list[PositionedEvent]:
+    def select(self, selection: Selection) -> list[PositionedEvent]:
+        where, after, limit = selection.where, selection.after, selection.limit
+        event_ids, streams = selection.event_ids, selection.streams
         clauses, params = key_clauses(where, "i.")
         if streams:
             clauses.append(f"i.stream IN ({','.join('?' * len(streams))})")
