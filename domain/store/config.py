@@ -20,9 +20,11 @@ class DatabaseURLError(ValueError):
 
 
 def environment_for(database_url: str) -> dict[str, str]:
-    """The library's configuration for a `sqlite:///…` or `postgresql://…` URL."""
+    """The library's configuration for a `sqlite:///…`, `postgresql://…` or `memory:` URL."""
     parsed = urlparse(database_url)
     scheme = parsed.scheme.split("+")[0]
+    if scheme == "memory":  # this process's memory, and an in-memory SQLite beside it
+        return {"PERSISTENCE_MODULE": "domain.store.memory:MemoryFactory"}
     if scheme == "sqlite":
         path = sqlite_path(database_url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,7 @@ def environment_for(database_url: str) -> dict[str, str]:
         }
     raise DatabaseURLError(
         f"SANCTIONS_DATABASE_URL: unsupported database URL {database_url!r}: "
-        "use sqlite:///… or postgresql://…"
+        "use sqlite:///…, postgresql://… or memory:"
     )
 
 
@@ -118,6 +120,8 @@ def missing_event_store(database_url: str) -> str | None:
     DatabaseUnreachable when the database cannot be looked at."""
     parsed = urlparse(database_url)
     scheme = parsed.scheme.split("+")[0]
+    if scheme == "memory":
+        return "an in-memory store is empty whenever a command starts"
     if scheme == "sqlite":
         return _missing_in_sqlite(sqlite_path(database_url))
     if scheme in ("postgresql", "postgres"):
