@@ -58,24 +58,28 @@ def leaf_data(event_hash: str) -> bytes:
     return data if len(data) == 32 else event_hash.encode("utf-8")
 
 
-class LogTree(ReadModelTables):
-    """The Merkle tree's tables and the reads that answer proofs."""
+def checkpoints_ddl(tables: ReadModelTables) -> list[str]:
+    """The tables no rebuild drops: the kept checkpoints, and the tree's generation
+    (bumped whenever the tree's tables are replaced, so that every process drops the
+    upper nodes it keeps in memory)."""
+    return [
+        CHECKPOINTS_DDL.format(name=tables.qualified("log_checkpoints"), text=tables.text_type),
+        GENERATION_DDL.format(name=tables.qualified("log_tree_generation")),
+    ]
 
-    _upper: dict[Node, bytes]
-    _upper_generation: int | None = None
 
-    def checkpoints_ddl(self) -> list[str]:
-        """The tables no rebuild drops: the kept checkpoints, and the tree's generation
-        (bumped whenever the tree's tables are replaced, so that every process drops
-        the upper nodes it keeps in memory)."""
-        return [
-            CHECKPOINTS_DDL.format(name=self.qualified("log_checkpoints"), text=self.text_type),
-            GENERATION_DDL.format(name=self.qualified("log_tree_generation")),
-        ]
+class LogTree:
+    """The Merkle tree's tables and the reads that answer proofs, on the read models'
+    tables it is given."""
+
+    def __init__(self, tables: ReadModelTables) -> None:
+        self.tables = tables
+        self._upper: dict[Node, bytes] = {}
+        self._upper_generation: int | None = None
 
     def tables_replaced(self, cursor: Cursor) -> None:
         """Bump the tree's generation, inside the transaction that replaced its tables."""
-        table = self.qualified("log_tree_generation")
+        table = self.tables.qualified("log_tree_generation")
         cursor.execute(f"UPDATE {table} SET generation = generation + 1 WHERE id = 1")
         cursor.execute(
             f"INSERT INTO {table} (id, generation) SELECT 1, 1"
@@ -85,11 +89,11 @@ class LogTree(ReadModelTables):
     def upper_nodes(self, cursor: Cursor) -> dict[Node, bytes]:
         """The upper nodes kept in memory, dropped first if the tree was replaced since."""
         cursor.execute(
-            f"SELECT generation FROM {self.qualified('log_tree_generation')} WHERE id = 1"
+            f"SELECT generation FROM {self.tables.qualified('log_tree_generation')} WHERE id = 1"
         )
         row = cursor.fetchone()
         generation = 0 if row is None else int(row["generation"])
-        if generation != self._upper_generation or not hasattr(self, "_upper"):
+        if generation != self._upper_generation:
             self._upper, self._upper_generation = {}, generation
         return self._upper
 
@@ -98,7 +102,7 @@ class LogTree(ReadModelTables):
     def tree_head(self, cursor: Cursor, suffix: str = "") -> tuple[int, int]:
         """The tree's size and the position of its last leaf (0, 0 when empty)."""
         cursor.execute(
-            f"SELECT leaf_index, position FROM {self.qualified('log_leaves' + suffix)}"
+            f"SELECT leaf_index, position FROM {self.tables.qualified('log_leaves' + suffix)}"
             " ORDER BY leaf_index DESC LIMIT 1"
         )
         row = cursor.fetchone()
@@ -125,14 +129,14 @@ class LogTree(ReadModelTables):
         suffix: str = "",
     ) -> None:
         cursor.executemany(
-            f"INSERT INTO {self.qualified('log_leaves' + suffix)} VALUES (?,?,?,?)",
+            f"INSERT INTO {self.tables.qualified('log_leaves' + suffix)} VALUES (?,?,?,?)",
             [
                 (size + number, leaf.position, leaf.event_id, leaf.data)
                 for number, leaf in enumerate(leaves)
             ],
         )
         cursor.executemany(
-            f"INSERT INTO {self.qualified('log_nodes' + suffix)} VALUES (?,?,?)",
+            f"INSERT INTO {self.tables.qualified('log_nodes' + suffix)} VALUES (?,?,?)",
             [(level, index, value) for (level, index), value in nodes.items()],
         )
 
@@ -148,7 +152,7 @@ class LogTree(ReadModelTables):
             chunk = wanted[start : start + NODE_CHUNK]
             where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
             cursor.execute(
-                f"SELECT level, idx, hash FROM {self.qualified('log_nodes' + suffix)}"
+                f"SELECT level, idx, hash FROM {self.tables.qualified('log_nodes' + suffix)}"
                 f" WHERE {where}",
                 [value for node in chunk for value in node],
             )
@@ -164,11 +168,11 @@ class LogTree(ReadModelTables):
     def write_nodes_shadow(self, page: int = TREE_PAGE) -> int:
         """Build every node of the tree whose leaves the shadow leaf table holds, `page`
         leaves at a time; the tree's size."""
-        leaves = self.qualified("log_leaves" + SHADOW_SUFFIX)
+        leaves = self.tables.qualified("log_leaves" + SHADOW_SUFFIX)
         nodes = "log_nodes" + SHADOW_SUFFIX
         size, edge = 0, dict[Node, bytes]()
         while True:
-            with self.transaction(commit=False) as cursor:
+            with self.tables.transaction(commit=False) as cursor:
                 cursor.execute(
                     f"SELECT data FROM {leaves} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?",
                     (size, page),
@@ -177,8 +181,8 @@ class LogTree(ReadModelTables):
             if not data:
                 return size
             created = appended(size, edge, data)
-            with self.bulk_transaction() as cursor:
-                self.bulk_insert(
+            with self.tables.bulk_transaction() as cursor:
+                self.tables.bulk_insert(
                     cursor, nodes, [(lvl, idx, h) for (lvl, idx), h in created.items()]
                 )
             known = {**edge, **created}
@@ -188,14 +192,15 @@ class LogTree(ReadModelTables):
     # Reading: sizes, roots, proofs
 
     def tree_size(self) -> int:
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             return self.tree_head(cursor)[0]
 
     def leaf_of(self, event_id: str) -> tuple[int, bytes] | None:
         """The leaf index and data of an event, if the tree holds it."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT leaf_index, data FROM {self.qualified('log_leaves')} WHERE event_id = ?",
+                f"SELECT leaf_index, data FROM {self.tables.qualified('log_leaves')}"
+                " WHERE event_id = ?",
                 (event_id,),
             )
             row = cursor.fetchone()
@@ -207,7 +212,7 @@ class LogTree(ReadModelTables):
         """The hash of each leaf range (MTH of [start, end)), from O(log n) nodes per
         range, read in one transaction; the upper ones from memory unless `stored_only`
         (verification reads every node from the database)."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             if stored_only:
                 return range_hashes(ranges, lambda nodes: self.nodes_in(cursor, nodes))
             upper = self.upper_nodes(cursor)
@@ -228,9 +233,9 @@ class LogTree(ReadModelTables):
 
     def tree_leaves(self, start: int, end: int) -> list[tuple[str, bytes]]:
         """The event ids and data of leaves [start, end), in order."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT event_id, data FROM {self.qualified('log_leaves')}"
+                f"SELECT event_id, data FROM {self.tables.qualified('log_leaves')}"
                 " WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
                 (start, end),
             )
@@ -241,18 +246,19 @@ class LogTree(ReadModelTables):
     def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Keep a signed checkpoint (one per tree: signatures are deterministic, so two
         processes signing the same tree write the same note)."""
-        with self.transaction(commit=True) as cursor:
+        with self.tables.transaction(commit=True) as cursor:
             cursor.execute(
-                f"INSERT INTO {self.qualified('log_checkpoints')} VALUES (?,?,?,?)"
+                f"INSERT INTO {self.tables.qualified('log_checkpoints')} VALUES (?,?,?,?)"
                 " ON CONFLICT (size, root) DO NOTHING",
                 (checkpoint.size, checkpoint.root, checkpoint.signed_at, checkpoint.note),
             )
 
     def checkpoint_of(self, size: int, root: str) -> StoredCheckpoint | None:
         """The kept checkpoint of the tree of `size` leaves with that (hex) root."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT * FROM {self.qualified('log_checkpoints')} WHERE size = ? AND root = ?",
+                f"SELECT * FROM {self.tables.qualified('log_checkpoints')}"
+                " WHERE size = ? AND root = ?",
                 (size, root),
             )
             row = cursor.fetchone()
@@ -260,9 +266,9 @@ class LogTree(ReadModelTables):
 
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every signed checkpoint kept, in the order they were signed."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT * FROM {self.qualified('log_checkpoints')} ORDER BY signed_at, size"
+                f"SELECT * FROM {self.tables.qualified('log_checkpoints')} ORDER BY signed_at, size"
             )
             return [checkpoint_row(row) for row in cursor.fetchall()]
 

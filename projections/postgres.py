@@ -1,4 +1,5 @@
-"""The status view on PostgreSQL, on the library's PostgreSQL tracking recorder."""
+"""The read models' tables on PostgreSQL: the library's PostgreSQL tracking recorder,
+with the read models' DDL and transactions."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.store.postgres import projected_channel
 from domain.store.sql import Cursor, Dialect
-from projections.tables import TRACKED_APPLICATION
-from projections.view import StatusView
+from projections.log_tree import checkpoints_ddl
+from projections.tables import TRACKED_APPLICATION, ReadModelTables
 
 
-class PostgresStatusView(StatusView, PostgresTrackingRecorder):
+class PostgresReadModelTables(ReadModelTables, PostgresTrackingRecorder):
     dialect: Dialect = "postgres"
     text_type = 'TEXT COLLATE "C"'
     blob_type = "BYTEA"
@@ -25,7 +26,7 @@ class PostgresStatusView(StatusView, PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name="status_tracking")
         self.sql_create_statements.extend(
             Composed([SQL(statement)])
-            for statement in [*self.read_model_statements(), *self.checkpoints_ddl()]
+            for statement in [*self.read_model_statements(), *checkpoints_ddl(self)]
         )
 
     def qualified(self, table: str) -> str:

@@ -44,13 +44,13 @@ def open_view(log: SanctionsLog) -> StatusView:
     datastore = database.datastore
     view: StatusView
     if database.dialect == "sqlite":
-        from projections.sqlite import SQLiteStatusView
+        from projections.sqlite import SQLiteReadModelTables
 
-        view = SQLiteStatusView(datastore)
+        view = StatusView(SQLiteReadModelTables(datastore))
     else:
-        from projections.postgres import PostgresStatusView
+        from projections.postgres import PostgresReadModelTables
 
-        view = PostgresStatusView(datastore)
+        view = StatusView(PostgresReadModelTables(datastore))
     view.create_table()
     view.ensure_format()
     return view
@@ -212,9 +212,9 @@ class Projector:
     def _rebuild(self, batch_size: int, progress: Progress | None) -> RebuildReport:
         started = time.perf_counter()
         snapshot = self.log.recorder.max_notification_id() or 0
-        done = rebuild_shadow(self.log, self.view, snapshot, batch_size, progress)
+        done = rebuild_shadow(self.log, self.view.shadow, snapshot, batch_size, progress)
         with self._lock:  # held until caught up: the rebuild projects what came meanwhile
-            self.view.swap_shadow(TRACKED_APPLICATION, snapshot)
+            self.view.shadow.swap_shadow(TRACKED_APPLICATION, snapshot)
             self.view.forget_records()
             self.projected = 0  # the view is at the snapshot now: look again
             done += self.catch_up()

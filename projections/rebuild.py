@@ -33,8 +33,7 @@ from domain.stream import SanctionsStream
 from projections.log_tree import leaf_data
 from projections.model import replay_stream
 from projections.rows import current_params, entry_params, intervals_params
-from projections.shadow import Built
-from projections.view import StatusView
+from projections.shadow import Built, ShadowTables
 
 Progress = Callable[[int, int], None]
 Row = tuple[Any, ...]
@@ -49,7 +48,7 @@ IN_FLIGHT = 2
 
 def rebuild_shadow(
     log: SanctionsLog,
-    view: StatusView,
+    shadow: ShadowTables,
     snapshot: int,
     batch_size: int,
     progress: Progress | None = None,
@@ -57,7 +56,7 @@ def rebuild_shadow(
     """Rebuild every read model, as of position `snapshot`, into the shadow tables (the
     caller swaps them in); the number of stored events read. In this process, a range
     holds about `batch_size` events."""
-    view.begin_shadow()
+    shadow.begin_shadow()
     source = source_of(log)
     if source is not None and snapshot >= WORKER_THRESHOLD:
         built = in_workers(source, id_ranges(snapshot, EVENTS_PER_RANGE), snapshot)
@@ -69,11 +68,11 @@ def rebuild_shadow(
     for rows in built:
         for position, stored in rows.undecodable:  # logged as the projector logs them
             log.decode_tolerantly(stored, position=position)
-        view.write_shadow(rows)
+        shadow.write_shadow(rows)
         done += rows.events
         if progress is not None:
             progress(done, snapshot)
-    view.finish_shadow()
+    shadow.finish_shadow()
     return done
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent, Tracking
 
 from projections.log_tree import LogTree
-from projections.tables import READ_MODELS, SHADOW_SUFFIX
+from projections.tables import READ_MODELS, SHADOW_SUFFIX, ReadModelTables
 
 Row = tuple[Any, ...]
 STAGED_LEAVES = "log_leaves_staged"
@@ -46,41 +46,50 @@ class Built:
     undecodable: list[tuple[int, StoredEvent]] = field(default_factory=list)
 
 
-class ShadowTables(LogTree):
-    """Fresh, index-less copies of the read-model tables, filled whole streams at a time."""
+class ShadowTables:
+    """Fresh, index-less copies of the read-model tables, filled whole streams at a time,
+    on the read models' tables it is given; the Merkle tree's nodes built by `tree`."""
+
+    def __init__(self, tables: ReadModelTables, tree: LogTree) -> None:
+        self.tables = tables
+        self.tree = tree
 
     def begin_shadow(self) -> None:
         """Empty shadow tables to rebuild into."""
-        with self.transaction(commit=True) as cursor:
+        with self.tables.transaction(commit=True) as cursor:
             for table in READ_MODELS:
-                cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table + SHADOW_SUFFIX)}")
-                cursor.execute(self.table_ddl(table, table + SHADOW_SUFFIX))
+                cursor.execute(
+                    f"DROP TABLE IF EXISTS {self.tables.qualified(table + SHADOW_SUFFIX)}"
+                )
+                cursor.execute(self.tables.table_ddl(table, table + SHADOW_SUFFIX))
             for staged, ddl in (
                 (STAGED_LEAVES, STAGED_LEAVES_DDL),
                 (STAGED_ENTRIES, STAGED_ENTRIES_DDL),
             ):
-                name = self.qualified(staged)
+                name = self.tables.qualified(staged)
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
-                cursor.execute(ddl.format(name=name, text=self.text_type, blob=self.blob_type))
+                cursor.execute(
+                    ddl.format(name=name, text=self.tables.text_type, blob=self.tables.blob_type)
+                )
 
     def write_shadow(self, rows: Built) -> None:
         """Write whole streams' rows, and their leaves, into the shadow tables."""
-        with self.bulk_transaction() as cursor:
-            self.bulk_insert(cursor, "status_intervals" + SHADOW_SUFFIX, rows.intervals)
-            self.bulk_insert(cursor, "current_status" + SHADOW_SUFFIX, rows.currents)
-            self.bulk_insert(cursor, STAGED_ENTRIES, rows.entries)
-            self.bulk_insert(cursor, STAGED_LEAVES, rows.leaves)
+        with self.tables.bulk_transaction() as cursor:
+            self.tables.bulk_insert(cursor, "status_intervals" + SHADOW_SUFFIX, rows.intervals)
+            self.tables.bulk_insert(cursor, "current_status" + SHADOW_SUFFIX, rows.currents)
+            self.tables.bulk_insert(cursor, STAGED_ENTRIES, rows.entries)
+            self.tables.bulk_insert(cursor, STAGED_LEAVES, rows.leaves)
 
     def finish_shadow(self) -> int:
         """Copy the staged entries in, number the staged leaves in position order, and
         build the Merkle tree's nodes over them; the tree's size."""
-        leaves = self.qualified("log_leaves" + SHADOW_SUFFIX)
-        entries = self.qualified("projected_entries" + SHADOW_SUFFIX)
+        leaves = self.tables.qualified("log_leaves" + SHADOW_SUFFIX)
+        entries = self.tables.qualified("projected_entries" + SHADOW_SUFFIX)
         staged_leaves, staged_entries = (
-            self.qualified(STAGED_LEAVES),
-            self.qualified(STAGED_ENTRIES),
+            self.tables.qualified(STAGED_LEAVES),
+            self.tables.qualified(STAGED_ENTRIES),
         )
-        with self.bulk_transaction() as cursor:
+        with self.tables.bulk_transaction() as cursor:
             cursor.execute(
                 f"INSERT INTO {entries} SELECT * FROM {staged_entries} ORDER BY event_id"
             )
@@ -91,23 +100,23 @@ class ShadowTables(LogTree):
                 f" FROM {staged_leaves} ORDER BY position"
             )
             cursor.execute(f"DROP TABLE {staged_leaves}")
-        return self.write_nodes_shadow()
+        return self.tree.write_nodes_shadow()
 
     def swap_shadow(self, application_name: str, position: int) -> None:
         """Replace the read models by the shadow tables, and the tracking record by
         `position` (the last event the shadow tables hold), in one transaction."""
-        with self.swap_transaction() as cursor:
-            self.claim(cursor)
+        with self.tables.swap_transaction() as cursor:
+            self.tables.claim(cursor)
             for table in READ_MODELS:
-                cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
-                shadow = self.qualified(table + SHADOW_SUFFIX)
-                cursor.execute(f"ALTER TABLE {shadow} RENAME TO {self.bare(table)}")
-            for statement in self.index_ddl():
+                cursor.execute(f"DROP TABLE IF EXISTS {self.tables.qualified(table)}")
+                shadow = self.tables.qualified(table + SHADOW_SUFFIX)
+                cursor.execute(f"ALTER TABLE {shadow} RENAME TO {self.tables.bare(table)}")
+            for statement in self.tables.index_ddl():
                 cursor.execute(statement)
-            self.tables_replaced(cursor)
+            self.tree.tables_replaced(cursor)
             cursor.execute(
-                f"DELETE FROM {self.tracking_table()} WHERE application_name = ?",
+                f"DELETE FROM {self.tables.tracking_table()} WHERE application_name = ?",
                 (application_name,),
             )
             if position > 0:
-                self._insert_tracking(cursor.raw, Tracking(application_name, position))
+                self.tables.record_tracking(cursor, Tracking(application_name, position))

@@ -1,4 +1,5 @@
-"""The status view on SQLite, on the library's SQLite tracking recorder."""
+"""The read models' tables on SQLite: the library's SQLite tracking recorder, with the
+read models' DDL and transactions."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from contextlib import contextmanager
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from domain.store.sql import Cursor, Dialect
-from projections.tables import TRACKED_APPLICATION
-from projections.view import StatusView
+from projections.log_tree import checkpoints_ddl
+from projections.tables import TRACKED_APPLICATION, ReadModelTables
 
 SWAP_CACHE = -32_000
 """KiB of page cache while the swap builds the indexes (the default: 2,000)."""
 
 
-class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
+class SQLiteReadModelTables(ReadModelTables, SQLiteTrackingRecorder):
     dialect: Dialect = "sqlite"
     text_type = "TEXT"
     blob_type = "BLOB"
@@ -29,7 +30,7 @@ class SQLiteStatusView(StatusView, SQLiteTrackingRecorder):
         return [
             *super().construct_create_table_statements(),
             *self.read_model_statements(),
-            *self.checkpoints_ddl(),
+            *checkpoints_ddl(self),
         ]
 
     def qualified(self, table: str) -> str:

@@ -1,10 +1,18 @@
-"""The read models' tables: their definitions, indexes, and the tracking record beside them."""
+"""The read models' tables: their definitions, indexes, and the tracking record beside them.
+
+`ReadModelTables` is the read side's one connection to its database: the library's
+tracking recorder (each database's subclass is also one), the transactions that write
+the read models, and their DDL. The status view, its Merkle tree and a rebuild's
+shadow tables each hold it; none of them is one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+from eventsourcing.persistence import Tracking
 
 from domain.application import APPLICATION_NAME
 from domain.store.sql import Cursor, Dialect, Transactions
@@ -59,7 +67,8 @@ SHADOW_SUFFIX = "_rebuild"
 
 
 class ReadModelTables(Transactions):
-    """The read models' DDL, and the tracking record the library keeps beside them."""
+    """The read models' DDL, the transactions that write them, and the tracking record
+    the library keeps beside them."""
 
     dialect: Dialect
     text_type: str
@@ -121,13 +130,22 @@ class ReadModelTables(Transactions):
     def tracking_table(self) -> str:
         raise NotImplementedError
 
+    def record_tracking(self, cursor: Cursor, tracking: Tracking) -> None:
+        """Write the tracking record, inside the transaction that projected up to it."""
+        self._insert_tracking(cursor.raw, tracking)
+
+    def announce(self, cursor: Cursor, position: int) -> None:
+        """Tell other processes, on commit, that the read models reached `position`
+        (where the database can: PostgreSQL)."""
+
     def claim(self, cursor: Cursor) -> int:
         """Lock the tracking record for this transaction; the position it holds."""
         raise NotImplementedError
 
-    def ensure_format(self) -> None:
+    def ensure_format(self, replaced: Callable[[Cursor], None]) -> None:
         """Drop read models written in another format (they are rebuilt from the log by
-        the next catch-up) and record the current one, in one transaction."""
+        the next catch-up) and record the current one, in one transaction; `replaced`
+        is told, inside it, when the tables were replaced."""
         table = self.qualified("read_model_format")
         with self.transaction(commit=True) as cursor:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
@@ -141,16 +159,13 @@ class ReadModelTables(Transactions):
                 cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(name)}")
             for statement in self.read_model_statements():
                 cursor.execute(statement)
-            self.tables_replaced(cursor)
+            replaced(cursor)
             cursor.execute(
                 f"DELETE FROM {self.tracking_table()} WHERE application_name = ?",
                 (TRACKED_APPLICATION,),
             )
             cursor.execute(f"DELETE FROM {table}")
             cursor.execute(f"INSERT INTO {table} VALUES (?)", (READ_MODEL_FORMAT,))
-
-    def tables_replaced(self, cursor: Cursor) -> None:
-        """Told, inside the transaction, that the read models' tables were replaced."""
 
     def lock(self, cursor: Cursor, table: str) -> None:
         """Hold `table` for this transaction against every other writer."""

@@ -49,10 +49,10 @@ def leaves(log: SanctionsLog, problems: list[tuple[str, str]]) -> Iterator[bytes
 def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[tuple[str, str]]:
     """(kind, detail) for each way the log fails to match its tree or its checkpoints."""
     problems: list[tuple[str, str]] = []
-    kept = view.checkpoints()
+    kept = view.tree.checkpoints()
     for stored in kept:
         check_signature(stored, verifier, problems)
-    tree_size = view.tree_size()
+    tree_size = view.tree.tree_size()
     wanted = sorted({stored.size for stored in kept} | {tree_size})
     roots: dict[int, bytes] = {}
     tree = CompactRange()
@@ -63,7 +63,7 @@ def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[t
     roots[tree.size] = tree.root()
     if any(kind == "tree_incomplete" for kind, _ in problems):
         return problems
-    if tree_size in roots and view.tree_root(tree_size, stored_only=True) != roots[tree_size]:
+    if tree_size in roots and view.tree.tree_root(tree_size, stored_only=True) != roots[tree_size]:
         problems.append(
             (
                 "tree_differs",

@@ -18,7 +18,7 @@ from domain.hashing import format_timestamp
 from domain.keys import EventFilter
 from domain.store.sql import Cursor, key_clauses
 from domain.stream import SanctionsStream
-from projections.log_tree import Leaf, leaf_data
+from projections.log_tree import Leaf, LogTree, leaf_data
 from projections.model import Changes, IntervalRow, StreamRecord, project
 from projections.rows import (
     StatusRow,
@@ -32,7 +32,7 @@ from projections.rows import (
     timeline_row_of,
 )
 from projections.shadow import ShadowTables
-from projections.tables import OPEN_TIME, READ_MODELS
+from projections.tables import OPEN_TIME, READ_MODELS, TRACKED_APPLICATION, ReadModelTables
 
 IN_CHUNK = 500
 KEPT_RECORDS = 20_000
@@ -43,12 +43,38 @@ class ProjectionMoved(Exception):
     """Another projector committed past the position this one started from."""
 
 
-class StatusView(ShadowTables):
-    """The read models' SQL, shared by both databases."""
+class StatusView:
+    """The read models' SQL, shared by both databases, on the read models' tables it is
+    given (`tables`: one database's connection, tracking record and DDL). It holds the
+    log's Merkle tree (`tree`), which it grows in the transaction of every batch, and
+    the shadow tables a rebuild fills and swaps in (`shadow`)."""
 
-    _kept: OrderedDict[str, StreamRecord]
-    _kept_at: int | None = None
-    """The tracking position at which the kept stream records are exact."""
+    def __init__(self, tables: ReadModelTables) -> None:
+        self.tables = tables
+        self.tree = LogTree(tables)
+        self.shadow = ShadowTables(tables, self.tree)
+        self._kept: OrderedDict[str, StreamRecord] = OrderedDict()
+        self._kept_at: int | None = None
+        """The tracking position at which the kept stream records are exact."""
+
+    # Setting up, and where the read models stand
+
+    def create_table(self) -> None:
+        """Create the tracking table, the read models and the tables kept beside them."""
+        self.tables.create_table()
+
+    def ensure_format(self) -> None:
+        """Drop read models written in another format (they are rebuilt from the log by
+        the next catch-up) and record the current one."""
+        self.tables.ensure_format(self.tree.tables_replaced)
+
+    def position(self, application_name: str = TRACKED_APPLICATION) -> int:
+        """The position of the last event the read models have committed."""
+        return self.tables.position(application_name)
+
+    def tracking_table(self) -> str:
+        """The tracking record's table, as statements spell it."""
+        return self.tables.tracking_table()
 
     # Projecting
 
@@ -62,8 +88,8 @@ class StatusView(ShadowTables):
         """Project events (with their positions) into the status read models and the
         log's Merkle tree, and record `tracking`, atomically."""
         try:
-            with self.projection_transaction() as cursor:
-                position = self.claim(cursor)
+            with self.tables.projection_transaction() as cursor:
+                position = self.tables.claim(cursor)
                 if position != expected_position:
                     raise ProjectionMoved
                 records = self._records(cursor, position, {event.stream for event, _ in events})
@@ -72,15 +98,15 @@ class StatusView(ShadowTables):
                     for event, at in events
                 ]
                 self._write(cursor, changes, records)
-                self.append_leaves(
+                self.tree.append_leaves(
                     cursor,
                     [
                         Leaf(pos, str(event.event_id), leaf_data(event.hash))
                         for event, pos in events
                     ],
                 )
-                self._insert_tracking(cursor.raw, tracking)
-                self.announce(cursor, tracking.notification_id)
+                self.tables.record_tracking(cursor, tracking)
+                self.tables.announce(cursor, tracking.notification_id)
         except BaseException:
             self.forget_records()  # some may have been evolved by what was not committed
             raise
@@ -108,23 +134,20 @@ class StatusView(ShadowTables):
         self._kept = OrderedDict()
         self._kept_at = None
 
-    def announce(self, cursor: Cursor, position: int) -> None:
-        """Tell other processes, on commit, that the read models reached `position`
-        (where the database can: PostgreSQL)."""
-
     def _load_records(self, cursor: Cursor, streams: list[str]) -> dict[str, StreamRecord]:
         records = {stream: StreamRecord(stream) for stream in streams}
         for start in range(0, len(streams), IN_CHUNK):
             chunk = streams[start : start + IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             cursor.execute(
-                f"SELECT * FROM {self.qualified('projected_entries')} WHERE stream IN ({marks})",
+                f"SELECT * FROM {self.tables.qualified('projected_entries')}"
+                f" WHERE stream IN ({marks})",
                 chunk,
             )
             for row in cursor.fetchall():
                 records[row["stream"]].entries[row["event_id"]] = entry_of(row)
             cursor.execute(
-                f"SELECT * FROM {self.qualified('status_intervals')}"
+                f"SELECT * FROM {self.tables.qualified('status_intervals')}"
                 f" WHERE stream IN ({marks}) AND tx_to = ?",
                 [*chunk, OPEN_TIME],
             )
@@ -132,7 +155,7 @@ class StatusView(ShadowTables):
                 records[row["stream"]].open_rows.append(interval_row_of(row))
             cursor.execute(
                 "SELECT stream, version, last_position"
-                f" FROM {self.qualified('current_status')} WHERE stream IN ({marks})",
+                f" FROM {self.tables.qualified('current_status')} WHERE stream IN ({marks})",
                 chunk,
             )
             for row in cursor.fetchall():
@@ -149,12 +172,13 @@ class StatusView(ShadowTables):
         added = [entry_params(c.stream, c.added_entry) for c in changes if c.added_entry]
         if added:
             cursor.executemany(
-                f"INSERT INTO {self.qualified('projected_entries')} VALUES (?,?,?,?,?,?)", added
+                f"INSERT INTO {self.tables.qualified('projected_entries')} VALUES (?,?,?,?,?,?)",
+                added,
             )
         retracted = [(c.retracted_id,) for c in changes if c.retracted_id is not None]
         if retracted:
             cursor.executemany(
-                f"DELETE FROM {self.qualified('projected_entries')} WHERE event_id = ?",
+                f"DELETE FROM {self.tables.qualified('projected_entries')} WHERE event_id = ?",
                 retracted,
             )
         # Rows opened and closed within this batch are written once, already closed.
@@ -178,33 +202,33 @@ class StatusView(ShadowTables):
                     )
         if to_close:
             cursor.executemany(
-                f"UPDATE {self.qualified('status_intervals')} SET tx_to = ?"
+                f"UPDATE {self.tables.qualified('status_intervals')} SET tx_to = ?"
                 " WHERE stream = ? AND valid_from = ? AND tx_from = ?"
                 f" AND tx_to = '{OPEN_TIME}'",
                 to_close,
             )
         if opened_here:
             cursor.executemany(
-                f"INSERT INTO {self.qualified('status_intervals')}"
+                f"INSERT INTO {self.tables.qualified('status_intervals')}"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [interval_params(row) for row in opened_here.values()],
             )
         touched = sorted({c.stream for c in changes})
         cursor.executemany(
-            f"DELETE FROM {self.qualified('current_status')} WHERE stream = ?",
+            f"DELETE FROM {self.tables.qualified('current_status')} WHERE stream = ?",
             [(stream,) for stream in touched],
         )
         cursor.executemany(
-            f"INSERT INTO {self.qualified('current_status')} VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO {self.tables.qualified('current_status')} VALUES (?,?,?,?,?,?,?,?,?,?)",
             [current_params(records[stream]) for stream in touched],
         )
 
     # Reading
 
     def _select_intervals(self, clauses: list[str], params: list[Any], order: str) -> list[Any]:
-        with self.autocommit() as cursor:  # one statement: no BEGIN and ROLLBACK around it
+        with self.tables.autocommit() as cursor:  # one statement: no BEGIN and ROLLBACK around it
             cursor.execute(
-                f"SELECT * FROM {self.qualified('status_intervals')}"
+                f"SELECT * FROM {self.tables.qualified('status_intervals')}"
                 f" WHERE {' AND '.join(clauses)} ORDER BY {order}",
                 params,
             )
@@ -229,23 +253,25 @@ class StatusView(ShadowTables):
 
     def all_interval_rows(self) -> list[IntervalRow]:
         """Every row of the bitemporal table (for verification and tests)."""
-        with self.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT * FROM {self.qualified('status_intervals')}")
+        with self.tables.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT * FROM {self.tables.qualified('status_intervals')}")
             return [interval_row_of(row) for row in cursor.fetchall()]
 
     def stream_rows(self, stream: str) -> list[IntervalRow]:
         """Every row of one stream in the bitemporal table."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT * FROM {self.qualified('status_intervals')} WHERE stream = ?", (stream,)
+                f"SELECT * FROM {self.tables.qualified('status_intervals')} WHERE stream = ?",
+                (stream,),
             )
             return [interval_row_of(row) for row in cursor.fetchall()]
 
     def current_row(self, stream: str) -> tuple[Any, ...] | None:
         """The stored current status of one stream, as the columns `current_params` writes."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT * FROM {self.qualified('current_status')} WHERE stream = ?", (stream,)
+                f"SELECT * FROM {self.tables.qualified('current_status')} WHERE stream = ?",
+                (stream,),
             )
             row = cursor.fetchone()
         if row is None:
@@ -266,27 +292,27 @@ class StatusView(ShadowTables):
     def streams(self, where: EventFilter) -> list[str]:
         """The matching streams that have any event, sorted."""
         clauses, params = key_clauses(where)
-        statement = f"SELECT stream FROM {self.qualified('current_status')}"
+        statement = f"SELECT stream FROM {self.tables.qualified('current_status')}"
         if clauses:
             statement += " WHERE " + " AND ".join(clauses)
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(statement + " ORDER BY stream", params)
             return [row["stream"] for row in cursor.fetchall()]
 
     def projected_streams(self) -> list[str]:
         """Every stream any read model holds a row for."""
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             cursor.execute(
-                f"SELECT stream FROM {self.qualified('status_intervals')}"
-                f" UNION SELECT stream FROM {self.qualified('current_status')}"
+                f"SELECT stream FROM {self.tables.qualified('status_intervals')}"
+                f" UNION SELECT stream FROM {self.tables.qualified('current_status')}"
             )
             return [row["stream"] for row in cursor.fetchall()]
 
     def counts(self) -> dict[str, int]:
         counts = {}
-        with self.transaction(commit=False) as cursor:
+        with self.tables.transaction(commit=False) as cursor:
             for table in READ_MODELS:
-                cursor.execute(f"SELECT COUNT(*) AS n FROM {self.qualified(table)}")
+                cursor.execute(f"SELECT COUNT(*) AS n FROM {self.tables.qualified(table)}")
                 counts[table] = int(cursor.fetchone()["n"])
         return counts
 

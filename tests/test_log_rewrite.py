@@ -95,7 +95,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     with behind_the_back(svc) as execute:
         table = "log_checkpoints"
         if svc.log.store.dialect == "postgres":
-            table = svc.projector.view.qualified("log_checkpoints")
+            table = svc.projector.view.tables.qualified("log_checkpoints")
         execute(f"DELETE FROM {table}", ())
     report = httpx.get(f"{url}/v1/audit/verify", headers=READER, timeout=120).json()
     assert report["chain_ok"] is True and report["log_ok"] is True  # nothing left to compare
@@ -184,7 +184,7 @@ def test_a_rebuild_by_another_process_is_seen_by_the_tree_kept_in_memory(
     rewrite(serving.log, first.stream, "imposed", {"note": "forged"})
     elsewhere = make_services(signing_key_file=key_file)  # another process, in effect
     elsewhere.rebuild()
-    truth = elsewhere.projector.view.tree_root(1100, stored_only=True).hex()
+    truth = elsewhere.projector.view.tree.tree_root(1100, stored_only=True).hex()
     assert truth != before.root
 
     after = serving.notary.checkpoint()  # the serving process, its upper nodes cached

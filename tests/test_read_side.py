@@ -464,7 +464,7 @@ def test_a_rebuild_that_dies_half_way_leaves_the_read_models_as_they_were(
     def dies_while_writing(records: Any) -> None:
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(services.projector.view, "write_shadow", dies_while_writing)
+    monkeypatch.setattr(services.projector.view.shadow, "write_shadow", dies_while_writing)
     with pytest.raises(RuntimeError):
         services.projector.rebuild(batch_size=1)
     monkeypatch.undo()
@@ -488,8 +488,8 @@ def test_a_rebuild_that_dies_half_way_leaves_the_read_models_as_they_were(
 def test_events_recorded_during_a_rebuild_are_projected_after_the_swap(
     services: Service, client: TestClient, belarus: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    view = services.projector.view
-    write_shadow = view.write_shadow
+    shadow = services.projector.view.shadow
+    write_shadow = shadow.write_shadow
     recorded: list[dict[str, Any]] = []
 
     def write_while_someone_posts(records: Any) -> None:
@@ -508,7 +508,7 @@ def test_events_recorded_during_a_rebuild_are_projected_after_the_swap(
             )
         write_shadow(records)
 
-    monkeypatch.setattr(view, "write_shadow", write_while_someone_posts)
+    monkeypatch.setattr(shadow, "write_shadow", write_while_someone_posts)
     report = services.projector.rebuild(batch_size=1)
     assert report.events == 6
     assert status(client, "CA", as_of="2022-01-01")[:2] == ("active", ["quota"])

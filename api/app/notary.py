@@ -61,23 +61,23 @@ class Notary:
         if self.embedded_projector:
             self.projector.catch_up()
         self.projector.wait_for(head, timeout=COVERS_SECONDS)
-        return self.projector.view.tree_size()
+        return self.projector.view.tree.tree_size()
 
     def checkpoint(self) -> StoredCheckpoint:
         """The signed checkpoint of the tree as it stands (every event recorded so far),
         signed now if no kept checkpoint has this tree's size and root. So the service
         never serves a checkpoint its tree no longer matches, after a rewrite of history
         and a rebuild as much as after growth."""
-        view = self.projector.view
+        tree = self.projector.view.tree
         size = self.tree_size()
-        root = view.tree_root(size).hex()
-        kept = view.checkpoint_of(size, root)
+        root = tree.tree_root(size).hex()
+        kept = tree.checkpoint_of(size, root)
         if kept is None:
             note = self.signer.sign(Checkpoint(self.origin, size, bytes.fromhex(root)).text())
             signed = StoredCheckpoint(size, root, format_timestamp(datetime.now(UTC)), note)
-            view.save_checkpoint(signed)
+            tree.save_checkpoint(signed)
             # Another process may have kept the same tree's checkpoint a moment earlier.
-            kept = view.checkpoint_of(size, root) or signed
+            kept = tree.checkpoint_of(size, root) or signed
         return kept
 
     def size_or_latest(self, size: int | None, field_name: str) -> int:
@@ -87,7 +87,7 @@ class Notary:
             return self.checkpoint().size
         if size < 0:
             raise InvalidInput(field_name, "a tree size is 0 or more")
-        current = self.projector.view.tree_size()
+        current = self.projector.view.tree.tree_size()
         if size > current:
             current = self.tree_size()
         if size > current:
@@ -98,11 +98,11 @@ class Notary:
         """RFC 9162 inclusion proof of an event in the tree of `size` leaves (default: the
         latest checkpoint's)."""
         tree_size = self.size_or_latest(size, "size")
-        view = self.projector.view
-        leaf = view.leaf_of(str(event_id))
+        tree = self.projector.view.tree
+        leaf = tree.leaf_of(str(event_id))
         if leaf is None:
             self.tree_size()  # recorded a moment ago: let the tree catch up once
-            leaf = view.leaf_of(str(event_id))
+            leaf = tree.leaf_of(str(event_id))
         if leaf is None:
             raise EventNotFound(str(event_id))
         index, _ = leaf
@@ -112,7 +112,7 @@ class Notary:
                 f"or more, not in the tree of {tree_size}"
             )
         ranges = [(0, tree_size), *inclusion_ranges(index, tree_size)]
-        root, *path = view.tree_hashes(ranges)
+        root, *path = tree.tree_hashes(ranges)
         return InclusionOut(
             event_id=event_id,
             leaf_index=index,
@@ -132,7 +132,7 @@ class Notary:
         ranges = [(0, old), (0, to)]
         if 0 < old < to:
             ranges += consistency_ranges(old, to)
-        hashes = self.projector.view.tree_hashes([r for r in ranges if r[1] > r[0]])
+        hashes = self.projector.view.tree.tree_hashes([r for r in ranges if r[1] > r[0]])
         if old == 0:
             hashes.insert(0, EMPTY_ROOT)
         if to == 0:

@@ -78,7 +78,7 @@ def write_jsonl_with_proofs(
     out.write(json.dumps(heading) + "\n")
     count = 0
     for event in events:
-        leaf = svc.projector.view.leaf_of(str(event.event_id))
+        leaf = svc.projector.view.tree.leaf_of(str(event.event_id))
         if leaf is None or leaf[0] >= signed.size:
             continue
         proof = svc.notary.inclusion(event.event_id, signed.size)
