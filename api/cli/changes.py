@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from api.cli.support import AuthorityOpt, JsonOpt, answering, console, styled
+from api.cli.support import (
+    AuthorityOpt,
+    JsonOpt,
+    answering,
+    columns_table,
+    console,
+    printed_as_json,
+    styled,
+)
 
 if TYPE_CHECKING:
     from api.schemas.answers import StreamStatusOut
@@ -57,8 +65,7 @@ def diff(
 
     with answering(ctx) as source:
         answer = source.answers.diff(DiffQuery.from_options(locals()))
-    if as_json:
-        typer.echo(answer.model_dump_json(indent=2, by_alias=True))
+    if printed_as_json(answer, as_json, by_alias=True):
         return
     before, after = answer.from_, answer.to
     if not answer.changes:
@@ -102,21 +109,18 @@ def screen(
 ) -> None:
     """Does a shipment fall under sanctions? The commodity its HS code maps to, and the
     status of each authority's measures on that origin and commodity on the date."""
-    from rich.table import Table
 
     from api.schemas.queries import ScreenQuery
 
     with answering(ctx) as source:
         answer = source.answers.screen(ScreenQuery.from_options(locals()))
-    if as_json:
-        typer.echo(answer.model_dump_json(indent=2))
+    if printed_as_json(answer, as_json):
         return
-    table = Table(
-        title=f"HS {escape(answer.hs)} → {answer.commodity}, from {answer.origin}, "
-        f"on {answer.date} — from {escape(source.origin)}"
+    table = columns_table(
+        f"HS {escape(answer.hs)} → {answer.commodity}, from {answer.origin}, "
+        f"on {answer.date} — from {escape(source.origin)}",
+        *("authority", "status", "measures", "since"),
     )
-    for column in ("authority", "status", "measures", "since"):
-        table.add_column(column)
     for row in answer.results:
         table.add_row(
             row.authority, styled(row.status), ", ".join(row.measures), str(row.since or "")

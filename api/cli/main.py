@@ -26,9 +26,11 @@ from api.cli.support import (
     Options,
     SanctionsGroup,
     answering,
+    columns_table,
     console,
     fail,
     flag,
+    printed_as_json,
     styled,
 )
 
@@ -87,20 +89,17 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """What was in force on a date, as known at a moment."""
-    from rich.table import Table
 
     from api.schemas.queries import StatusQuery
 
     with answering(ctx) as source:
         answer = source.answers.status(StatusQuery.from_options(locals()))
-    if as_json:
-        typer.echo(answer.model_dump_json(indent=2))
+    if printed_as_json(answer, as_json):
         return
-    table = Table(
-        title=f"as of {answer.as_of}, known at {answer.known_at} — from {escape(source.origin)}"
+    table = columns_table(
+        f"as of {answer.as_of}, known at {answer.known_at} — from {escape(source.origin)}",
+        *("stream", "status", "measures", "since"),
     )
-    for column in ("stream", "status", "measures", "since"):
-        table.add_column(column)
     for row in answer.results:
         table.add_row(row.stream, styled(row.status), ", ".join(row.measures), str(row.since or ""))
     console.print(table)
@@ -116,18 +115,17 @@ def timeline(
     as_json: JsonOpt = False,
 ) -> None:
     """The validity intervals of each stream, as known at a moment."""
-    from rich.table import Table
 
     from api.schemas.queries import TimelineQuery
 
     with answering(ctx) as source:
         answer = source.answers.timeline(TimelineQuery.from_options(locals()))
-    if as_json:
-        typer.echo(answer.model_dump_json(indent=2))
+    if printed_as_json(answer, as_json):
         return
-    table = Table(title=f"known at {answer.known_at} — from {escape(source.origin)}")
-    for column in ("stream", "from", "to", "status", "measures"):
-        table.add_column(column)
+    table = columns_table(
+        f"known at {answer.known_at} — from {escape(source.origin)}",
+        *("stream", "from", "to", "status", "measures"),
+    )
     for row in answer.intervals:
         table.add_row(
             row.stream,

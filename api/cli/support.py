@@ -20,6 +20,9 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.table import Table
+
     from api.app.service import Service
     from api.app.settings import Settings
     from api.schemas.answers import ReplayStepOut, StatusOut, TimelineOut, VerifyOut
@@ -266,6 +269,23 @@ def progress_bar(
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
+
+
+def printed_as_json(answer: BaseModel, wanted: bool, *, by_alias: bool = False) -> bool:
+    """Print the answer as indented JSON if `--json` asked for it; whether it did."""
+    if wanted:
+        typer.echo(answer.model_dump_json(indent=2, by_alias=by_alias))
+    return wanted
+
+
+def columns_table(title: str, *columns: str) -> Table:
+    """A Rich table with this title and these plain columns."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    return table
 
 
 def styled(status: str) -> str:
