@@ -231,15 +231,26 @@ def test_cli_replay_and_verify(services: Service, seeded: TestClient) -> None:
 def test_a_payload_rewritten_by_sql_text_functions_is_detected(
     services: Service, seeded: TestClient
 ) -> None:
-    """SQLite's replace() on the state column stores text: still checked, not skipped."""
-    if services.log.store.dialect != "sqlite":
-        pytest.skip("a SQLite storage-class quirk")
+    """The insider edits the payload with the database's text functions: SQLite's replace()
+    leaves text in the state column (a storage-class quirk), PostgreSQL's goes through text
+    and back to bytes. Either way the event is checked, not skipped as unreadable."""
+    sqlite = services.log.store.dialect == "sqlite"
+    rewritten = "replace(state, 'transit_ban', 'transit_bam')"
+    if not sqlite:  # bytea: decoded to text, edited, encoded back
+        rewritten = "convert_to(replace(convert_from(state, 'UTF8'),"
+        rewritten += " 'transit_ban', 'transit_bam'), 'UTF8')"
     with behind_the_back(services) as sql:
         sql(
-            f"UPDATE {events_table(services)} SET state = replace(state, 'transit_ban',"
-            " 'transit_bam') WHERE originator_id = %s",
+            f"UPDATE {events_table(services)} SET state = {rewritten} WHERE originator_id = %s",
             (stream_id(services, "LT/BY/potash"),),
         )
+        (stored,) = sql(
+            f"SELECT state FROM {events_table(services)} WHERE originator_id = %s"
+            " AND originator_version = 1",
+            (stream_id(services, "LT/BY/potash"),),
+        )[0]
+    assert isinstance(stored, str) is sqlite  # SQLite's quirk: text where bytes were
+    assert "transit_bam" in (stored if sqlite else bytes(stored).decode())  # the edit took
     report = verify(seeded)
     assert ("hash_mismatch", 1) in kinds(report, "LT/BY/potash")
     assert not any(p["kind"] == "unreadable" for p in report["problems"])
