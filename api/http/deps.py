@@ -26,13 +26,15 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def asked(router: APIRouter, question: type[Question], summary: str) -> Callable[[F], F]:
+def asked(
+    router: APIRouter, question: type[Question], summary: str, *refusals: int
+) -> Callable[[F], F]:
     """The GET route answering `question`: at its path, with its answer's model, refused
-    with 422 (a bad parameter) or 503 (the database unreachable)."""
+    with 422 (a bad parameter), 503 (the database unreachable) and any other `refusals`."""
     return router.get(
         question.PATH.removeprefix(router.prefix),
         response_model=question.ANSWER,
-        responses=problems(422, 503),
+        responses=problems(*sorted({*refusals, 422, 503})),
         summary=summary,
     )
 

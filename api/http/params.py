@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Header, Path, Query
+from fastapi import Header, Path
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from api.schemas import patterns
@@ -50,13 +50,4 @@ LastEventId = Annotated[
         f"^{patterns.SPACE}*(?:{patterns.at_most(MAX_POSITION)}{patterns.SPACE}*)?$",
         "A reconnecting client: resume after this position (blank: ignored)",
     ),
-]
-EventIdQuery = Annotated[
-    UUID,
-    Query(description="The event's id", examples=["0b6f7c52-4d1e-4a8e-9f51-2f1d6a3c9e10"]),
-    BeforeValidator(shapes.uuid_text),
-]
-TreeSize = Annotated[
-    int | None,
-    Query(ge=0, le=MAX_POSITION, description="A tree size (default: the latest checkpoint's)"),
 ]

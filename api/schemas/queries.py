@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Self
+from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from api.schemas import patterns
 from api.schemas.answers import EventPage, ReplayOut, StatusOut, TimelineOut
+from api.schemas.audit import ConsistencyOut, InclusionOut
 from api.schemas.changes import DiffOut, ScreenOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_as_of, parse_known_at
 from api.schemas.requests import (
@@ -29,6 +31,7 @@ from api.schemas.requests import (
     COUNTRY,
     COUNTRY_FORM,
     code,
+    uuid_text,
 )
 from domain.catalogue import commodity_for_hs
 from domain.errors import InvalidInput
@@ -202,7 +205,7 @@ class Question(BaseModel):
         """The query string asking it of a server: every given value."""
         return {
             name: value.value if isinstance(value, EventType) else str(value)
-            for name, value in self.model_dump().items()
+            for name, value in self.model_dump(by_alias=True).items()
             if value is not None
         }
 
@@ -285,3 +288,35 @@ class EventsQuery(StreamQuestion):
 
     def where(self) -> EventFilter:
         return event_filter(self.authority, self.country, self.commodity, self.type)
+
+
+TreeSize = Annotated[
+    int | None,
+    Field(ge=0, le=MAX_POSITION, description="A tree size (default: the latest checkpoint's)"),
+]
+
+
+class InclusionQuery(Question):
+    """The RFC 9162 inclusion proof of an event in the log's tree of a given size."""
+
+    PATH = "/v1/audit/proof/inclusion"
+    ANSWER = InclusionOut
+
+    event_id: Annotated[
+        UUID,
+        Field(description="The event's id", examples=["0b6f7c52-4d1e-4a8e-9f51-2f1d6a3c9e10"]),
+        BeforeValidator(uuid_text),
+    ]
+    size: TreeSize = None
+
+
+class ConsistencyQuery(Question):
+    """The RFC 9162 consistency proof between two sizes of the log's tree."""
+
+    PATH = "/v1/audit/proof/consistency"
+    ANSWER = ConsistencyOut
+
+    from_size: Annotated[
+        int, Field(alias="from", ge=0, le=MAX_POSITION, description="The earlier tree size")
+    ]
+    to: TreeSize = None

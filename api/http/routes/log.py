@@ -8,11 +8,10 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
-from api.http.deps import Reader, ServiceDep, in_worker_thread
-from api.http.params import EventIdQuery, TreeSize
+from api.http.deps import Reader, ServiceDep, asked, in_worker_thread
 from api.http.problem_types import problems
 from api.schemas.audit import ConsistencyOut, InclusionOut
-from api.schemas.inputs import MAX_POSITION
+from api.schemas.queries import ConsistencyQuery, InclusionQuery
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
@@ -43,32 +42,22 @@ async def key(svc: ServiceDep, _: Reader) -> PlainTextResponse:
     return PlainTextResponse(svc.notary.verifier_key + "\n")
 
 
-@router.get(
-    "/proof/inclusion",
-    response_model=InclusionOut,
-    responses=problems(404, 422, 503),
-    summary="RFC 9162 inclusion proof of an event in the tree of a given size",
+@asked(
+    router,
+    InclusionQuery,
+    "RFC 9162 inclusion proof of an event in the tree of a given size",
+    404,
 )
 @in_worker_thread
 def inclusion(
-    svc: ServiceDep, _: Reader, event_id: EventIdQuery, size: TreeSize = None
+    svc: ServiceDep, _: Reader, query: Annotated[InclusionQuery, Query()]
 ) -> InclusionOut:
-    return svc.notary.inclusion(event_id, size)
+    return svc.notary.inclusion(query.event_id, query.size)
 
 
-@router.get(
-    "/proof/consistency",
-    response_model=ConsistencyOut,
-    responses=problems(404, 422, 503),
-    summary="RFC 9162 consistency proof between two tree sizes",
-)
+@asked(router, ConsistencyQuery, "RFC 9162 consistency proof between two tree sizes", 404)
 @in_worker_thread
 def consistency(
-    svc: ServiceDep,
-    _: Reader,
-    from_size: Annotated[
-        int, Query(alias="from", ge=0, le=MAX_POSITION, description="The earlier tree size")
-    ],
-    to: TreeSize = None,
+    svc: ServiceDep, _: Reader, query: Annotated[ConsistencyQuery, Query()]
 ) -> ConsistencyOut:
-    return svc.notary.consistency(from_size, to)
+    return svc.notary.consistency(query.from_size, query.to)
