@@ -156,11 +156,18 @@ def live_server(
     return start
 
 
+SLOW_SESSIONS = {("test_readme.py", "test_examples_give_the_output_they_show")}
+"""Each document's console blocks run as one shell session, servers and all (10-20 s each)."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that drives Chromium carries the `browser` mark, whichever module it is in."""
+    """Every test that drives Chromium carries the `browser` mark, whichever module it is in;
+    the documents' sessions carry `slow`."""
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+        if (item.path.name, getattr(item, "originalname", item.name)) in SLOW_SESSIONS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import pytest
 
-# Whole sessions of the documents, with servers on the ports they show: on one xdist worker.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("shown_ports")]
+# Servers on the ports the documents show: one xdist worker. The sessions are slow (conftest).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("shown_ports")]
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
