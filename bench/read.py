@@ -2,7 +2,7 @@
 
 One store is grown in steps (by default to 1,000, then 100,000, then 1,000,000
 events). The data that is read stays the same at every size: the bundled real
-timeline (``api/data/timeline.jsonl``, 47 events, among them every ``BY`` stream) is
+timeline (``api/app/data/timeline.jsonl``, 60 events, among them every ``BY`` stream) is
 recorded first, then each step fills the log up to its size with synthetic but
 valid events on *other* streams (no stream of the bundled timeline, no target
 country ``BY``): authority x country x commodity keys spread evenly over every

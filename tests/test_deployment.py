@@ -157,8 +157,8 @@ def test_the_image_copies_everything_pip_install_needs(tmp_path: Path) -> None:
 
 def test_the_image_holds_the_bundled_timeline_the_seed_reads(tmp_path: Path) -> None:
     image = image_layout(tmp_path / "image")
-    bundled = (ROOT / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
-    assert (image / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8") == bundled
+    bundled = (ROOT / "api" / "app" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
+    assert (image / "api" / "app" / "data" / "timeline.jsonl").read_text(encoding="utf-8") == bundled
     events = [line for line in bundled.splitlines() if line.strip()]
     loaded = run_python(
         "from api.app.seed import bundled_events; print(len(bundled_events()))",
@@ -177,5 +177,5 @@ def test_the_installed_package_finds_the_bundled_timeline(tmp_path: Path) -> Non
         path=site,
         cwd=image,
     )
-    bundled = (ROOT / "api" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
+    bundled = (ROOT / "api" / "app" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
     assert int(loaded) == len([line for line in bundled.splitlines() if line.strip()])

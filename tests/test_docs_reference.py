@@ -27,7 +27,7 @@ import api
 from api.app.bootstrap import build_service
 from api.app.settings import Settings
 from api.http.app import create_app
-from api.http.problems import PROBLEM_TYPE_BASE, TITLES
+from api.http.problems import ANSWERED, PROBLEM_TYPE_BASE, TITLES
 
 pytestmark = pytest.mark.integration  # a real store: the app is built on a SQLite file
 
@@ -263,6 +263,8 @@ def sent_problem_types(app: FastAPI) -> dict[str, set[int]]:
     """Every problem type the code can send: its kinds, and the types named by status that
     routing itself answers (no such route, a method the route does not take)."""
     types = {PROBLEM_TYPE_BASE + kind: statuses for kind, statuses in problem_kinds().items()}
+    for status, kind, _ in ANSWERED.values():  # each service error's status and kind
+        types.setdefault(PROBLEM_TYPE_BASE + kind, set()).add(status)
     client = TestClient(app, raise_server_exceptions=False)
     for answer in (client.get("/no/such/route"), client.request("PUT", "/healthz")):
         problem = answer.json()
