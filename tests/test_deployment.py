@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("domain", "projections", "api")
 PACKAGE_FILES = (".py", ".html", ".js", ".css", ".jsonl")
 SETUP = "from setuptools import setup; setup()"  # what setuptools' build backend runs
+TIMELINE = Path("api", "app", "data", "timeline.jsonl")
+"""The bundled timeline, where the package keeps it."""
 
 
 def test_compose_file_has_postgres_api_and_projector_running_real_commands() -> None:
@@ -157,8 +159,8 @@ def test_the_image_copies_everything_pip_install_needs(tmp_path: Path) -> None:
 
 def test_the_image_holds_the_bundled_timeline_the_seed_reads(tmp_path: Path) -> None:
     image = image_layout(tmp_path / "image")
-    bundled = (ROOT / "api" / "app" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
-    assert (image / "api" / "app" / "data" / "timeline.jsonl").read_text(encoding="utf-8") == bundled
+    bundled = (ROOT / TIMELINE).read_text(encoding="utf-8")
+    assert (image / TIMELINE).read_text(encoding="utf-8") == bundled
     events = [line for line in bundled.splitlines() if line.strip()]
     loaded = run_python(
         "from api.app.seed import bundled_events; print(len(bundled_events()))",
@@ -177,5 +179,5 @@ def test_the_installed_package_finds_the_bundled_timeline(tmp_path: Path) -> Non
         path=site,
         cwd=image,
     )
-    bundled = (ROOT / "api" / "app" / "data" / "timeline.jsonl").read_text(encoding="utf-8")
+    bundled = (ROOT / TIMELINE).read_text(encoding="utf-8")
     assert int(loaded) == len([line for line in bundled.splitlines() if line.strip()])
