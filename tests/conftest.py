@@ -79,9 +79,16 @@ def drop_schema(schema: str) -> None:
         conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+STORES = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=STORES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store: a SQLite file or a PostgreSQL schema of its own."""
+    """A fresh, empty store: in memory (no database file), a SQLite file, or a PostgreSQL
+    schema of its own. A test marked `shared_store` is not run on the in-memory store."""
+    if request.param == "memory":
+        yield "memory:"
+        return
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/sanctions.db"
         return
@@ -160,14 +167,24 @@ SLOW_SESSIONS = {("test_readme.py", "test_examples_give_the_output_they_show")}
 """Each document's console blocks run as one shell session, servers and all (10-20 s each)."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that drives Chromium carries the `browser` mark, whichever module it is in;
-    the documents' sessions carry `slow`."""
+    the documents' sessions carry `slow`. A test that needs a store other processes, raw SQL
+    or a restart can reach (`shared_store`), or a browser, is not run on the in-memory store."""
+    kept, left_out = [], []
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
         if (item.path.name, getattr(item, "originalname", item.name)) in SLOW_SESSIONS:
             item.add_marker(pytest.mark.slow)
+        in_memory = (
+            getattr(item, "callspec", None) and item.callspec.params.get("database_url") == "memory"
+        )
+        needs_more = item.get_closest_marker("shared_store") or item.get_closest_marker("browser")
+        (left_out if in_memory and needs_more else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ def test_an_untouched_store_verifies_clean(seeded: TestClient) -> None:
     assert report["events_checked"] == 60 and report["streams_checked"] == 29
 
 
+@pytest.mark.shared_store
 def test_a_changed_payload_byte_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         [(state,)] = sql(
@@ -65,6 +66,7 @@ def test_a_changed_payload_byte_is_detected(services: Service, seeded: TestClien
     assert ("hash_mismatch", 2) in kinds(report, "US/BY/potash")
 
 
+@pytest.mark.shared_store
 def test_a_byte_that_breaks_decoding_is_reported_not_crashed(
     services: Service, seeded: TestClient
 ) -> None:
@@ -80,6 +82,7 @@ def test_a_byte_that_breaks_decoding_is_reported_not_crashed(
     assert seeded.get("/v1/status", params={"country": "BY"}).status_code == 200
 
 
+@pytest.mark.shared_store
 def test_a_deleted_middle_event_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         sql(
@@ -93,6 +96,7 @@ def test_a_deleted_middle_event_is_detected(services: Service, seeded: TestClien
     assert not report["chain_ok"] and not report["projections_ok"]
 
 
+@pytest.mark.shared_store
 def test_a_deleted_last_event_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         sql(
@@ -105,6 +109,7 @@ def test_a_deleted_last_event_is_detected(services: Service, seeded: TestClient)
     assert any("lifted" in p["detail"] for p in report["problems"])
 
 
+@pytest.mark.shared_store
 def test_swapped_versions_are_detected(services: Service, seeded: TestClient) -> None:
     table, sid = events_table(services), stream_id(services, "US/BY/potash")
     with behind_the_back(services) as sql:
@@ -128,6 +133,7 @@ def test_swapped_versions_are_detected(services: Service, seeded: TestClient) ->
     assert {"hash_mismatch", "broken_link", "out_of_order"} <= found
 
 
+@pytest.mark.shared_store
 def test_an_edited_read_model_row_is_detected(services: Service, seeded: TestClient) -> None:
     with behind_the_back(services) as sql:
         sql(
@@ -199,6 +205,7 @@ def test_replay_of_a_retraction_shows_the_corrected_status(client: TestClient) -
     ]
 
 
+@pytest.mark.shared_store
 def test_cli_replay_and_verify(services: Service, seeded: TestClient) -> None:
     url = services.log.database_url
     lines = run_cli(
@@ -228,6 +235,7 @@ def test_cli_replay_and_verify(services: Service, seeded: TestClient) -> None:
     ]
 
 
+@pytest.mark.shared_store
 def test_a_payload_rewritten_by_sql_text_functions_is_detected(
     services: Service, seeded: TestClient
 ) -> None:
@@ -257,6 +265,7 @@ def test_a_payload_rewritten_by_sql_text_functions_is_detected(
 
 
 @pytest.mark.parametrize("field", ["timestamp", "timestamp_value", "event_id", "recorded_by"])
+@pytest.mark.shared_store
 def test_every_stored_field_is_covered_by_the_hash(
     services: Service, seeded: TestClient, field: str
 ) -> None:

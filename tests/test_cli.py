@@ -120,6 +120,7 @@ def imposed_by(authority: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.shared_store
 def test_serve_seed_serves_the_bundled_timeline_and_prints_an_admin_token(
     served: tuple[str, Path], database_url: str
 ) -> None:
@@ -161,6 +162,7 @@ def test_serve_seed_serves_the_bundled_timeline_and_prints_an_admin_token(
     assert "LV" not in {e["authority"] for e in recorded["events"]}
 
 
+@pytest.mark.shared_store
 def test_token_create_prints_a_working_token(database_url: str) -> None:
     created = run_cli(database_url, "token", "create", "bob", "--role", "writer")
     assert created.returncode == 0, created.stderr
@@ -181,6 +183,7 @@ def test_token_create_prints_a_working_token(database_url: str) -> None:
         svc.log.close()
 
 
+@pytest.mark.shared_store
 def test_seed_command_is_idempotent(database_url: str) -> None:
     first = run_cli(database_url, "seed")
     assert first.returncode == 0, first.stderr
@@ -189,6 +192,7 @@ def test_seed_command_is_idempotent(database_url: str) -> None:
     assert re.search(r"^0 events recorded, [1-9]\d* already there", second.stdout)
 
 
+@pytest.mark.shared_store
 def test_status_timeline_and_rebuild_commands(database_url: str) -> None:
     assert run_cli(database_url, "seed").returncode == 0
     then = run_cli(database_url, "status", "BY", "potash", "--as-of", "2023-06-01", "--json")
@@ -232,6 +236,7 @@ def test_status_timeline_and_rebuild_commands(database_url: str) -> None:
     assert bad.returncode == 2 and "ISO 3166" in bad.stderr
 
 
+@pytest.mark.shared_store
 def test_reading_commands_never_create_a_database(database_url: str, tmp_path: Path) -> None:
     if database_url.startswith("sqlite"):
         database_url = f"sqlite:///{tmp_path}/nested/sanctions.db"
@@ -264,6 +269,7 @@ def test_the_default_database_is_looked_for_where_the_command_runs(tmp_path: Pat
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.shared_store
 def test_database_option_overrides_the_environment(database_url: str, tmp_path: Path) -> None:
     assert sanctions("seed", database=database_url).returncode == 0
     elsewhere = f"sqlite:///{tmp_path}/elsewhere/none.db"

@@ -73,6 +73,7 @@ def test_flags_show_as_plain_flags_in_help() -> None:
     assert re.search(r"--database\s+URL", top) and re.search(r"--url\s+http://HOST:PORT", top)
 
 
+@pytest.mark.shared_store
 def test_errors_name_the_commands_own_arguments(database_url: str, tmp_path: Path) -> None:
     assert sanctions("seed", database=database_url).returncode == 0
     every = sanctions("status", "XX", "potatoes", "--authority", "ZZ", database=database_url)
@@ -92,6 +93,7 @@ def test_errors_name_the_commands_own_arguments(database_url: str, tmp_path: Pat
         assert result.stderr.startswith(f"error: {name}: "), (args, result.stderr)
 
 
+@pytest.mark.shared_store
 def test_known_at_overflow_is_a_clean_error(database_url: str) -> None:
     assert sanctions("seed", database=database_url).returncode == 0
     for command in (["status", "BY"], ["timeline", "BY"], ["replay"]):
@@ -103,6 +105,7 @@ def test_known_at_overflow_is_a_clean_error(database_url: str) -> None:
         assert "Traceback" not in result.stderr and result.stdout == ""
 
 
+@pytest.mark.shared_store
 def test_replay_fits_80_columns_and_wide_shows_every_column(database_url: str) -> None:
     assert sanctions("seed", database=database_url).returncode == 0
     narrow = sanctions("replay", database=database_url, columns=80)
@@ -124,6 +127,7 @@ def jsonl(path: Path, events: list[dict[str, object]]) -> Path:
     return path
 
 
+@pytest.mark.shared_store
 def test_import_says_how_many_batches_and_why(database_url: str, tmp_path: Path) -> None:
     def imposed(country: str) -> dict[str, object]:
         return {

@@ -39,6 +39,7 @@ def table_and_title(output: str) -> tuple[str, str]:
     return "┏" + table, "".join(title.split())
 
 
+@pytest.mark.shared_store
 def test_reading_commands_answer_the_same_from_a_server(server: str, database_url: str) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     questions = [

@@ -344,6 +344,7 @@ def test_catalogue_lists_each_commoditys_hs_prefixes(client: TestClient) -> None
 # The command line
 
 
+@pytest.mark.shared_store
 def test_cli_diff_and_screen(
     client: TestClient, story: list[dict[str, Any]], database_url: str
 ) -> None:

@@ -190,6 +190,7 @@ def test_a_revoked_token_is_said_to_be_revoked(services: Service, client: TestCl
     )
 
 
+@pytest.mark.shared_store
 def test_a_token_name_is_unique_across_configured_and_stored(
     services: Service, make_services: Callable[..., Service]
 ) -> None:
@@ -288,6 +289,7 @@ def test_odd_inputs_leave_the_keep_alive_connection_usable(
     assert statuses == [422, 422, 422, 422, 422, 422, 200]
 
 
+@pytest.mark.shared_store
 def test_an_undecodable_stored_event_is_skipped_and_named(
     services: Service, client: TestClient
 ) -> None:
@@ -321,6 +323,7 @@ def test_an_undecodable_stored_event_is_skipped_and_named(
 
 
 @pytest.mark.parametrize("damage", ["deleted middle event", "renamed field"])
+@pytest.mark.shared_store
 def test_a_write_to_a_damaged_stream_is_a_409_naming_the_damage(
     services: Service, client: TestClient, damage: str
 ) -> None:

@@ -73,6 +73,7 @@ def writer_script(number: int) -> list[tuple[str, dict[str, Any], dict[str, str]
 SHARED_KEY = {"Idempotency-Key": "one-for-all"}
 
 
+@pytest.mark.shared_store
 def test_64_concurrent_writers_through_group_commit(
     services: Service, serve: Callable[[Service], str]
 ) -> None:
@@ -230,6 +231,7 @@ def test_a_refused_write_in_a_group_leaves_the_others_alone(services: Service) -
     assert [r.event.event_id for r in stored] == [r.event.event_id for r in recorded]
 
 
+@pytest.mark.shared_store
 def test_a_stream_moved_on_by_another_process_is_decided_again(
     make_services: Callable[..., Service],
 ) -> None:
@@ -256,6 +258,7 @@ def test_a_stream_moved_on_by_another_process_is_decided_again(
     assert [r.event.hash for r in stored] == [e.hash for e in chain]
 
 
+@pytest.mark.shared_store
 def test_a_store_restored_from_a_backup_under_a_running_service(services: Service) -> None:
     """The service keeps the streams it writes in memory; when the store goes back in
     time under it (a backup restored), the next write is decided on what is stored, so
@@ -282,6 +285,7 @@ def test_a_store_restored_from_a_backup_under_a_running_service(services: Servic
     assert [r.event.originator_version for r in log.stream_events(key)] == [1, 2]
 
 
+@pytest.mark.shared_store
 def test_a_refusal_is_never_decided_on_a_state_another_process_moved_on(
     make_services: Callable[..., Service],
 ) -> None:

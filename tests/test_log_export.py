@@ -32,6 +32,7 @@ def write(path: Path, lines: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
 
 
+@pytest.mark.shared_store
 def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
     make_services: Callable[..., Service], database_url: str, tmp_path: Path
 ) -> None:
@@ -132,6 +133,7 @@ def as_written(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k not in STAMPED | {"retracts"}} for e in events]
 
 
+@pytest.mark.shared_store
 def test_an_export_with_proofs_imports_like_any_export(
     make_services: Callable[..., Service], database_url: str, empty_store: str, tmp_path: Path
 ) -> None:

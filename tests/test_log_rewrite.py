@@ -32,6 +32,7 @@ def audit_check(database_url: str, kept: Path, url: str) -> tuple[int, str]:
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.shared_store
 def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     make_services: Callable[..., Service],
     serve: Callable[[Service], str],
@@ -103,6 +104,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     assert code == 1, said
 
 
+@pytest.mark.shared_store
 def test_a_database_rebuilt_from_an_altered_export_is_caught(
     make_services: Callable[..., Service],
     serve: Callable[[Service], str],
@@ -146,6 +148,7 @@ def test_a_database_rebuilt_from_an_altered_export_is_caught(
             drop_schema(other_url.split("schema=", 1)[1])
 
 
+@pytest.mark.shared_store
 def test_a_rebuild_by_another_process_is_seen_by_the_tree_kept_in_memory(
     make_services: Callable[..., Service], tmp_path: Path
 ) -> None:

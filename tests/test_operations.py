@@ -122,6 +122,7 @@ def test_tokens_list_and_revoke(services: Service) -> None:
         assert services.tokens.listing()[-1]["revoked_at"] is not None
 
 
+@pytest.mark.shared_store
 def test_token_cli_list_and_revoke(database_url: str) -> None:
     env = {**os.environ, "SANCTIONS_DATABASE_URL": database_url, "SANCTIONS_API_TOKENS": ""}
 
@@ -149,6 +150,7 @@ def test_admin_route_needs_admin(client: TestClient) -> None:
     assert client.post("/v1/admin/projections/rebuild", headers=ADMIN).status_code == 200
 
 
+@pytest.mark.shared_store
 def test_sigterm_finishes_in_flight_writes_and_loses_nothing(database_url: str) -> None:
     port = free_port()
     env = {

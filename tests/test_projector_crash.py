@@ -45,6 +45,7 @@ def record_history(svc: Service, streams: int) -> int:
     return total
 
 
+@pytest.mark.shared_store
 def test_projector_killed_many_times_resumes_exactly(services: Service) -> None:
     total = record_history(services, streams=120)
     view = services.projector.view

@@ -386,6 +386,7 @@ def test_read_your_writes_without_waiting(client: TestClient) -> None:
     assert_every_write_is_read_at_once(client)
 
 
+@pytest.mark.shared_store
 def test_read_your_writes_with_the_projector_in_another_process(
     make_services: Callable[..., Service],
 ) -> None:

@@ -33,6 +33,7 @@ def answers(svc: Service, moments: list[str | None]) -> list[Any]:
     return found
 
 
+@pytest.mark.shared_store
 def test_a_rebuild_in_workers_equals_the_incremental_projection(
     make_services: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,6 +69,7 @@ def test_a_rebuild_in_workers_equals_the_incremental_projection(
     assert verified.projections_ok and verified.log_ok and verified.problems == []
 
 
+@pytest.mark.shared_store
 def test_a_worker_that_fails_leaves_the_read_models_as_they_were(
     make_services: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
 ) -> None:

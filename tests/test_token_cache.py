@@ -64,6 +64,7 @@ def counting(
         yield
 
 
+@pytest.mark.shared_store
 def test_a_token_revoked_by_one_process_is_refused_by_every_other_at_once(
     make_services: Callable[..., Service],
 ) -> None:
@@ -85,6 +86,7 @@ def test_a_token_revoked_by_one_process_is_refused_by_every_other_at_once(
         assert refusal(a.get("/v1/commodities", headers=bearer(token))) == "token revoked"
 
 
+@pytest.mark.shared_store
 def test_a_token_made_by_another_process_works_at_once(
     make_services: Callable[..., Service],
 ) -> None:
@@ -96,6 +98,7 @@ def test_a_token_made_by_another_process_works_at_once(
         assert a.get("/v1/commodities", headers=bearer(token)).status_code == 200
 
 
+@pytest.mark.shared_store
 def test_a_token_revoked_on_the_command_line_is_refused_by_the_server(
     make_services: Callable[..., Service], database_url: str
 ) -> None:
@@ -111,6 +114,7 @@ def test_a_token_revoked_on_the_command_line_is_refused_by_the_server(
         assert refusal(answer) == "token revoked"
 
 
+@pytest.mark.shared_store
 def test_requests_with_a_stored_token_read_no_tokens_and_hand_off_once(
     services: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -126,6 +126,7 @@ def transactions(counts: Counts) -> int:
     return counts["begin"] + counts["autocommit"]
 
 
+@pytest.mark.shared_store
 def test_a_write_is_one_transaction_and_its_projection_one_more(
     monkeypatch: pytest.MonkeyPatch, make_services: Callable[..., Service]
 ) -> None:

@@ -51,6 +51,7 @@ def second_store(database_url: str, tmp_path: Path) -> Any:
     drop_schema(schema)
 
 
+@pytest.mark.shared_store
 def test_export_then_import_into_an_empty_store_gives_the_same_answers(
     database_url: str, second_store: str, tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ def test_export_then_import_into_an_empty_store_gives_the_same_answers(
     assert answers(second_store) == answers(database_url)
 
 
+@pytest.mark.shared_store
 def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
     svc = build_service(Settings(database_url=database_url))
     try:
@@ -123,6 +125,7 @@ def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
     assert run_cli(database_url, "export", "--format", "xml").returncode == 2
 
 
+@pytest.mark.shared_store
 def test_import_is_validated_first_and_resumable(database_url: str, tmp_path: Path) -> None:
     good = {
         "type": "imposed",

@@ -222,6 +222,7 @@ def test_a_disallowed_host_is_refused_naming_url(
         ]
 
 
+@pytest.mark.shared_store
 def test_a_target_no_longer_allowed_is_refused_at_delivery_and_retried(
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:

@@ -70,6 +70,7 @@ def server(database_url: str) -> Iterator[Callable[[], tuple[str, subprocess.Pop
             process.wait()
 
 
+@pytest.mark.shared_store
 def test_a_server_killed_mid_delivery_delivers_everything_in_order_after_restart(
     server: Callable[[], tuple[str, subprocess.Popen[str]]],
 ) -> None:

@@ -356,6 +356,7 @@ def test_expected_version_race_has_exactly_one_winner(client: TestClient) -> Non
     assert client.get("/v1/streams/US/BY/potash").json()["version"] == 2
 
 
+@pytest.mark.shared_store
 def test_version_race_between_separate_applications_has_one_winner(
     make_services: Callable[..., Service],
 ) -> None:
@@ -409,6 +410,7 @@ def test_idempotency_key_reused_with_another_body_is_409(client: TestClient) -> 
     assert log_size(client) == 1
 
 
+@pytest.mark.shared_store
 def test_idempotent_retry_survives_a_restart(make_services: Callable[..., Service]) -> None:
     with TestClient(create_app(make_services())) as before:
         first = post(before, US_IMPOSED, **{"Idempotency-Key": "durable"})
@@ -534,6 +536,7 @@ def test_reads_may_require_a_token(make_services: Callable[..., Service]) -> Non
         assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.shared_store
 def test_first_start_creates_one_admin_token(make_services: Callable[..., Service]) -> None:
     svc = make_services(api_tokens="")
     token = svc.tokens.create_first_admin()
@@ -559,6 +562,7 @@ def stored_token_rows(database_url: str) -> list[dict[str, Any]]:
         return list(conn.execute(SQL("SELECT * FROM {}").format(table)).fetchall())
 
 
+@pytest.mark.shared_store
 def test_tokens_are_stored_hashed(services: Service, database_url: str) -> None:
     token = services.tokens.create("carol", Role.WRITER)
     rows = stored_token_rows(database_url)
