@@ -29,8 +29,9 @@ test: $(STAMP)
 	if [ $$status -eq 5 ]; then echo "pytest ran no test: failing"; exit 1; fi; \
 	exit $$status
 
-# The two-minute loop: unit tests and SQLite tests, no PostgreSQL, no browser, nothing
-# marked slow (tests/README.md), on two workers. `make test` stays the whole suite.
+# The fast loop (under 3 minutes): unit tests and the storage tests in memory and on SQLite,
+# no PostgreSQL, no browser, nothing marked slow (tests/README.md), on two workers.
+# `make test` stays the whole suite.
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not postgres and not browser and not slow" -n 2 --dist loadgroup -q; \
 	status=$$?; \
