@@ -3,10 +3,11 @@ no request the server answers otherwise than the document says, on SQLite and Po
 
 `schemathesis run …/openapi.json --checks all` is run as a user runs it, against the real app
 served by uvicorn on a seeded store, with a writer token: examples, coverage, fuzzing and
-stateful phases. The live event stream is left out (endless by design:
-tests/test_live_stream.py). The rest checks what the run relies on: who the document says
-may call each route, every refusal as a problem document, and the patterns of the codes and
-dates read exactly as the service parses them.
+stateful phases. The live event stream, endless by design (tests/test_live_stream.py), is run
+apart, each request cut short after a while: its events are checked against the schema the
+document gives each one. The rest checks what the run relies on: who the document says may
+call each route, every refusal as a problem document, a short operationId for each operation,
+and the patterns of the codes and dates read exactly as the service parses them.
 """
 
 from __future__ import annotations
@@ -44,9 +45,20 @@ SEED = os.environ.get("SANCTIONS_CONTRACT_SEED", "20260115")
 """Fixed, so a run is repeatable; set SANCTIONS_CONTRACT_SEED to explore others."""
 MAX_EXAMPLES = os.environ.get("SANCTIONS_CONTRACT_EXAMPLES", "10")
 PHASES = ("Examples", "Coverage", "Fuzzing", "Stateful")
+REFERENCE = (ROOT / "docs" / "reference" / "rest.md").read_text(encoding="utf-8")
 
 
-def schemathesis(base_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+STREAM = "/v1/events/stream"
+
+
+def schemathesis(
+    base_url: str, cwd: Path, *args: str, stream: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Every operation but the live stream; or (`stream`) the live stream alone, each of its
+    answers read for 2 seconds."""
+    which = ("--include-path", STREAM, "--request-timeout", "2") if stream else (
+        "--exclude-path", STREAM,
+    )  # fmt: skip
     return subprocess.run(
         [
             SCHEMATHESIS,
@@ -58,8 +70,7 @@ def schemathesis(base_url: str, cwd: Path, *args: str) -> subprocess.CompletedPr
             "all",
             "--header",
             f"Authorization: {WRITER['Authorization']}",
-            "--exclude-path",
-            "/v1/events/stream",
+            *which,
             "--max-examples",
             MAX_EXAMPLES,
             "--seed",
@@ -77,11 +88,11 @@ def schemathesis(base_url: str, cwd: Path, *args: str) -> subprocess.CompletedPr
 
 
 def assert_no_failure(
-    run: subprocess.CompletedProcess[str], phases: tuple[str, ...] = PHASES
+    run: subprocess.CompletedProcess[str], phases: tuple[str, ...] = PHASES, tested: int = 24
 ) -> None:
     report = run.stdout[-12000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
-    assert re.search(r"Tested: +24\b", run.stdout), report
+    assert re.search(rf"Tested: +{tested}\b", run.stdout), report
     for phase in phases:
         assert re.search(rf"✅ +{phase}", run.stdout), f"{phase} did not pass:\n{report}"
     assert re.search(r"\d+ generated, \d+ passed", run.stdout), report
@@ -95,6 +106,20 @@ def test_schemathesis_with_every_check_finds_no_failure(
 ) -> None:
     seed(make_services())
     assert_no_failure(schemathesis(live_server(), tmp_path))
+
+
+@pytest.mark.slow  # schemathesis's every phase, each stream read for 2 s: most of a minute
+def test_the_live_stream_sends_the_events_its_schema_declares(
+    make_services: Callable[..., Service],
+    live_server: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """Each Server-Sent Event is checked (ST108) against the document's schema for one event:
+    its `event` name, its position as `id`, and its `data`, a JSON `EventOut` (or, for a
+    `problem` event, a `SkippedEvent`)."""
+    seed(make_services())
+    run = schemathesis(live_server(), tmp_path, "--max-examples", "5", stream=True)
+    assert_no_failure(run, ("Examples", "Coverage", "Fuzzing"), tested=1)
 
 
 @pytest.mark.slow  # schemathesis's every phase: most of a minute
@@ -191,6 +216,29 @@ def test_the_bearer_scheme_is_required_exactly_where_a_token_is(
         assert ("403" in found[name]["responses"]) is role_can_be_too_low, name
     for name in OPEN:
         assert "security" not in found[name] and "401" not in found[name]["responses"], name
+
+
+def test_every_operation_has_a_short_unique_operation_id(
+    documents: Callable[..., dict[str, Any]],
+) -> None:
+    """A generated client names its functions after them: `record_event`, not FastAPI's
+    default `record_event_v1_events_post`."""
+    found = {name: operation.get("operationId") for name, operation in operations(documents())}
+    assert found["POST /v1/events"] == "record_event"
+    assert found["GET /v1/status"] == "get_status"
+    assert found["GET /v1/screen"] == "screen"
+    assert len(set(found.values())) == len(found), found
+    for name, operation_id in found.items():
+        assert isinstance(operation_id, str), name
+        assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", operation_id), name
+        method, path = name.split(" ")
+        assert not operation_id.endswith(f"_{method.lower()}"), name
+        assert "_v1_" not in operation_id and not operation_id.startswith("v1_"), name
+        slug = re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")  # FastAPI's default suffix
+        assert f"{slug}_{method.lower()}" not in operation_id, name
+        assert len(operation_id) <= 30, name
+        heading = f"### `{name}`\n\nOperation id: `{operation_id}`.\n"
+        assert heading in REFERENCE, f"docs/reference/rest.md does not give {name} its id"
 
 
 def test_every_refusal_is_documented_as_a_problem_document(

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from api.app.bootstrap import build_service
@@ -29,6 +30,12 @@ from api.http.routes import (
 from api.http.security import SecurityHeaders
 
 
+def operation_id(route: APIRoute) -> str:
+    """The operationId of a route: its endpoint function's name, not FastAPI's default of
+    name, path and method (`record_event_v1_events_post`)."""
+    return route.name
+
+
 def create_app(svc: Service) -> FastAPI:
     """The HTTP face of the service, on already built services."""
 
@@ -48,6 +55,9 @@ def create_app(svc: Service) -> FastAPI:
         dependencies=[Depends(strict_query)],
         docs_url=None,  # served by api.http.docs from packaged assets, not a CDN
         redoc_url=None,
+        # Each operation's operationId is its endpoint's name (`record_event`, `get_status`):
+        # a generated client's functions are named after them.
+        generate_unique_id_function=operation_id,
     )
     app.state.service = svc
     problems.install(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +25,34 @@ from domain.rules import EventType
 router = APIRouter(prefix="/v1", tags=["audit"])
 
 
+def _sse_event(kind: str, model: str, id_required: bool) -> dict[str, Any]:
+    """One kind of Server-Sent Event as schemathesis and OpenAPI 3.1 read it: an object of
+    its fields, `data` a JSON document of `model`."""
+    return {
+        "type": "object",
+        "required": ["event", "data", *(["id"] if id_required else [])],
+        "properties": {
+            "event": {"const": kind},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": f"#/components/schemas/{model}"},
+            },
+        },
+    }
+
+
+STREAMED_EVENT: dict[str, Any] = {
+    "description": "One Server-Sent Event: its `event` name, its position as `id` and its "
+    "`data`, a JSON document",
+    "oneOf": [
+        _sse_event("event", "EventOut", id_required=True),
+        _sse_event("problem", "SkippedEvent", id_required=False),
+    ],
+}
+
+
 def skipped_event(found: Undecodable) -> ServerSentEvent:
     """An SSE `problem` event for a stored event that cannot be decoded (still given its
     position as id, so a client resuming from it does not ask for it again)."""
@@ -41,9 +69,7 @@ def skipped_event(found: Undecodable) -> ServerSentEvent:
     "Every matching event, in position order, with its stream's status after it",
 )
 @in_worker_thread
-def audit_replay(
-    svc: ServiceDep, _: Reader, query: Annotated[ReplayQuery, Query()]
-) -> StreamingResponse:
+def replay(svc: ServiceDep, _: Reader, query: Annotated[ReplayQuery, Query()]) -> StreamingResponse:
     """Streamed as it is read, so any size of log is answered in bounded memory."""
     steps = svc.replay(query)
 
@@ -63,7 +89,7 @@ def audit_replay(
     summary="Recompute every hash chain; compare every read model with a fresh replay",
 )
 @in_worker_thread
-def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
+def verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
     return svc.verify()
 
 
@@ -75,12 +101,12 @@ def audit_verify(svc: ServiceDep, _: Auditor) -> VerifyOut:
         200: {
             "description": "`event` events (data: a stored event) and `problem` events (data: "
             "a stored event that cannot be decoded), each with its position as `id`",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": STREAMED_EVENT}},
         },
         **problems(422, 503),
     },
 )
-async def event_stream(
+async def stream_events(
     request: Request,
     svc: ServiceDep,
     _: Reader,

@@ -23,7 +23,7 @@ TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
     responses={200: {**TEXT, "description": "A C2SP signed note"}, **problems(503)},
     summary="The latest signed checkpoint of the whole log",
 )
-async def checkpoint(svc: ServiceDep, _: Reader) -> PlainTextResponse:
+async def get_checkpoint(svc: ServiceDep, _: Reader) -> PlainTextResponse:
     """Origin, tree size and base64 Merkle root, a blank line, and the Ed25519 signature
     line; it covers every event recorded more than two seconds earlier. The header
     `Checkpoint-Signed-At` says when it was signed."""
@@ -37,7 +37,7 @@ async def checkpoint(svc: ServiceDep, _: Reader) -> PlainTextResponse:
     responses={200: {**TEXT, "description": "The signed-note verifier key"}, **problems(503)},
     summary="The key that verifies checkpoints",
 )
-async def key(svc: ServiceDep, _: Reader) -> PlainTextResponse:
+async def get_log_key(svc: ServiceDep, _: Reader) -> PlainTextResponse:
     """`<name>+<hex key id>+<base64(0x01‖Ed25519 public key)>`."""
     return PlainTextResponse(svc.notary.verifier_key + "\n")
 
@@ -49,7 +49,7 @@ async def key(svc: ServiceDep, _: Reader) -> PlainTextResponse:
     404,
 )
 @in_worker_thread
-def inclusion(
+def get_inclusion_proof(
     svc: ServiceDep, _: Reader, query: Annotated[InclusionQuery, Query()]
 ) -> InclusionOut:
     return svc.notary.inclusion(query.event_id, query.size)
@@ -57,7 +57,7 @@ def inclusion(
 
 @asked(router, ConsistencyQuery, "RFC 9162 consistency proof between two tree sizes", 404)
 @in_worker_thread
-def consistency(
+def get_consistency_proof(
     svc: ServiceDep, _: Reader, query: Annotated[ConsistencyQuery, Query()]
 ) -> ConsistencyOut:
     return svc.notary.consistency(query.from_size, query.to)

@@ -45,7 +45,7 @@ def get_status_diff(svc: ServiceDep, _: Reader, query: Annotated[DiffQuery, Quer
 
 @asked(router, ScreenQuery, "Screen a shipment by HS code and origin")
 @in_worker_thread
-def get_screen(svc: ServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -> ScreenOut:
+def screen(svc: ServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -> ScreenOut:
     """The catalogue commodity whose HS prefix is the longest match of `hs`, and, for each
     authority with any event for that origin and commodity, its status on `date` (default
     today): one row per authority, `none` where nothing had taken effect yet."""

@@ -127,5 +127,5 @@ def unsubscribe(subscription_id: SubscriptionId, svc: ServiceDep, _: Admin) -> R
     summary="The latest delivery attempts, newest first, with the receiver's status codes",
 )
 @in_worker_thread
-def deliveries(subscription_id: SubscriptionId, svc: ServiceDep, _: Admin) -> DeliveriesOut:
+def list_deliveries(subscription_id: SubscriptionId, svc: ServiceDep, _: Admin) -> DeliveriesOut:
     return svc.webhooks.attempts(subscription_id)
