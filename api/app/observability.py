@@ -13,10 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_log = logging.getLogger("sanctions.requests")
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status counted and logged for a request whose client hung up (mid-body, say) before
+any answer was sent: nginx's "client closed request". It is never sent."""
 
 
 class Metrics:
@@ -26,7 +31,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "sanctions_http_requests",
-            "HTTP requests answered, by method, route and status",
+            "HTTP requests answered, by method, route and status (499: the client hung up "
+            "before the answer)",
             ["method", "route", "status"],
             registry=self.registry,
         )
@@ -84,16 +90,30 @@ class RequestObserver:
         started = time.perf_counter()
         received = dict(scope)  # routing rewrites path and root_path in place
         status = 500
+        answered = hung_up = False
+
+        async def listen() -> Message:
+            nonlocal hung_up
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                hung_up = True
+            return message
 
         async def observe(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                answered = True
             await send(message)
 
         try:
-            await self.app(scope, receive, observe)
+            await self.app(scope, listen, observe)
+        except ClientDisconnect:
+            if answered:
+                raise
         finally:
+            if hung_up and not answered:
+                status = CLIENT_CLOSED_REQUEST  # no answer was sent, so none was a 500
             elapsed = time.perf_counter() - started
             route = route_of(scope, received)
             method = scope["method"]
@@ -108,6 +128,8 @@ class RequestObserver:
                 "ms": round(elapsed * 1000, 2),
                 "caller": scope.get("state", {}).get("caller"),
             }
+            if status == CLIENT_CLOSED_REQUEST:
+                line["outcome"] = "client disconnected before the answer"
             request_log.info(json.dumps(line))
 
 
