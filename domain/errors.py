@@ -134,3 +134,18 @@ class OutcomeUnknown(DomainError):
         )
         super().__init__(message)
         self.message = message
+
+
+class TreeMismatch(DomainError):
+    """The log's Merkle tree holds a leaf that does not match the stored event it stands
+    for (HTTP 503): the events were changed behind the service's back, and the service
+    signs no checkpoint over such a tree."""
+
+    def __init__(self, detail: str) -> None:
+        message = (
+            f"the log's Merkle tree does not match its stored events ({detail}): no "
+            "checkpoint is signed over it. `sanctions verify` (GET /v1/audit/verify) "
+            "reports what differs"
+        )
+        super().__init__(message)
+        self.message = message

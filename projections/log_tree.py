@@ -231,6 +231,19 @@ class LogTree:
             return EMPTY_ROOT
         return self.tree_hashes([(0, size)], stored_only=stored_only)[0]
 
+    def leaf_rows(self, start: int, end: int) -> list[Leaf]:
+        """Leaves [start, end) with the positions of their events, in order."""
+        with self.tables.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT position, event_id, data FROM {self.tables.qualified('log_leaves')}"
+                " WHERE leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index",
+                (start, end),
+            )
+            return [
+                Leaf(int(row["position"]), str(row["event_id"]), bytes(row["data"]))
+                for row in cursor.fetchall()
+            ]
+
     def tree_leaves(self, start: int, end: int) -> list[tuple[str, bytes]]:
         """The event ids and data of leaves [start, end), in order."""
         with self.tables.transaction(commit=False) as cursor:

@@ -19,6 +19,7 @@ from domain.errors import EventNotFound, InvalidInput, NotInTree
 from domain.hashing import format_timestamp
 from domain.merkle import EMPTY_ROOT, consistency_ranges, inclusion_ranges
 from domain.store import keyfile
+from projections.leaf_check import LeafWitness, check_leaves
 from projections.log_tree import StoredCheckpoint
 from projections.projector import Projector
 
@@ -35,7 +36,9 @@ class Notary:
     projector: Projector
     embedded_projector: bool = True
     signing: threading.Lock = field(default_factory=threading.Lock)
+    checking: threading.Lock = field(default_factory=threading.Lock)
     _signer: Signer | None = None
+    _witness: LeafWitness | None = None
 
     @property
     def signer(self) -> Signer:
@@ -67,18 +70,30 @@ class Notary:
         """The signed checkpoint of the tree as it stands (every event recorded so far),
         signed now if no kept checkpoint has this tree's size and root. So the service
         never serves a checkpoint its tree no longer matches, after a rewrite of history
-        and a rebuild as much as after growth."""
+        and a rebuild as much as after growth. Before signing, the tree's leaves are
+        checked against the stored events (TreeMismatch, and nothing signed, when one
+        does not match)."""
         tree = self.projector.view.tree
         size = self.tree_size()
         root = tree.tree_root(size).hex()
         kept = tree.checkpoint_of(size, root)
         if kept is None:
+            self.check_leaves(size)
             note = self.signer.sign(Checkpoint(self.origin, size, bytes.fromhex(root)).text())
             signed = StoredCheckpoint(size, root, format_timestamp(datetime.now(UTC)), note)
             tree.save_checkpoint(signed)
             # Another process may have kept the same tree's checkpoint a moment earlier.
             kept = tree.checkpoint_of(size, root) or signed
         return kept
+
+    def check_leaves(self, size: int) -> None:
+        """That the tree's first `size` leaves are the stored events' hashes: every leaf
+        the first time, then those added since the last check, unless a stored event
+        covered before has changed (`projections.leaf_check.check_leaves`)."""
+        with self.checking:
+            self._witness = check_leaves(
+                self.projector.log, self.projector.view.tree, size, self._witness
+            )
 
     def size_or_latest(self, size: int | None, field_name: str) -> int:
         """`size` checked against the tree (which is first brought up to date), or the

@@ -28,6 +28,7 @@ from domain.errors import (
     OutcomeUnknown,
     RuleViolation,
     StreamDamaged,
+    TreeMismatch,
     VersionConflict,
     WriteContention,
 )
@@ -175,6 +176,7 @@ ANSWERED: dict[type[Exception], tuple[int, str, Members]] = {
     EventNotFound: (404, "not-found", _message_only),
     SubscriptionNotFound: (404, "not-found", _message_only),
     NotInTree: (404, "not-found", _message_only),
+    TreeMismatch: (503, "tree-mismatch", _message_only),
 }
 """The errors of the service each with its status, problem kind and the members it adds to
 its message (headers among them, when it sends any)."""
