@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from api.app.seed import seed
 from api.app.service import Service
 from api.app.settings import Settings
 from api.schemas.answers import EventIn
+from domain.errors import TreeMismatch
+from projections import leaf_check
 from tests.conftest import READER, TOKENS, WRITER, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back
@@ -193,3 +196,197 @@ def test_a_rebuild_by_another_process_is_seen_by_the_tree_kept_in_memory(
     after = serving.notary.checkpoint()  # the serving process, its upper nodes cached
     assert after.size == 1100 and after.root == truth
     assert serving.notary.inclusion(first.event_id, 1100).root == truth
+
+
+TREE_TABLES = ("log_leaves", "log_nodes", "log_checkpoints", "log_tree_generation")
+
+
+def tree_tables(svc: Service) -> list[str]:
+    """The tree's four tables, as raw SQL on the service's database names them."""
+    if svc.log.store.dialect == "postgres":
+        return [svc.projector.view.tables.qualified(table) for table in TREE_TABLES]
+    return list(TREE_TABLES)
+
+
+def copy_tree(svc: Service) -> dict[str, list[Any]]:
+    with behind_the_back(svc) as execute:
+        return {table: execute(f"SELECT * FROM {table}", ()) for table in tree_tables(svc)}
+
+
+def put_tree_back(svc: Service, saved: dict[str, list[Any]]) -> None:
+    """The insider's last step: the tree's tables exactly as they were before the rewrite."""
+    with behind_the_back(svc) as execute:
+        for table, rows in saved.items():
+            execute(f"DELETE FROM {table}", ())
+            for row in rows:
+                marks = ",".join(["%s"] * len(row))
+                execute(f"INSERT INTO {table} VALUES ({marks})", tuple(row))
+
+
+def rewrite_behind_the_old_tree(svc: Service, database_url: str) -> str:
+    """The US lift moved to 2024-01-01 with every hash recomputed, the read models
+    rebuilt, then the four tree tables put back as they were; the lift's event id."""
+    saved = copy_tree(svc)
+    rewrite(svc.log, LIFT_STREAM, "lifted", {"effective_date": date(2024, 1, 1)})
+    rebuilt = run_cli(database_url, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    svc.projector.catch_up()
+    put_tree_back(svc, saved)
+    assert copy_tree(svc) == saved
+    lift = [
+        e.event
+        for e in svc.log.page(limit=1000).events
+        if e.event.stream == LIFT_STREAM and e.event.TYPE.value == "lifted"
+    ]
+    return str(lift[0].event_id)
+
+
+@pytest.mark.shared_store
+def test_a_rewrite_behind_a_tree_put_back_is_caught_by_audit_check(
+    make_services: Callable[..., Service],
+    serve: Callable[[Service], str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """The insider rewrites an event (every hash recomputed), rebuilds, then puts the
+    tree's tables back as they were: the tree still extends every checkpoint, and only
+    the events the service serves betray the rewrite. The auditor fetches them, and
+    names the first that the signed tree does not hold."""
+    key_file = tmp_path / "signing.key"
+    svc = make_services(signing_key_file=key_file)
+    seed(svc)
+    url = serve(svc)
+    kept = tmp_path / "kept-checkpoint"
+    key = httpx.get(f"{url}/v1/audit/key", timeout=30).text.strip()
+
+    def check() -> tuple[int, str]:
+        done = run_cli(database_url, "audit", "check", str(kept), "--url", url, "--key", key)
+        return done.returncode, done.stdout + done.stderr
+
+    code, said = check()
+    assert code == 0 and "no checkpoint kept yet" in said, said
+    body = {
+        "type": "imposed",
+        "authority": "EU",
+        "country": "IR",
+        "commodity": "gold",
+        "effective_date": "2012-01-23",
+        "measures": ["import_ban"],
+        "source": {"url": "https://eur-lex.europa.eu/"},
+    }
+    posted = httpx.post(f"{url}/v1/events", json=body, headers=WRITER, timeout=30)
+    assert posted.status_code == 201, posted.text
+    signed = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)  # someone reads it: 61
+    assert signed.status_code == 200 and signed.text.splitlines()[1] == "61"
+
+    lift = rewrite_behind_the_old_tree(svc, database_url)
+    status = httpx.get(
+        f"{url}/v1/status",
+        params={"country": "BY", "commodity": "potash", "authority": "US", "as_of": "2024-06-01"},
+        timeout=30,
+    ).json()
+    assert status["results"][0]["status"] == "lifted"  # the rewrite took hold
+
+    # The service serves the checkpoint of 61 events it signed before the rewrite: the
+    # tree put back still extends the kept checkpoint of 60. The events served do not.
+    assert httpx.get(f"{url}/v1/audit/checkpoint", timeout=30).text == signed.text
+    code, said = check()
+    assert code == 1, said
+    assert f"event {lift} ({LIFT_STREAM} v3, lifted, position 59) as served" in said, said
+    assert "is not leaf 58 of the signed checkpoint of 61 events" in said, said
+    assert kept.read_text().splitlines()[1] == "60"  # the kept checkpoint is left alone
+
+
+@pytest.mark.shared_store
+def test_the_service_signs_no_checkpoint_over_leaves_its_events_do_not_match(
+    make_services: Callable[..., Service],
+    serve: Callable[[Service], str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """Before signing, the notary checks the leaves against the stored events (only the
+    new ones while the rows it checked are unchanged): over a tree put back after a
+    rewrite it answers a 503 `tree-mismatch` problem naming the first leaf that does not
+    match, signs nothing, and verify still reports the tree."""
+    key_file = tmp_path / "signing.key"
+    svc = make_services(signing_key_file=key_file)
+    seed(svc)
+    url = serve(svc)
+    first = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)
+    assert first.status_code == 200 and first.text.splitlines()[1] == "60"
+
+    lift = rewrite_behind_the_old_tree(svc, database_url)
+    posted = httpx.post(
+        f"{url}/v1/events",
+        json={
+            "type": "imposed",
+            "authority": "EU",
+            "country": "IR",
+            "commodity": "gold",
+            "effective_date": "2012-01-23",
+            "measures": ["import_ban"],
+            "source": {"url": "https://eur-lex.europa.eu/"},
+        },
+        headers=WRITER,
+        timeout=30,
+    )
+    assert posted.status_code == 201, posted.text
+
+    for path in ("/v1/audit/checkpoint", "/v1/audit/proof/consistency?from=60"):
+        refused = httpx.get(f"{url}{path}", timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        problem = refused.json()
+        assert problem["type"].endswith("/tree-mismatch"), problem
+        assert f"leaf 58 stands for event {lift} at position 59" in problem["detail"], problem
+        assert f"({LIFT_STREAM} v3)" in problem["detail"], problem
+    assert [c.size for c in svc.projector.view.tree.checkpoints()] == [60]  # nothing signed
+
+    # Another process, which never checked this tree, refuses it as well.
+    elsewhere = make_services(signing_key_file=key_file)
+    with pytest.raises(TreeMismatch):
+        elsewhere.notary.checkpoint()
+
+    report = httpx.get(f"{url}/v1/audit/verify", headers=READER, timeout=120).json()
+    assert report["chain_ok"] is True and report["log_ok"] is False
+    assert any(p["kind"] == "tree_differs" for p in report["problems"])
+
+    # A rebuild makes the tree match the events again (the rewrite is then plain for any
+    # auditor: the new root does not extend the checkpoint signed before).
+    svc.rebuild()
+    assert svc.notary.checkpoint().size == 61
+
+
+def test_the_leaf_check_reads_only_new_leaves_while_the_rows_are_unchanged(
+    services: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing compares with their events only the leaves added since the last check."""
+    seed(services)
+    assert services.notary.checkpoint().size == 60  # every leaf compared: the first check
+    compared: list[tuple[int, int]] = []
+    real = leaf_check.compare_leaves
+
+    def counting(log: Any, tree: Any, start: int, end: int, stored: Any) -> None:
+        compared.append((start, end))
+        real(log, tree, start, end, stored)
+
+    monkeypatch.setattr(leaf_check, "compare_leaves", counting)
+    assert services.notary.checkpoint().size == 60  # kept already: nothing to sign
+    services.record(
+        [
+            EventIn.model_validate(
+                {
+                    "type": "imposed",
+                    "authority": "EU",
+                    "country": "IR",
+                    "commodity": "gold",
+                    "effective_date": "2012-01-23",
+                    "measures": ["import_ban"],
+                    "source": {"url": "https://eur-lex.europa.eu/"},
+                }
+            ).draft()
+        ],
+        recorded_by="test",
+    )
+    assert services.notary.checkpoint().size == 61
+    assert compared == [(60, 61)]  # the rows checked before are unchanged: the new leaf only

@@ -3,10 +3,13 @@
 `check_service` keeps one signed checkpoint in a file and, each time it runs, fetches
 the service's current checkpoint and key over the REST API, verifies the signature and
 an RFC 9162 consistency proof from the kept checkpoint (§2.1.4.2, in `domain.merkle`),
-and keeps the new one. `verify_export` checks an export written with `--with-proofs`
-offline, with the verifier key alone: every event's hash recomputed from its fields,
-its inclusion proof (§2.1.3.2) against the signed checkpoint's root, and the hash
-chain between consecutive versions of a stream.
+then, like a Certificate Transparency monitor, fetches every event the new checkpoint
+covers, recomputes each one's hash from its fields and the tree's root from them, and
+compares it with the signed root (a mismatch is located, leaf by leaf, with O(log n)
+consistency proofs); then it keeps the new checkpoint. `verify_export` checks an
+export written with `--with-proofs` offline, with the verifier key alone: every
+event's hash recomputed from its fields, its inclusion proof (§2.1.3.2) against the
+signed checkpoint's root, and the hash chain between consecutive versions of a stream.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import httpx
 from domain.checkpoints import Checkpoint, NoteError, Verifier
 from domain.hashing import GENESIS_HASH, answered_fields, event_hash
 from domain.keys import STREAM_NAMESPACE
-from domain.merkle import leaf_hash, verify_consistency, verify_inclusion
+from domain.merkle import CompactRange, leaf_hash, verify_consistency, verify_inclusion
+
+EVENTS_PAGE = 1000
 
 
 class AuditFailure(Exception):
@@ -74,6 +79,7 @@ def check_service(
         if kept_file.exists():
             old = kept_checkpoint(kept_file, verifier)
             check_extends(client, old, new)
+        check_served(client, new)
     keep(kept_file, note)
     return CheckOutcome(old, new, verifier.text())
 
@@ -115,6 +121,91 @@ def check_extends(client: httpx.Client, old: Checkpoint, new: Checkpoint) -> Non
             f"the log of {new.size} events does not extend the kept checkpoint of {old.size}: "
             "history was rewritten (the consistency proof fails)"
         )
+
+
+def describe(event: dict[str, Any]) -> str:
+    return (
+        f"event {event.get('event_id')} ({event.get('stream')} v{event.get('version')}, "
+        f"{event.get('type')}, position {event.get('position')})"
+    )
+
+
+def check_served(client: httpx.Client, checkpoint: Checkpoint) -> None:
+    """That the events the service serves are the ones its checkpoint signs: every event
+    the checkpoint covers fetched (`GET /v1/events`, in position order), its hash
+    recomputed from its fields, and the tree's root recomputed from those hashes and
+    compared with the signed root. The tree the service keeps is never trusted: a
+    rewritten event behind a tree put back as it was is caught here, named."""
+    tree, data, names = CompactRange(), list[bytes](), list[str]()
+    after: int | None = None
+    while tree.size < checkpoint.size:
+        params = {"limit": EVENTS_PAGE} if after is None else {"limit": EVENTS_PAGE, "after": after}
+        try:
+            page = json.loads(fetch_text(client, "/v1/events", **params))
+            events, skipped = list(page["events"]), list(page.get("problems") or [])
+        except (ValueError, KeyError, TypeError) as error:
+            raise AuditFailure(f"/v1/events answered a malformed page: {error}") from None
+        if skipped:
+            raise AuditFailure(
+                f"the service passes over a stored event it cannot read ({skipped[0]}): "
+                "the log's events were altered"
+            )
+        for event in events[: checkpoint.size - tree.size]:
+            try:
+                digest = recomputed_hash(event)
+            except (KeyError, TypeError, ValueError) as error:
+                raise AuditFailure(f"{describe(event)} cannot be hashed: {error!r}") from None
+            if digest != event.get("hash"):
+                raise AuditFailure(
+                    f"{describe(event)} as served does not match its own hash: it was altered"
+                )
+            tree.append(bytes.fromhex(digest))
+            data.append(bytes.fromhex(digest))
+            names.append(describe(event))
+        after = page.get("next_after")
+        if after is None:
+            break
+    if tree.size < checkpoint.size:
+        raise AuditFailure(
+            f"the signed checkpoint covers {checkpoint.size} events, but the service serves "
+            f"only {tree.size}: events were removed"
+        )
+    if tree.root() != checkpoint.root:
+        index = first_unsigned_leaf(client, data, checkpoint)
+        raise AuditFailure(
+            f"{names[index]} as served is not leaf {index} of the signed checkpoint of "
+            f"{checkpoint.size} events: history was rewritten (the first event that does "
+            "not match)"
+        )
+
+
+def prefix_root(data: list[bytes], size: int) -> bytes:
+    prefix = CompactRange()
+    for item in data[:size]:
+        prefix.append(item)
+    return prefix.root()
+
+
+def first_unsigned_leaf(client: httpx.Client, data: list[bytes], checkpoint: Checkpoint) -> int:
+    """The first leaf whose served event differs from the signed tree's: binary search for
+    the longest prefix of the served hashes that the signed tree extends (an RFC 9162
+    consistency proof from that prefix to the checkpoint verifies), O(log n) proofs."""
+    matching, differing = 0, checkpoint.size  # prefix sizes: the empty one matches
+    while differing - matching > 1:
+        middle = (matching + differing) // 2
+        text = fetch_text(
+            client, "/v1/audit/proof/consistency", **{"from": middle, "to": checkpoint.size}
+        )
+        try:
+            hashes = [bytes.fromhex(item) for item in json.loads(text)["hashes"]]
+        except (ValueError, KeyError, TypeError) as error:
+            raise AuditFailure(f"the consistency proof is malformed: {error}") from None
+        root = prefix_root(data, middle)
+        if verify_consistency(middle, checkpoint.size, root, checkpoint.root, hashes):
+            matching = middle
+        else:
+            differing = middle
+    return matching
 
 
 def keep(kept_file: Path, note: str) -> None:
