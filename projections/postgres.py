@@ -12,6 +12,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.store.postgres import projected_channel
 from domain.store.sql import Cursor, Dialect
 from projections.log_tree import checkpoints_ddl
+from projections.signing_keys import signing_keys_ddl
 from projections.tables import TRACKED_APPLICATION, ReadModelTables
 
 
@@ -26,7 +27,11 @@ class PostgresReadModelTables(ReadModelTables, PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name="status_tracking")
         self.sql_create_statements.extend(
             Composed([SQL(statement)])
-            for statement in [*self.read_model_statements(), *checkpoints_ddl(self)]
+            for statement in [
+                *self.read_model_statements(),
+                *checkpoints_ddl(self),
+                *signing_keys_ddl(self),
+            ]
         )
 
     def qualified(self, table: str) -> str:

@@ -10,6 +10,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from domain.store.sql import Cursor, Dialect
 from projections.log_tree import checkpoints_ddl
+from projections.signing_keys import signing_keys_ddl
 from projections.tables import TRACKED_APPLICATION, ReadModelTables
 
 SWAP_CACHE = -32_000
@@ -31,6 +32,7 @@ class SQLiteReadModelTables(ReadModelTables, SQLiteTrackingRecorder):
             *super().construct_create_table_statements(),
             *self.read_model_statements(),
             *checkpoints_ddl(self),
+            *signing_keys_ddl(self),
         ]
 
     def qualified(self, table: str) -> str:

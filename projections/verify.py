@@ -11,6 +11,7 @@ checked one at a time, so memory stays bounded whatever the size of the log.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -69,7 +70,12 @@ CHAIN_KINDS = {
 class Verifier:
     """Checks the log and the read models of one store."""
 
-    def __init__(self, log: SanctionsLog, view: StatusView, key: checkpoints.Verifier) -> None:
+    def __init__(
+        self,
+        log: SanctionsLog,
+        view: StatusView,
+        key: checkpoints.Verifier | Sequence[checkpoints.Verifier],
+    ) -> None:
         self.log = log
         self.view = view
         self.key = key
@@ -220,7 +226,12 @@ def describe(row: IntervalRow) -> str:
     )
 
 
-def verify(log: SanctionsLog, view: StatusView, key: checkpoints.Verifier) -> VerifyReport:
+def verify(
+    log: SanctionsLog,
+    view: StatusView,
+    key: checkpoints.Verifier | Sequence[checkpoints.Verifier],
+) -> VerifyReport:
     """Check every hash chain, the log's Merkle tree against every signed checkpoint
-    (verified with `key`), and every read model against a fresh replay of the log."""
+    (verified with `key`, or with whichever of the log's keys signed each), and every
+    read model against a fresh replay of the log."""
     return Verifier(log, view, key).run()

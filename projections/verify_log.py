@@ -3,17 +3,17 @@ the stored tree and every signed checkpoint.
 
 A rewrite of history that recomputes every hash chain and rebuilds every read model
 still changes the leaves of the tree, so the roots the service signed before no longer
-match: each kept checkpoint must verify with the service's key and have the root of the
-tree recomputed, in position order, from the log as it stands now (which also makes each
-one consistent with the next).
+match: each kept checkpoint must verify with the service's key (whichever of the log's
+keys signed it) and have the root of the tree recomputed, in position order, from the
+log as it stands now (which also makes each one consistent with the next).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from domain.application import SanctionsLog
-from domain.checkpoints import Checkpoint, NoteError, Verifier
+from domain.checkpoints import Checkpoint, NoteError, Verifier, split_note
 from domain.merkle import CompactRange
 from projections.log_tree import StoredCheckpoint, leaf_data
 from projections.view import StatusView
@@ -46,12 +46,17 @@ def leaves(log: SanctionsLog, problems: list[tuple[str, str]]) -> Iterator[bytes
             yield leaf_data(event.hash)
 
 
-def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[tuple[str, str]]:
-    """(kind, detail) for each way the log fails to match its tree or its checkpoints."""
+def check_log(
+    log: SanctionsLog, view: StatusView, verifier: Verifier | Sequence[Verifier]
+) -> list[tuple[str, str]]:
+    """(kind, detail) for each way the log fails to match its tree or its checkpoints.
+    Given the log's keys (the current one last), each checkpoint is verified with the
+    key its signature names, or with the current key when it names none of them."""
     problems: list[tuple[str, str]] = []
+    keys = [verifier] if isinstance(verifier, Verifier) else list(verifier)
     kept = view.tree.checkpoints()
     for stored in kept:
-        check_signature(stored, verifier, problems)
+        check_signature(stored, key_of(stored.note, keys), problems)
     tree_size = view.tree.tree_size()
     wanted = sorted({stored.size for stored in kept} | {tree_size})
     roots: dict[int, bytes] = {}
@@ -90,6 +95,16 @@ def check_log(log: SanctionsLog, view: StatusView, verifier: Verifier) -> list[t
                 )
             )
     return problems
+
+
+def key_of(note: str, keys: Sequence[Verifier]) -> Verifier:
+    """The key among `keys` that a note's signature names (the last key if none)."""
+    try:
+        _, signatures = split_note(note)
+    except NoteError:
+        return keys[-1]
+    named = {(name, signature[:4]) for name, signature in signatures}
+    return next((key for key in keys if (key.name, key.key_id) in named), keys[-1])
 
 
 def check_signature(

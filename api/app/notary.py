@@ -13,15 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+from api.app.signing import checked_signer
 from api.schemas.audit import ConsistencyOut, InclusionOut
 from domain.checkpoints import Checkpoint, Signer
 from domain.errors import EventNotFound, InvalidInput, NotInTree
 from domain.hashing import format_timestamp
 from domain.merkle import EMPTY_ROOT, consistency_ranges, inclusion_ranges
-from domain.store import keyfile
 from projections.leaf_check import LeafWitness, check_leaves
 from projections.log_tree import StoredCheckpoint
 from projections.projector import Projector
+from projections.signing_keys import SigningKeys
 
 COVERS_SECONDS = 2.0
 """A checkpoint covers every event recorded more than this many seconds earlier."""
@@ -42,11 +43,13 @@ class Notary:
 
     @property
     def signer(self) -> Signer:
-        """The signing key, read (or created, mode 0600) on first use: a process that
+        """The signing key, read (or created, mode 0600, for a log with no checkpoint yet)
+        on first use, once it is the log's current key (`api.app.signing`): a process that
         never signs (the projector) never needs it."""
         with self.signing:
             if self._signer is None:
-                self._signer = keyfile.load_or_create(self.key_file, self.key_name)
+                keys = SigningKeys(self.projector.view.tables)
+                self._signer = checked_signer(self.key_file, self.key_name, keys)
             return self._signer
 
     @property

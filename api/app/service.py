@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 from api.app.changes import ChangeQuestions
@@ -21,6 +22,7 @@ from api.app.identity import TokenStore
 from api.app.notary import Notary
 from api.app.observability import Metrics
 from api.app.settings import Settings
+from api.app.signing import Rotation, rotate, verifiers
 from api.app.webhooks.registry import Webhooks
 from api.schemas.answers import (
     EventOut,
@@ -51,6 +53,7 @@ from domain.store.tokens import TokenTable
 from domain.stream import EventDraft
 from projections.audit_trail import replay_steps
 from projections.projector import Progress, Projector
+from projections.signing_keys import SigningKeys
 from projections.verify import verify
 
 logger = logging.getLogger("sanctions.service")
@@ -207,14 +210,23 @@ class Service(ChangeQuestions):
         try:
             with contextlib.suppress(TreeMismatch):  # verify says what differs
                 self.notary.checkpoint()  # the latest checkpoint covers the log as it stands
-            key = self.notary.signer.verifier
-            run.set_result(VerifyOut.of(verify(self.log, self.projector.view, key)))
+            keys = verifiers(SigningKeys(self.projector.view.tables), self.notary.signer.verifier)
+            run.set_result(VerifyOut.of(verify(self.log, self.projector.view, keys)))
         except BaseException as error:
             run.set_exception(error)
         finally:
             with self.verifying_lock:
                 self.verifying = None
         return run.result()
+
+    def rotate_key(self, new_key_file: Path, name: str) -> Rotation:
+        """Make the key in `new_key_file` (created if absent) the log's signing key, the
+        tree as it stands first signed with the current one, then co-signed with the new.
+        The earlier keys stay listed: the checkpoints they signed still verify."""
+        self.notary.checkpoint()
+        return rotate(
+            self.notary.signer, new_key_file, name, SigningKeys(self.projector.view.tables)
+        )
 
     def rebuild(self, batch_size: int = 5000, progress: Progress | None = None) -> RebuildOut:
         """Every read model dropped and rebuilt from the log."""

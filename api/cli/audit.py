@@ -136,3 +136,36 @@ def keygen(
         errors.print(str(error))
         raise typer.Exit(1) from None
     console.print(signer.verifier.text(), markup=False, highlight=False)
+
+
+@audit_app.command("rotate-key")
+def rotate_key(
+    ctx: typer.Context,
+    new_key_file: Annotated[
+        Path,
+        typer.Argument(help="The new key's file (created, mode 0600, if absent)."),
+    ],
+    name: Annotated[
+        str, typer.Option(help="The new key's name, when the file is created.")
+    ] = "sanctions-timeline",
+) -> None:
+    """Sign the log's checkpoints with another key from now on (on the database, with the
+    current key in SANCTIONS_SIGNING_KEY_FILE). The latest checkpoint is signed by both
+    keys, and the old key stays listed, so the checkpoints it signed still verify. Then
+    point SANCTIONS_SIGNING_KEY_FILE at the new file and restart every server."""
+    from api.cli.support import service
+
+    with service(ctx, catch_up=True) as svc:
+        rotation = svc.rotate_key(new_key_file, name)
+    console.print(
+        f"the log's checkpoints are signed from now on by {rotation.new.text()}"
+        + (
+            ""
+            if rotation.cosigned is None
+            else f"; the checkpoint of {rotation.cosigned} events is signed by both keys"
+        )
+        + f"; {rotation.old.text()} still verifies the checkpoints signed before. "
+        f"Set SANCTIONS_SIGNING_KEY_FILE={new_key_file} and restart every server.",
+        markup=False,
+        highlight=False,
+    )

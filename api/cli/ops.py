@@ -52,6 +52,7 @@ def serve(
             "answers and read-your-writes; run one process, or use PostgreSQL"
         )
     with service(ctx, catch_up=False) as svc:
+        svc.notary.signer  # noqa: B018 -- the log's key, or the start is refused, saying which
         if seed:
             report = seed_timeline(svc)
             console.print(

@@ -169,6 +169,7 @@ def service(
     from api.app.identity import TokenError
     from domain.errors import DomainError, InvalidInput
     from domain.store.config import DatabaseURLError
+    from domain.store.keyfile import SigningKeyError
 
     try:
         settings = options(ctx).settings(**overrides)
@@ -185,7 +186,7 @@ def service(
         yield svc
     except InvalidInput as error:
         raise fail_fields([(e.field, e.message) for e in error.every]) from None
-    except (DomainError, TokenError) as error:
+    except (DomainError, TokenError, SigningKeyError) as error:
         raise fail(str(error)) from None
     finally:
         svc.close()
