@@ -110,7 +110,7 @@ from domain.merkle import (
 )
 from domain.rules import MEASURES, EventType
 from domain.stream import EventDraft
-from projections.log_tree import Leaf, LogTree
+from projections.log.tree import Leaf, LogTree
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STORES = ("sqlite", "postgres")

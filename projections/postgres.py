@@ -11,8 +11,8 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.store.postgres import projected_channel
 from domain.store.sql import Cursor, Dialect
-from projections.log_tree import checkpoints_ddl
-from projections.signing_keys import signing_keys_ddl
+from projections.log.signing_keys import signing_keys_ddl
+from projections.log.tree import checkpoints_ddl
 from projections.tables import TRACKED_APPLICATION, ReadModelTables
 
 

@@ -30,7 +30,7 @@ from domain.application import SanctionsLog
 from domain.store.config import postgres_conninfo, sqlite_path
 from domain.store.sql import as_bytes
 from domain.stream import SanctionsStream
-from projections.log_tree import leaf_data
+from projections.log.tree import leaf_data
 from projections.model import replay_stream
 from projections.rows import current_params, entry_params, intervals_params
 from projections.shadow import Built, ShadowTables

@@ -11,7 +11,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent, Tracking
 
-from projections.log_tree import LogTree
+from projections.log.tree import LogTree
 from projections.tables import READ_MODELS, SHADOW_SUFFIX, ReadModelTables
 
 Row = tuple[Any, ...]

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from domain.store.sql import Cursor, Dialect
-from projections.log_tree import checkpoints_ddl
-from projections.signing_keys import signing_keys_ddl
+from projections.log.signing_keys import signing_keys_ddl
+from projections.log.tree import checkpoints_ddl
 from projections.tables import TRACKED_APPLICATION, ReadModelTables
 
 SWAP_CACHE = -32_000

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from domain.application import SanctionsLog
 from domain.checkpoints import Checkpoint, NoteError, Verifier, split_note
 from domain.merkle import CompactRange
-from projections.log_tree import StoredCheckpoint, leaf_data
+from projections.log.tree import StoredCheckpoint, leaf_data
 from projections.view import StatusView
 
 LOG_KINDS = {

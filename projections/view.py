@@ -18,7 +18,7 @@ from domain.hashing import format_timestamp
 from domain.keys import EventFilter
 from domain.store.sql import Cursor, key_clauses
 from domain.stream import SanctionsStream
-from projections.log_tree import Leaf, LogTree, leaf_data
+from projections.log.tree import Leaf, LogTree, leaf_data
 from projections.model import Changes, IntervalRow, StreamRecord, project
 from projections.rows import (
     StatusRow,

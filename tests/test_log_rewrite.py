@@ -20,7 +20,7 @@ from api.app.service import Service
 from api.app.settings import Settings
 from api.schemas.answers import EventIn
 from domain.errors import TreeMismatch
-from projections import leaf_check
+from projections.log import leaf_check
 from tests.conftest import READER, TOKENS, WRITER, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back

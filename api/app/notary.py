@@ -1,6 +1,6 @@
 """Signed checkpoints and Merkle proofs of the log, as the audit routes and the CLI serve them.
 
-The tree itself is a read model (`projections.log_tree`); the notary brings it up to
+The tree itself is a read model (`projections.log.tree`); the notary brings it up to
 the log's head before signing, keeps every checkpoint it signs, and answers RFC 9162
 proofs from O(log n) stored nodes.
 """
@@ -19,10 +19,10 @@ from domain.checkpoints import Checkpoint, Signer
 from domain.errors import EventNotFound, InvalidInput, NotInTree
 from domain.hashing import format_timestamp
 from domain.merkle import EMPTY_ROOT, consistency_ranges, inclusion_ranges
-from projections.leaf_check import LeafWitness, check_leaves
-from projections.log_tree import StoredCheckpoint
+from projections.log.leaf_check import LeafWitness, check_leaves
+from projections.log.signing_keys import SigningKeys
+from projections.log.tree import StoredCheckpoint
 from projections.projector import Projector
-from projections.signing_keys import SigningKeys
 
 COVERS_SECONDS = 2.0
 """A checkpoint covers every event recorded more than this many seconds earlier."""
@@ -92,7 +92,7 @@ class Notary:
     def check_leaves(self, size: int) -> None:
         """That the tree's first `size` leaves are the stored events' hashes: every leaf
         the first time, then those added since the last check, unless a stored event
-        covered before has changed (`projections.leaf_check.check_leaves`)."""
+        covered before has changed (`projections.log.leaf_check.check_leaves`)."""
         with self.checking:
             self._witness = check_leaves(
                 self.projector.log, self.projector.view.tree, size, self._witness

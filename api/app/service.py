@@ -52,8 +52,8 @@ from domain.store.config import environment_for, setup_lock
 from domain.store.tokens import TokenTable
 from domain.stream import EventDraft
 from projections.audit_trail import replay_steps
+from projections.log.signing_keys import SigningKeys
 from projections.projector import Progress, Projector
-from projections.signing_keys import SigningKeys
 from projections.verify import verify
 
 logger = logging.getLogger("sanctions.service")

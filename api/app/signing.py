@@ -3,7 +3,7 @@
 A log whose checkpoints were signed by one key must never be signed by another one
 picked up by mistake (a mistyped `SANCTIONS_SIGNING_KEY_FILE` used to create a new key
 silently, and every later `sanctions verify` failed). So the log lists its verifier keys
-(`projections.signing_keys`): a process starts only with the key listed last; a log
+(`projections.log.signing_keys`): a process starts only with the key listed last; a log
 with checkpoints and no key file at the path given is refused, never given a new key.
 A new log (no checkpoint yet) takes the key it is started with, created if absent.
 `sanctions audit rotate-key` makes another key the current one, keeping the earlier
@@ -20,7 +20,7 @@ from domain.checkpoints import Checkpoint, NoteError, Signer, Verifier, split_no
 from domain.hashing import format_timestamp
 from domain.store import keyfile
 from domain.store.keyfile import SigningKeyError
-from projections.signing_keys import SigningKeys
+from projections.log.signing_keys import SigningKeys
 
 ROTATE_HINT = "(`sanctions audit rotate-key` changes the log's key on purpose)"
 

@@ -18,7 +18,7 @@ from eventsourcing.persistence import Notification
 from domain.application import SanctionsLog
 from domain.errors import TreeMismatch
 from domain.store.cursor import as_bytes
-from projections.log_tree import Leaf, LogTree, leaf_data
+from projections.log.tree import Leaf, LogTree, leaf_data
 
 PAGE = 5000
 
