@@ -28,6 +28,27 @@ from tests.tamper import behind_the_back
 pytestmark = pytest.mark.e2e  # the insider's rewrite, caught by the CLI and a served app
 
 LIFT_STREAM = "US/BY/potash"
+IRAN_GOLD = {
+    "type": "imposed",
+    "authority": "EU",
+    "country": "IR",
+    "commodity": "gold",
+    "effective_date": "2012-01-23",
+    "measures": ["import_ban"],
+    "legal_basis": "Council Decision 2012/35/CFSP",
+    "source": {"url": "https://eur-lex.europa.eu/"},
+}
+"""An honest event recorded after the first checkpoint: the log grows from 60 to 61."""
+
+
+def seeded_and_served(
+    make_services: Callable[..., Service], serve: Callable[[Service], str], tmp_path: Path
+) -> tuple[Service, str]:
+    """The bundled timeline on the test's store, signed with a key of the test's own, and
+    served."""
+    svc = make_services(signing_key_file=tmp_path / "signing.key")
+    seed(svc)
+    return svc, serve(svc)
 
 
 def audit_check(database_url: str, kept: Path, url: str) -> tuple[int, str]:
@@ -42,10 +63,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    key_file = tmp_path / "signing.key"
-    svc = make_services(signing_key_file=key_file)
-    seed(svc)
-    url = serve(svc)
+    svc, url = seeded_and_served(make_services, serve, tmp_path)
     kept = tmp_path / "kept-checkpoint"
 
     code, said = audit_check(database_url, kept, url)
@@ -55,17 +73,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     assert first_note.splitlines()[1] == "60"
 
     # Honest growth after the checkpoint passes, and the newer checkpoint is kept.
-    body = {
-        "type": "imposed",
-        "authority": "EU",
-        "country": "IR",
-        "commodity": "gold",
-        "effective_date": "2012-01-23",
-        "measures": ["import_ban"],
-        "legal_basis": "Council Decision 2012/35/CFSP",
-        "source": {"url": "https://eur-lex.europa.eu/"},
-    }
-    posted = httpx.post(f"{url}/v1/events", json=body, headers=WRITER, timeout=30)
+    posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
     code, said = audit_check(database_url, kept, url)
     assert code == 0, said
@@ -252,10 +260,7 @@ def test_a_rewrite_behind_a_tree_put_back_is_caught_by_audit_check(
     tree's tables back as they were: the tree still extends every checkpoint, and only
     the events the service serves betray the rewrite. The auditor fetches them, and
     names the first that the signed tree does not hold."""
-    key_file = tmp_path / "signing.key"
-    svc = make_services(signing_key_file=key_file)
-    seed(svc)
-    url = serve(svc)
+    svc, url = seeded_and_served(make_services, serve, tmp_path)
     kept = tmp_path / "kept-checkpoint"
     key = httpx.get(f"{url}/v1/audit/key", timeout=30).text.strip()
 
@@ -265,16 +270,7 @@ def test_a_rewrite_behind_a_tree_put_back_is_caught_by_audit_check(
 
     code, said = check()
     assert code == 0 and "no checkpoint kept yet" in said, said
-    body = {
-        "type": "imposed",
-        "authority": "EU",
-        "country": "IR",
-        "commodity": "gold",
-        "effective_date": "2012-01-23",
-        "measures": ["import_ban"],
-        "source": {"url": "https://eur-lex.europa.eu/"},
-    }
-    posted = httpx.post(f"{url}/v1/events", json=body, headers=WRITER, timeout=30)
+    posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
     signed = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)  # someone reads it: 61
     assert signed.status_code == 200 and signed.text.splitlines()[1] == "61"
@@ -308,28 +304,12 @@ def test_the_service_signs_no_checkpoint_over_leaves_its_events_do_not_match(
     new ones while the rows it checked are unchanged): over a tree put back after a
     rewrite it answers a 503 `tree-mismatch` problem naming the first leaf that does not
     match, signs nothing, and verify still reports the tree."""
-    key_file = tmp_path / "signing.key"
-    svc = make_services(signing_key_file=key_file)
-    seed(svc)
-    url = serve(svc)
+    svc, url = seeded_and_served(make_services, serve, tmp_path)
     first = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)
     assert first.status_code == 200 and first.text.splitlines()[1] == "60"
 
     lift = rewrite_behind_the_old_tree(svc, database_url)
-    posted = httpx.post(
-        f"{url}/v1/events",
-        json={
-            "type": "imposed",
-            "authority": "EU",
-            "country": "IR",
-            "commodity": "gold",
-            "effective_date": "2012-01-23",
-            "measures": ["import_ban"],
-            "source": {"url": "https://eur-lex.europa.eu/"},
-        },
-        headers=WRITER,
-        timeout=30,
-    )
+    posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
 
     for path in ("/v1/audit/checkpoint", "/v1/audit/proof/consistency?from=60"):
@@ -343,7 +323,7 @@ def test_the_service_signs_no_checkpoint_over_leaves_its_events_do_not_match(
     assert [c.size for c in svc.projector.view.tree.checkpoints()] == [60]  # nothing signed
 
     # Another process, which never checked this tree, refuses it as well.
-    elsewhere = make_services(signing_key_file=key_file)
+    elsewhere = make_services(signing_key_file=tmp_path / "signing.key")
     with pytest.raises(TreeMismatch):
         elsewhere.notary.checkpoint()
 
