@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.persistence import Notification
 
@@ -62,23 +63,35 @@ def check_leaves(
     if witness is not None and (witness.size > size or witness.position > up_to):
         witness = None
     running = hashlib.sha256()
+    if witness is None:  # every leaf compared, in the same pass that digests the rows
+        stored = digested(log, up_to, running)
+        compare_leaves(log, tree, 0, size, stored)
+        for _ in stored:  # the last row taken is digested as the next is asked for
+            pass
+        return LeafWitness(size, up_to, running.digest())
     at_witness: bytes | None = None
     fresh: list[Notification] = []
+    for notification in digested(log, up_to, running):
+        if notification.id > witness.position:
+            if at_witness is None:
+                at_witness = running.digest()
+            fresh.append(notification)
+    if at_witness is None:
+        at_witness = running.digest()
+    if at_witness == witness.digest:
+        compare_leaves(log, tree, witness.size, size, iter(fresh))
+    else:  # a row covered before has changed: every leaf again
+        compare_leaves(log, tree, 0, size, digested(log, up_to, hashlib.sha256()))
+    return LeafWitness(size, up_to, running.digest())
+
+
+def digested(log: SanctionsLog, up_to: int, running: Any) -> Iterator[Notification]:
+    """The stored rows up to position `up_to`, in order, each added to `running` once the
+    reader has taken it (so `running` read between two rows holds the rows before)."""
     for notifications in log.notification_pages(up_to=up_to, page=PAGE):
         for notification in notifications:
-            if witness is not None and notification.id > witness.position:
-                if at_witness is None:
-                    at_witness = running.digest()
-                fresh.append(notification)
+            yield notification
             running.update(row_digest_input(notification))
-    if witness is not None and at_witness is None:
-        at_witness = running.digest()
-    if witness is not None and at_witness == witness.digest:
-        compare_leaves(log, tree, witness.size, size, iter(fresh))
-    else:
-        stored = (n for page in log.notification_pages(up_to=up_to, page=PAGE) for n in page)
-        compare_leaves(log, tree, 0, size, stored)
-    return LeafWitness(size, up_to, running.digest())
 
 
 def compare_leaves(
