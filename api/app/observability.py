@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import ClientDisconnect
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_log = logging.getLogger("sanctions.requests")
@@ -61,19 +61,43 @@ class Metrics:
 
 
 def route_of(scope: Scope, received: Scope) -> str:
-    """The route template a request matched (`/static/{path}`, `/openapi.json`, …), never
-    its raw path: metrics labels stay few. FastAPI records only its own API routes in the
-    scope, so the others are matched again against the scope as it was `received`."""
+    """The route template a request matched (`/v1/status/{stream}`, `/static/{path}`, …),
+    never its raw path: metrics labels stay few. A request that never reached its route
+    (its client hung up while the write guard read the body, say) is matched again, as it
+    was `received`, against the templates the app publishes in its OpenAPI document, then
+    against its other routes (the static mounts, `/docs`)."""
     route = scope.get("route")
-    if route is None:
-        for candidate in getattr(scope.get("app"), "routes", ()):
-            if candidate.matches(received)[0] is Match.FULL:
-                route = candidate
-                break
     path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return "unmatched"
-    return path + "/{path}" if isinstance(route, Mount) else path
+    if isinstance(path, str):
+        return path + "/{path}" if isinstance(route, Mount) else path
+    app = scope.get("app")
+    for template in published_templates(app):
+        if template.matches(received)[0] is Match.FULL:
+            return template.path
+    for candidate in getattr(app, "routes", ()):
+        path = getattr(candidate, "path", None)
+        if isinstance(path, str) and candidate.matches(received)[0] is Match.FULL:
+            return path + "/{path}" if isinstance(candidate, Mount) else path
+    return "unmatched"
+
+
+def published_templates(app: Any) -> list[Route]:
+    """The app's operations as plain routes (template and methods), from its OpenAPI
+    document: public, where the framework's own route objects nest privately."""
+    templates: list[Route] | None = getattr(app, "_observed_templates", None)
+    if templates is None:
+        openapi = getattr(app, "openapi", None)
+        paths = openapi().get("paths", {}) if callable(openapi) else {}
+        templates = [
+            Route(path, endpoint=unreachable, methods=[m.upper() for m in operations])
+            for path, operations in paths.items()
+        ]
+        app._observed_templates = templates
+    return templates
+
+
+def unreachable(*_: Any) -> None:  # pragma: no cover -- a template is matched, never called
+    raise AssertionError("a route template of the metrics is never called")
 
 
 class RequestObserver:
