@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -159,3 +160,56 @@ def test_a_new_log_still_creates_its_key(make_services: Make, tmp_path: Path) ->
     make_services(signing_key_file=key_file).notary.checkpoint()
     assert key_file.is_file()
     start(make_services(signing_key_file=key_file))
+
+
+def test_audit_check_follows_a_rotation_given_both_keys(
+    make_services: Make,
+    tmp_path: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    serve: Callable[[Service], str],
+) -> None:
+    """An auditor kept a checkpoint signed by the old key; after the rotation, pinning the
+    new key and giving the old one with --kept-key, the consistency proof joins the two."""
+    old_file, new_file = tmp_path / "old.key", tmp_path / "new.key"
+    svc = signed_log(make_services, old_file)
+    old = svc.notary.signer.verifier
+    kept = tmp_path / "kept.checkpoint"
+    kept.write_text(svc.notary.checkpoint().note)  # what the auditor kept: 60 events
+
+    monkeypatch.setenv("SANCTIONS_SIGNING_KEY_FILE", str(old_file))
+    assert run_cli(database_url, "audit", "rotate-key", str(new_file)).returncode == 0
+    new = Signer.parse(new_file.read_text()).verifier
+    after = make_services(signing_key_file=new_file)
+    url = serve(after)
+    # The log grows under the new key.
+    grown = httpx.post(
+        f"{url}/v1/events",
+        timeout=30,
+        headers={"Authorization": "Bearer writer-token"},
+        json={
+            "type": "imposed",
+            "authority": "EU",
+            "country": "IR",
+            "commodity": "gold",
+            "effective_date": "2012-01-23",
+            "measures": ["import_ban"],
+            "legal_basis": "Council Decision 2012/35/CFSP",
+            "source": {"url": "https://eur-lex.europa.eu/eli/dec/2012/35/oj"},
+        },
+    )
+    assert grown.status_code == 201, grown.text
+
+    def check(*extra: str) -> tuple[int, str]:
+        done = run_cli(database_url, "audit", "check", str(kept), "--url", url, *extra)
+        return done.returncode, done.stdout + done.stderr
+
+    code, said = check("--key", new.text())
+    assert code == 1 and "--kept-key" in said, said
+    code, said = check("--key", new.text(), "--kept-key", new.text())  # the wrong old key
+    assert code == 1 and "does not verify" in said, said
+    code, said = check("--key", new.text(), "--kept-key", old.text())
+    assert code == 0 and "grew from 60 to 61 events" in said, said
+    assert Checkpoint.open(kept.read_text(), new).size == 61  # the new key's, kept now
+    code, said = check("--key", new.text())  # from now on the new key alone
+    assert code == 0 and "still has 61 events" in said, said

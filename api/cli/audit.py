@@ -47,6 +47,14 @@ def check(
             "taking the one the server serves.",
         ),
     ] = None,
+    kept_key: Annotated[
+        str | None,
+        typer.Option(
+            "--kept-key",
+            help="After a key rotation: the old verifier key (itself, or a file holding "
+            "it) that signed the kept checkpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Fetch the server's current signed checkpoint, verify its signature and a
     consistency proof from the kept one, then keep the new one.
@@ -61,7 +69,11 @@ def check(
     pinned = None if key is None else read_key(key)
     try:
         outcome = check_service(
-            checkpoint_file, base, pinned_key=pinned, token=os.environ.get("SANCTIONS_TOKEN")
+            checkpoint_file,
+            base,
+            pinned_key=pinned,
+            kept_key=None if kept_key is None else read_key(kept_key),
+            token=os.environ.get("SANCTIONS_TOKEN"),
         )
     except AuditFailure as failure:
         console.print(f"audit check FAILED: {failure}", markup=False, highlight=False)

@@ -55,17 +55,21 @@ def fetch_text(client: httpx.Client, path: str, **params: int) -> str:
 
 
 def check_service(
-    kept_file: Path, url: str, *, pinned_key: str | None = None, token: str | None = None
+    kept_file: Path,
+    url: str,
+    *,
+    pinned_key: str | None = None,
+    kept_key: str | None = None,
+    token: str | None = None,
 ) -> CheckOutcome:
     """Verify the service's current checkpoint against the one kept in `kept_file`, then
-    keep the new one there (AuditFailure on any mismatch, and the file is left as it was)."""
+    keep the new one there (AuditFailure on any mismatch, and the file is left as it was).
+    After a key rotation, `kept_key` is the old key, which signed the kept checkpoint: the
+    consistency proof then joins a checkpoint of each key."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60) as client:
         served_key = fetch_text(client, "/v1/audit/key").strip()
-        try:
-            verifier = Verifier.parse(pinned_key or served_key)
-        except NoteError as error:
-            raise AuditFailure(f"the verifier key is not usable: {error}") from None
+        verifier = usable(pinned_key or served_key)
         if pinned_key and served_key != verifier.text():
             raise AuditFailure(
                 f"the service now serves the key {served_key}, not the pinned {verifier.text()}"
@@ -77,11 +81,18 @@ def check_service(
             raise AuditFailure(f"the service's checkpoint does not verify: {error}") from None
         old = None
         if kept_file.exists():
-            old = kept_checkpoint(kept_file, verifier)
+            old = kept_checkpoint(kept_file, usable(kept_key) if kept_key else verifier)
             check_extends(client, old, new)
         check_served(client, new)
     keep(kept_file, note)
     return CheckOutcome(old, new, verifier.text())
+
+
+def usable(key: str) -> Verifier:
+    try:
+        return Verifier.parse(key)
+    except NoteError as error:
+        raise AuditFailure(f"the verifier key {key!r} is not usable: {error}") from None
 
 
 def kept_checkpoint(kept_file: Path, verifier: Verifier) -> Checkpoint:
@@ -91,8 +102,9 @@ def kept_checkpoint(kept_file: Path, verifier: Verifier) -> Checkpoint:
         raise AuditFailure(f"cannot read the kept checkpoint {kept_file}: {error}") from None
     except NoteError as error:
         raise AuditFailure(
-            f"the kept checkpoint {kept_file} does not verify with the service's key "
-            f"({verifier.text()}): {error}. Was the key replaced?"
+            f"the kept checkpoint {kept_file} does not verify with the key "
+            f"{verifier.text()}: {error}. Was the key replaced? After a rotation, give the "
+            "old key, which signed the kept checkpoint, with --kept-key"
         ) from None
 
 
