@@ -43,6 +43,7 @@ def serve(
     from api.app.observability import configure_logging
     from api.app.seed import seed as seed_timeline
     from api.http.app import create_app
+    from api.http.limits import BoundedHeadersProtocol
 
     database_url = options(ctx).settings().database_url
     if workers > 1 and not database_url.startswith(("postgresql", "postgres")):
@@ -78,6 +79,8 @@ def serve(
             "log_level": "info",
             "access_log": False,
             "timeout_graceful_shutdown": 30,
+            # httptools, refusing a request line and headers over 64 KiB (431)
+            "http": BoundedHeadersProtocol,
         }
         if workers == 1:
             uvicorn.run(create_app(svc), **run)  # type: ignore[arg-type]

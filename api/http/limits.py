@@ -1,5 +1,7 @@
-"""The guard in front of every write: body size (413), media type (415), and a body that
-is not well-formed JSON (422, saying where), before the app parses anything."""
+"""The guards in front of the app: a request's header size (431, in the HTTP protocol
+itself, before headers are buffered), and in front of every write its body size (413),
+media type (415), and a body that is not well-formed JSON (422, saying where), before the
+app parses anything."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ from functools import partial
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.http.problems import PROBLEM_TYPE_BASE, TITLES
 
 KIB = 1024
 EVENT_BODY_LIMIT = 64 * KIB
 BATCH_BODY_LIMIT = 8 * KIB * KIB
+HEADER_LIMIT = 64 * KIB
+"""A request's line and headers together, in bytes."""
 JSON_WRITES = ("/v1/events", "/v1/events:batch", "/v1/subscriptions")
 
 
@@ -146,3 +151,101 @@ class WriteGuard:
             headers.append((b"connection", b"close"))  # the rest of the body is not read
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def problem_bytes(status: int, detail: str, *, kind: str) -> bytes:
+    """A whole HTTP/1.1 answer carrying a problem document, closing the connection."""
+    body = json.dumps(
+        {"type": PROBLEM_TYPE_BASE + kind, "title": TITLES[status], "status": status,
+         "detail": detail},
+        separators=(",", ":"),
+    ).encode()  # fmt: skip
+    head = (
+        f"HTTP/1.1 {status} {TITLES[status]}\r\n"
+        "content-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+HEADERS_TOO_LARGE = problem_bytes(
+    431,
+    f"the request line and headers are over the {HEADER_LIMIT // KIB} KiB this server takes",
+    kind="headers-too-large",
+)
+
+
+class HeadersTooLarge(Exception):
+    """Raised inside the parser to stop it reading more of a request's headers."""
+
+
+class BoundedHeadersProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request whose line and headers pass
+    `HEADER_LIMIT` bytes with a 431 problem and closing the connection. httptools (llhttp)
+    has no such limit and gathers each header whole in memory, so the bytes read while a
+    request's headers are incomplete are counted as they arrive: at most one read past the
+    limit is ever held."""
+
+    header_limit = HEADER_LIMIT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_headers = True  # between requests, the next bytes are a request's head
+        self.head_bytes = 0  # bytes read since this request's head began
+        self.head_size = 0  # its line and headers as parsed so far
+        self.refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        if self.in_headers:
+            self.head_bytes += len(data)
+        super().data_received(data)  # on_headers_complete resets the count
+        if not self.refused and self.in_headers and self.head_bytes > self.header_limit:
+            self.refuse()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_headers = True
+        self.head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self.count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self.count(len(name) + len(value) + 4)
+
+    def count(self, size: int) -> None:
+        """Headers that arrived in one read are only seen here, as they are parsed."""
+        self.head_size += size
+        if self.head_size > self.header_limit:
+            self.head_bytes = self.head_size
+            raise HeadersTooLarge  # the parser stops; send_400_response answers 431
+
+    def on_headers_complete(self) -> None:
+        self.in_headers = False
+        self.head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.in_headers = True
+        self.head_bytes = 0
+
+    def send_400_response(self, msg: str) -> None:
+        """A parser error: ours (the headers are too large) is answered 431."""
+        if self.in_headers and self.head_bytes > self.header_limit:
+            self.refuse()
+            return
+        super().send_400_response(msg)
+
+    def refuse(self) -> None:
+        if self.refused:
+            return
+        self.refused = True
+        self.logger.warning("Request headers over %d bytes refused (431).", self.header_limit)
+        self.transport.write(HEADERS_TOO_LARGE)
+        self.transport.close()

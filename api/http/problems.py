@@ -46,6 +46,7 @@ TITLES = {
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
+    431: "Request header fields too large",
     422: "Invalid input",
     500: "Internal error",
     503: "Service unavailable",
