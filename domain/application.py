@@ -197,9 +197,23 @@ class SanctionsLog(Application[uuid.UUID]):
             except DomainError as error:
                 refused.append((write, error))
         self._check_refusals(refused, committed, loaded)
-        for write, refusal in refused:
-            write.answer(error=refusal)
+        self._answer_refusals(refused)
         return attempt.ready()
+
+    def _answer_refusals(self, refused: list[tuple[Write, DomainError]]) -> None:
+        """Answer the refused writes with their refusals, but a keyed one whose key is
+        stored by now as a replay: another process may have committed that very key's
+        events between this group's key look-up and its reading of the streams, and the
+        write was then refused on a state holding its own events. A key is committed
+        in the transaction of its events, so a look-up made after the streams were read
+        sees every key whose events they hold. Refusals only: no cost to a write that
+        is accepted."""
+        keyed = [write for write, _ in refused if write.request is not None]
+        if keyed:
+            answer_replays(keyed, self.store.find_idempotencies, self.events_by_ids)
+        for write, refusal in refused:
+            if not write.answered:
+                write.answer(error=refusal)
 
     def _check_refusals(
         self,
