@@ -21,7 +21,6 @@ from tests.webhook_receiver import Receiver
 pytestmark = pytest.mark.e2e  # deliveries to real local receivers
 
 FAST = {
-    "webhook_allow_hosts": "127.0.0.1",
     "webhook_timeout_seconds": 0.5,
     "webhook_backoff_base_seconds": 0.05,
     "webhook_backoff_cap_seconds": 0.2,
@@ -30,9 +29,13 @@ Make = Callable[..., Service]
 
 
 @contextmanager
-def running(make: Make, **settings: Any) -> Iterator[TestClient]:
-    """The app on the test's store, its projector and deliveries running."""
-    with TestClient(create_app(make(**{**FAST, **settings}))) as client:
+def running(make: Make, *allowed: Receiver, **settings: Any) -> Iterator[TestClient]:
+    """The app on the test's store, its projector and deliveries running, allowed to send
+    to the given receivers (each on 127.0.0.1 at a port of its own)."""
+    allow = ",".join(f"{receiver.host}:{receiver.port}" for receiver in allowed)
+    with TestClient(
+        create_app(make(**{**FAST, "webhook_allow_hosts": allow, **settings}))
+    ) as client:
         yield client
 
 
@@ -72,7 +75,7 @@ def test_a_delivery_is_signed_as_standard_webhooks_say_and_carries_the_stored_ev
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:
     receiver = receivers()
-    with running(make_services) as client:
+    with running(make_services, receiver) as client:
         before = impose(client, "RU")  # recorded before the subscription: never sent
         created = subscribe(client, receiver.url, country="by")
         assert created["secret"].startswith("whsec_")
@@ -115,7 +118,7 @@ def test_a_retraction_carries_the_status_as_of_the_retracted_event(
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:
     receiver = receivers()
-    with running(make_services) as client:
+    with running(make_services, receiver) as client:
         impose(client)
         created = subscribe(client, receiver.url)
         eased = record(
@@ -136,7 +139,7 @@ def test_a_receiver_that_fails_first_then_succeeds_gets_every_event_in_order(
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:
     receiver = receivers(failures=3)
-    with running(make_services) as client:
+    with running(make_services, receiver) as client:
         created = subscribe(client, receiver.url)
         ids = [impose(client, country)["event_id"] for country in ("BY", "RU", "IR", "KP")]
         receiver.wait_for(lambda: len(receiver.delivered()) >= 4)
@@ -146,7 +149,13 @@ def test_a_receiver_that_fails_first_then_succeeds_gets_every_event_in_order(
         assert [r.headers["webhook-id"] for r in receiver.delivered()] == ids
         for request in receiver.received:
             request.verified(created["secret"])
-        answer = client.get(f"/v1/subscriptions/{created['id']}/deliveries", headers=ADMIN)
+        last = max(client.get(f"/v1/events/{i}").json()["position"] for i in ids)
+        path = f"/v1/subscriptions/{created['id']}/deliveries"
+        # The last answer is recorded just after the receiver has sent it.
+        receiver.wait_for(
+            lambda: client.get(path, headers=ADMIN).json()["delivered_position"] == last
+        )
+        answer = client.get(path, headers=ADMIN)
         assert answer.status_code == 200
         attempts = answer.json()["attempts"][::-1]  # oldest first
         assert [(a["attempt"], a["outcome"], a["status_code"]) for a in attempts[:4]] == [
@@ -155,9 +164,6 @@ def test_a_receiver_that_fails_first_then_succeeds_gets_every_event_in_order(
             (3, "failed", 500),
             (4, "delivered", 200),
         ]
-        assert answer.json()["delivered_position"] == max(
-            client.get(f"/v1/events/{i}").json()["position"] for i in ids
-        )
 
 
 def test_a_dead_receiver_slows_neither_writers_nor_other_subscribers(
@@ -169,7 +175,7 @@ def test_a_dead_receiver_slows_neither_writers_nor_other_subscribers(
     dead = receivers(delay=10.0)  # answers long after the timeout
     down = receivers(failures=10**6)
     alive = receivers()
-    with running(make_services, webhook_timeout_seconds=4.0) as client:
+    with running(make_services, dead, down, alive, webhook_timeout_seconds=4.0) as client:
         for receiver in (dead, down):
             subscribe(client, receiver.url)
         subscribe(client, alive.url)
@@ -195,7 +201,7 @@ def test_a_disallowed_host_is_refused_naming_url(
         assert refused.headers["content-type"] == "application/problem+json"
         assert [e["field"] for e in refused.json()["errors"]] == ["body.url"]
         assert "SANCTIONS_WEBHOOK_ALLOW_HOSTS" in refused.json()["errors"][0]["message"]
-    with running(make_services, webhook_allow_hosts="localhost,10.0.0.0/8") as client:
+    with running(make_services, webhook_allow_hosts="localhost,10.0.0.0/8:8080") as client:
         for url in (
             receiver.url.replace("127.0.0.1", "localhost"),  # a name resolving to loopback
             "http://10.1.2.3:8080/hook.",
@@ -222,12 +228,91 @@ def test_a_disallowed_host_is_refused_naming_url(
         ]
 
 
+def test_a_receiver_trickling_its_answer_is_cut_off_at_the_timeout(
+    make_services: Make, receivers: Callable[..., Receiver]
+) -> None:
+    """A receiver sending its answer a byte a second never lets a read time out: the
+    timeout bounds the whole attempt all the same, which is recorded as failed, and the
+    receiver sees the connection closed long before its answer is done."""
+    receiver = receivers(trickle=True)
+    with running(make_services, receiver, webhook_timeout_seconds=1.5) as client:
+        created = subscribe(client, receiver.url)
+        imposed = impose(client)
+        path = f"/v1/subscriptions/{created['id']}/deliveries"
+        receiver.wait_for(lambda: len(client.get(path, headers=ADMIN).json()["attempts"]) >= 1)
+        first = client.get(path, headers=ADMIN).json()["attempts"][-1]
+        assert first["event_id"] == imposed["event_id"]
+        assert (first["attempt"], first["outcome"], first["status_code"]) == (1, "failed", None)
+        assert first["error"] == "no complete answer within 1.5 s"
+        assert first["duration_ms"] < 10_000  # a sanity bound: the answer takes 600 s
+        receiver.wait_for(lambda: bool(receiver.cut_off))
+        assert receiver.cut_off[0] < 100  # of the answer's 620 bytes
+        assert client.get(path, headers=ADMIN).json()["delivered_position"] == 0
+
+
+def test_target_ports_and_ipv6_literals_are_judged_by_the_allow_list(
+    make_services: Make, receivers: Callable[..., Receiver]
+) -> None:
+    """Port 0, the database's port and any port not listed with the host are refused
+    (422 naming body.url, nothing stored); an IPv6 literal is allowed when listed, with its
+    port, and delivered to; one not listed, or another address in disguise, is refused."""
+    six = receivers(host="::1")
+    allow = f"127.0.0.1,[::1]:{six.port},fd00::/8,10.0.0.0/8:8443,hooks.example.com:8080"
+    with running(make_services, webhook_allow_hosts=allow) as client:
+        for url in (
+            "http://127.0.0.1:0/",
+            "http://127.0.0.1:5432/",
+            "http://127.0.0.1:8080/hook",
+            f"http://127.0.0.1:{six.port}/hook",  # the port is listed for [::1] only
+            "http://[::1]:8080/hook",
+            "http://[::2]/",
+            "http://[fd00::1]:5432/",
+            "http://10.1.2.3:8080/",
+            "http://[::ffff:127.0.0.1]/",  # 127.0.0.1 in disguise
+            "http://[::ffff:7f00:1]/",
+            "http://[fe80::1]/",
+            "http://[::]/",
+            "http://hooks.example.com:8443/",
+        ):
+            answer = client.post("/v1/subscriptions", json={"url": url}, headers=ADMIN)
+            assert answer.status_code == 422, (url, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert [e["field"] for e in answer.json()["errors"]] == ["body.url"], url
+        port = client.post(
+            "/v1/subscriptions", json={"url": "http://127.0.0.1:5432/"}, headers=ADMIN
+        ).json()["errors"][0]["message"]
+        assert "port 5432" in port and "127.0.0.1:5432" in port
+        assert client.get("/v1/subscriptions", headers=ADMIN).json()["subscriptions"] == []
+        for url in (
+            "http://127.0.0.1/",
+            "https://127.0.0.1:443/",
+            "http://[fd00::1]/",
+            "https://10.1.2.3:8443/",
+        ):
+            subscribed = client.post("/v1/subscriptions", json={"url": url}, headers=ADMIN)
+            assert subscribed.status_code == 201, (url, subscribed.text)
+            assert (
+                client.delete(
+                    f"/v1/subscriptions/{subscribed.json()['id']}", headers=ADMIN
+                ).status_code
+                == 204
+            )
+        created = subscribe(client, six.url)
+        assert created["url"] == f"http://[::1]:{six.port}/hook"
+        imposed = impose(client)
+        six.wait_for(lambda: len(six.delivered()) == 1)
+        got = six.delivered()[0]
+        assert got.headers["webhook-id"] == imposed["event_id"]
+        assert got.headers["Host"] == f"[::1]:{six.port}"
+        assert got.verified(created["secret"])["event"]["event_id"] == imposed["event_id"]
+
+
 @pytest.mark.shared_store
 def test_a_target_no_longer_allowed_is_refused_at_delivery_and_retried(
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:
     receiver = receivers()
-    with running(make_services) as client:
+    with running(make_services, receiver) as client:
         created = subscribe(client, receiver.url)
     with running(make_services, webhook_allow_hosts="10.0.0.0/8") as client:  # restarted
         impose(client)
@@ -237,7 +322,7 @@ def test_a_target_no_longer_allowed_is_refused_at_delivery_and_retried(
         assert {a["outcome"] for a in attempts} == {"refused"}
         assert "127.0.0.1 is not in SANCTIONS_WEBHOOK_ALLOW_HOSTS" in attempts[0]["error"]
         assert not receiver.received
-    with running(make_services) as client:  # allowed again: the event gets through
+    with running(make_services, receiver) as client:  # allowed again: the event gets through
         receiver.wait_for(lambda: len(receiver.delivered()) == 1)
 
 
@@ -250,7 +335,8 @@ def test_the_allow_list_checks_every_address_a_name_resolves_to() -> None:
         "v6.example": ["2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
     }
     allow = AllowList(
-        "public.example, inside.example, mixed.example, mapped.example, *.v6.example, v6.example",
+        "public.example, inside.example, mixed.example, mapped.example, *.v6.example,"
+        " v6.example:8080",
         resolver=lambda host, port: answers[host],
     )
     assert allow.check("https://public.example/x?y=1").address == "93.184.215.14"
@@ -269,6 +355,24 @@ def test_the_allow_list_checks_every_address_a_name_resolves_to() -> None:
         AllowList("").check("http://public.example/")
     with pytest.raises(ValueError):
         AllowList("10.0.0.0/33")
+    for entry in ("127.0.0.1:0", "[::1", "[::1]8080", "hooks.example:http", "host:65536"):
+        with pytest.raises(ValueError):
+            AllowList(entry)
+    ports = AllowList(
+        "public.example:8443, *.v6.example:9000, [2606:2800::/32]:8080",
+        resolver=lambda host, port: answers.get(host, answers["v6.example"]),
+    )
+    assert ports.check("https://public.example:8443/").port == 8443
+    assert ports.check("https://public.example/").port == 443
+    assert ports.check("http://a.v6.example:9000/").address == answers["v6.example"][0]
+    assert ports.check("http://[2606:2800::1]:8080/").host_header == "[2606:2800::1]:8080"
+    for url in (
+        "http://public.example:8080/",
+        "http://a.v6.example:8443/",
+        "http://[2606:2800::1]:9000/",
+    ):
+        with pytest.raises(TargetRefused, match="port"):
+            ports.check(url)
 
 
 def test_secrets_never_appear_in_answers_or_logs(
@@ -276,7 +380,7 @@ def test_secrets_never_appear_in_answers_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     receiver = receivers(failures=1)
-    with running(make_services) as client:
+    with running(make_services, receiver) as client:
         created = subscribe(client, receiver.url)
         secret = created["secret"]
         impose(client)
@@ -322,7 +426,7 @@ def test_a_deleted_subscription_is_sent_nothing_more(
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:
     receiver = receivers()
-    with running(make_services) as client:
+    with running(make_services, receiver) as client:
         created = subscribe(client, receiver.url)
         impose(client)
         receiver.wait_for(lambda: len(receiver.delivered()) == 1)

@@ -1,8 +1,10 @@
 """A real webhook receiver for the tests: an HTTP server on 127.0.0.1 that keeps every
-request it gets and answers as told (fail the first N, hang, or take its time)."""
+request it gets and answers as told (fail the first N, hang, take its time, or trickle its
+answer a byte a second)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,11 +27,23 @@ class Received:
 
 
 class Receiver:
-    """Answers 200 unless `failures` remain (then 500), or after `delay` seconds."""
+    """Answers 200 unless `failures` remain (then 500), or after `delay` seconds; with
+    `trickle`, sends its answer one byte a second, for as long as the sender listens (a
+    line of headers that never ends)."""
 
-    def __init__(self, *, failures: int = 0, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        failures: int = 0,
+        delay: float = 0.0,
+        trickle: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.failures = failures
         self.delay = delay
+        self.trickle = trickle
+        self.cut_off: list[int] = []
+        """For each trickled answer the sender closed, how many bytes it had been sent."""
         self.arrived: list[Received] = []
         """Every request as it comes, before it is answered."""
         self.received: list[Received] = []
@@ -41,9 +55,11 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                status = receiver.answer(
-                    Received({k: v for k, v in self.headers.items()}, body, self.path)
-                )
+                request = Received({k: v for k, v in self.headers.items()}, body, self.path)
+                if receiver.trickle:
+                    receiver.trickled(request, self.wfile)
+                    return
+                status = receiver.answer(request)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -51,10 +67,14 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.server = Server((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{self.host}:{self.port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answer(self, request: Received) -> int:
@@ -68,6 +88,20 @@ class Receiver:
             self.failures -= 1
             self.statuses.append(status)
         return status
+
+    def trickled(self, request: Received, out: Any) -> None:
+        with self.lock:
+            self.arrived.append(request)
+        answer = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * 600
+        for sent, byte in enumerate(answer):
+            try:
+                out.write(bytes([byte]))
+                out.flush()
+            except OSError:  # the sender closed the connection
+                with self.lock:
+                    self.cut_off.append(sent)
+                return
+            time.sleep(1.0)
 
     def delivered(self) -> list[Received]:
         """The requests answered 2xx, in the order they came."""

@@ -119,9 +119,12 @@ _LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _TOP_LABEL = "[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _URL_REST = "[A-Za-z0-9._~!$&'()*+,;=:@/?#%-]"
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_HOST = f"(?:{_OCTET}(?:\\.{_OCTET}){{3}}|(?:{_LABEL}\\.)*{_TOP_LABEL})\\.?"
+_IPV4 = f"{_OCTET}(?:\\.{_OCTET}){{3}}"
+_IPV6 = f"\\[(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:[0-9A-Fa-f]{{1,4}}|{_IPV4})?\\]"
+_HOST = f"(?:(?:{_IPV4}|(?:{_LABEL}\\.)*{_TOP_LABEL})\\.?|{_IPV6})"
 HTTP_URL = f"{any_case('http')}[Ss]?://{_HOST}(?::{_PORT})?(?:[/?#]{_URL_REST}*)?"
-"""An http(s) URL with a host name or IPv4 address, written with RFC 3986 characters only."""
+"""An http(s) URL with a host name, an IPv4 address or an IPv6 one in brackets, written with
+RFC 3986 characters only."""
 
 
 def compiled(pattern: str) -> re.Pattern[str]:

@@ -91,7 +91,7 @@ def _url_text(value: Any) -> Any:
     if isinstance(value, str) and len(value) <= URL_MAX_LENGTH and not _HTTP_URL.fullmatch(value):
         raise PydanticCustomError(
             "url_parsing",
-            "must be an http(s) URL with a host name or IPv4 address, in RFC 3986 characters",
+            "must be an http(s) URL with a host name or IP address, in RFC 3986 characters",
         )
     return value
 

@@ -6,7 +6,8 @@ successful attempt, so a process killed at any instant resumes with the first ev
 yet acknowledged (at least once, in position order). Which process delivers a
 subscription is settled by a lease on its row (`lease_owner` until `lease_until_ms`),
 claimed and renewed with a conditional update: any number of processes may share the
-database, one of them delivers each subscription, and a dead one's lease runs out.
+database, one of them delivers each subscription, and a dead one's lease runs out (or is
+released at once by a process that knows its holder is gone).
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ class Attempt:
 
 class LeaseLost(Exception):
     """Another process delivers this subscription now (or it was deleted)."""
+
+    def __init__(self, subscription_id: str, holder: str | None = None) -> None:
+        super().__init__(subscription_id)
+        self.holder = holder
+        """Who holds the lease (None: nobody, the subscription is gone)."""
 
 
 class SubscriptionTable:
@@ -171,7 +177,7 @@ class SubscriptionTable:
             )
             row = _find_active(cursor, self.table, subscription_id)
         if row is None or row["lease_owner"] != owner:
-            raise LeaseLost(subscription_id)
+            raise LeaseLost(subscription_id, None if row is None else row["lease_owner"])
         return int(row["delivered_position"])
 
     def release(self, subscription_id: str, owner: str) -> None:
@@ -182,6 +188,30 @@ class SubscriptionTable:
                 " WHERE id = ? AND lease_owner = ?",
                 (subscription_id, owner),
             )
+
+    def lease_holders(self) -> list[str]:
+        """Every owner holding a lease on a live subscription (expired or not)."""
+        with self.store.transaction(commit=False) as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT lease_owner FROM {self.table}"
+                " WHERE lease_owner IS NOT NULL AND deleted_at IS NULL"
+            )
+            return [row["lease_owner"] for row in cursor.fetchall()]
+
+    def release_all(self, owner: str) -> int:
+        """Give up every lease `owner` holds (a process known to be gone), so that another
+        may take over at once; how many there were."""
+        with self.store.transaction(commit=True) as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) AS n FROM {self.table} WHERE lease_owner = ?", (owner,)
+            )
+            count = int(cursor.fetchone()["n"])
+            cursor.execute(
+                f"UPDATE {self.table} SET lease_owner = NULL, lease_until_ms = 0"
+                " WHERE lease_owner = ?",
+                (owner,),
+            )
+        return count
 
     def record(self, subscription_id: str, owner: str, attempt: Attempt) -> None:
         """Store an attempt and, when it delivered its event, move the subscription's

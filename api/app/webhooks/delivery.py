@@ -18,11 +18,11 @@ import logging
 import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from api.app.webhooks.sender import Answer, post, signed_headers
+from api.app.webhooks.owners import Owner
+from api.app.webhooks.sender import Answer, Cutoff, post, signed_headers
 from api.app.webhooks.targets import AllowList, TargetRefused
 from api.schemas.answers import ReplayStepOut
 from domain.application import SanctionsLog
@@ -50,8 +50,9 @@ class DeliveryPolicy:
 
     @property
     def lease_ms(self) -> int:
-        # Held across an attempt: at least three timeouts (connect, send, answer) and a margin.
-        return round(max(self.lease, 3 * self.timeout + 1) * 1000)
+        # Held across an attempt, which the timeout bounds as a whole: at least twice the
+        # timeout and a second, for the name's resolution and the transactions either side.
+        return round(max(self.lease, 2 * self.timeout + 1) * 1000)
 
     def backoff(self, attempt: int) -> float:
         """The pause after the `attempt`-th failure: full jitter under a capped exponential."""
@@ -93,7 +94,7 @@ class Deliveries:
         self.table = table
         self.allow = allow
         self.policy = policy
-        self.owner = f"{uuid.uuid4()}"  # this process's name on the leases it holds
+        self.owner = Owner.mine()  # this process's name on the leases it holds
         self.signals = log.signals
         self.workers: dict[str, SubscriptionWorker] = {}
         self._stop = threading.Event()
@@ -104,6 +105,8 @@ class Deliveries:
         self._thread.start()
 
     def run(self) -> None:
+        with contextlib.suppress(Exception):
+            self.release_the_dead()
         while not self._stop.is_set():
             seen = self.signals.seen("projected")
             try:
@@ -113,6 +116,20 @@ class Deliveries:
                 with contextlib.suppress(Exception):
                     self.table.create_tables()  # a database that came back empty
             self.signals.wait("projected", self.policy.idle, since=seen)
+
+    def release_the_dead(self) -> None:
+        """Free at once the leases of processes known to be gone (a predecessor killed
+        with SIGKILL): on SQLite, which one process serves, every lease but this
+        process's; elsewhere, those of processes on this machine that no longer run."""
+        single = self.table.store.dialect == "sqlite"
+        for holder in self.table.lease_holders():
+            if (single and not Owner.here(holder)) or Owner.gone(holder):
+                released = self.table.release_all(holder)
+                logger.info(
+                    "took over %s webhook subscription(s) from the stopped process %s",
+                    released,
+                    holder,
+                )
 
     def refresh(self) -> None:
         """A worker for every live subscription, none for deleted ones."""
@@ -134,8 +151,8 @@ class Deliveries:
             worker.stop()
 
     def stop(self) -> None:
-        """Stop every worker and wait for them (an attempt under way is given its timeout),
-        so that none touches the store once it is closed."""
+        """Stop every worker and wait for them (an attempt under way is cut short), so
+        that none touches the store once it is closed."""
         self._stop.set()
         self.signals.wake("projected")
         if self._thread is not None:
@@ -144,10 +161,11 @@ class Deliveries:
         self.workers.clear()
         for worker in workers:
             worker.stop()
-        deadline = time.monotonic() + self.policy.lease_ms / 1000
+        deadline = time.monotonic() + self.policy.timeout + 2
         for worker in workers:
             if worker.thread.ident is not None:
                 worker.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        Owner.retire(self.owner)
 
 
 class SubscriptionWorker:
@@ -162,12 +180,16 @@ class SubscriptionWorker:
             subscription.authority, subscription.country, subscription.commodity
         )
         self._stop = threading.Event()
+        self._cutoff: Cutoff | None = None  # the attempt under way
         self.thread = threading.Thread(
             target=self.run, name=f"webhook-{subscription.id[:8]}", daemon=True
         )
 
     def stop(self) -> None:
         self._stop.set()
+        cutoff = self._cutoff
+        if cutoff is not None:
+            cutoff.cut("stopping")  # an attempt under way is abandoned
         self.deliveries.signals.wake("projected")
 
     def run(self) -> None:
@@ -177,8 +199,11 @@ class SubscriptionWorker:
             try:
                 if self.deliver_pending():
                     continue
-            except LeaseLost:
-                pass  # another process delivers it (or it was deleted): look again later
+            except LeaseLost as lost:
+                # Another process delivers it (or it was deleted): look again later, at
+                # once if that process is known to be gone.
+                if self.took_over(lost.holder):
+                    continue
             except Exception:
                 logger.exception(
                     "webhook delivery for subscription %s failed", self.subscription.id
@@ -186,6 +211,20 @@ class SubscriptionWorker:
             signals.wait("projected", self.policy.idle, since=seen)
         with contextlib.suppress(Exception):
             self.table.release(self.subscription.id, self.deliveries.owner)
+
+    def took_over(self, holder: str | None) -> bool:
+        """Free the lease of `holder` if its process is known to be gone."""
+        try:
+            if holder is None or not Owner.gone(holder):
+                return False
+            released = self.table.release_all(holder)
+        except Exception:
+            logger.exception("could not release the lease of %s", holder)
+            return False
+        logger.info(
+            "took over %s webhook subscription(s) from the stopped process %s", released, holder
+        )
+        return True
 
     def claim(self) -> int:
         """Renew the lease (LeaseLost if gone); the position delivered so far."""
@@ -270,7 +309,13 @@ class SubscriptionWorker:
         except TargetRefused as refused:
             return Answer(None, f"target refused: {refused}", 0), "refused"
         headers = signed_headers(self.subscription.secret, event_id, body, time.time())
-        answer = post(target, headers, body, self.policy.timeout)
+        self._cutoff = cutoff = Cutoff()
+        if self._stop.is_set():
+            cutoff.cut("stopping")
+        try:
+            answer = post(target, headers, body, self.policy.timeout, cutoff)
+        finally:
+            self._cutoff = None
         return answer, "delivered" if answer.delivered else "failed"
 
     def first_attempt(self, event_id: str) -> int:
