@@ -54,11 +54,13 @@ class Settings(BaseSettings):
 
     webhook_allow_hosts: str = ""
     """Comma-separated host names (`*.example.com` for subdomains), IP addresses and CIDR
-    ranges webhooks may be sent to; empty (the default) allows none. A private, loopback
-    or link-local address needs an address or range entry; a name allows public ones."""
+    ranges webhooks may be sent to, each optionally with `:port` (`[::1]:8080` for IPv6);
+    empty (the default) allows none. A private, loopback or link-local address needs an
+    address or range entry; a name allows public ones. Ports other than 80 and 443 must be
+    listed with the host."""
 
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    """How long a webhook receiver is given to connect and to answer."""
+    """How long one webhook attempt may take as a whole: connect, send, and read the answer."""
 
     webhook_backoff_base_seconds: float = Field(default=1.0, gt=0)
     """The first retry waits up to this long; each further one up to twice as long."""
@@ -68,4 +70,5 @@ class Settings(BaseSettings):
 
     webhook_lease_seconds: float = Field(default=30.0, gt=0)
     """How long a process keeps a subscription to itself without renewing it: another
-    process takes over a dead one's subscriptions after this (at least 3 timeouts)."""
+    process takes over a dead one's subscriptions after this (at least twice the timeout and
+    a second), or at once when it knows that process is gone."""
