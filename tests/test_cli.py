@@ -164,7 +164,7 @@ def test_serve_seed_serves_the_bundled_timeline_and_prints_an_admin_token(
 
 @pytest.mark.shared_store
 def test_token_create_prints_a_working_token(database_url: str) -> None:
-    created = run_cli(database_url, "token", "create", "bob", "--role", "writer")
+    created = run_cli(database_url, "token", "create", "bob", "--role", "writer", "--create")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     assert token.startswith("st_")
@@ -185,7 +185,7 @@ def test_token_create_prints_a_working_token(database_url: str) -> None:
 
 @pytest.mark.shared_store
 def test_seed_command_is_idempotent(database_url: str) -> None:
-    first = run_cli(database_url, "seed")
+    first = run_cli(database_url, "seed", "--create")
     assert first.returncode == 0, first.stderr
     assert re.search(r"[1-9]\d* events recorded, 0 already there", first.stdout)
     second = run_cli(database_url, "seed")
@@ -194,7 +194,7 @@ def test_seed_command_is_idempotent(database_url: str) -> None:
 
 @pytest.mark.shared_store
 def test_status_timeline_and_rebuild_commands(database_url: str) -> None:
-    assert run_cli(database_url, "seed").returncode == 0
+    assert run_cli(database_url, "seed", "--create").returncode == 0
     then = run_cli(database_url, "status", "BY", "potash", "--as-of", "2023-06-01", "--json")
     assert then.returncode == 0, then.stderr
     statuses = {r["stream"]: r["status"] for r in json.loads(then.stdout)["results"]}
@@ -246,14 +246,17 @@ def test_reading_commands_never_create_a_database(database_url: str, tmp_path: P
         result = sanctions(*command, database=database_url)
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert f"no database at {where}" in result.stderr, (command, result.stderr)
-        assert "sanctions seed" in result.stderr and "sanctions serve --seed" in result.stderr
+        assert (
+            "sanctions seed --create" in result.stderr and "sanctions serve --seed" in result.stderr
+        )
         assert not created(database_url), command
     if database_url.startswith("sqlite"):
         assert str(tmp_path / "nested" / "sanctions.db") in where
     else:
         assert "?schema=" in where and "@127.0.0.1:5432/test" in where
-    # A writing command creates it; then the same reads answer.
-    assert sanctions("token", "create", "reader", database=database_url).returncode == 0
+    # A writing command told to creates it; then the same reads answer.
+    made = sanctions("token", "create", "reader", "--create", database=database_url)
+    assert made.returncode == 0, made.stderr
     assert missing_event_store(database_url) is None
     for command in READING:
         result = sanctions(*command, database=database_url)
@@ -271,7 +274,7 @@ def test_the_default_database_is_looked_for_where_the_command_runs(tmp_path: Pat
 
 @pytest.mark.shared_store
 def test_database_option_overrides_the_environment(database_url: str, tmp_path: Path) -> None:
-    assert sanctions("seed", database=database_url).returncode == 0
+    assert sanctions("seed", "--create", database=database_url).returncode == 0
     elsewhere = f"sqlite:///{tmp_path}/elsewhere/none.db"
     missing = sanctions("status", "BY", "potash", database=elsewhere)
     assert missing.returncode == 1 and "elsewhere/none.db" in missing.stderr

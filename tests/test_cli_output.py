@@ -75,7 +75,7 @@ def test_flags_show_as_plain_flags_in_help() -> None:
 
 @pytest.mark.shared_store
 def test_errors_name_the_commands_own_arguments(database_url: str, tmp_path: Path) -> None:
-    assert sanctions("seed", database=database_url).returncode == 0
+    assert sanctions("seed", "--create", database=database_url).returncode == 0
     every = sanctions("status", "XX", "potatoes", "--authority", "ZZ", database=database_url)
     assert every.returncode == 2 and every.stdout == ""
     lines = every.stderr.splitlines()
@@ -95,7 +95,7 @@ def test_errors_name_the_commands_own_arguments(database_url: str, tmp_path: Pat
 
 @pytest.mark.shared_store
 def test_known_at_overflow_is_a_clean_error(database_url: str) -> None:
-    assert sanctions("seed", database=database_url).returncode == 0
+    assert sanctions("seed", "--create", database=database_url).returncode == 0
     for command in (["status", "BY"], ["timeline", "BY"], ["replay"]):
         result = sanctions(
             *command, "--known-at", "0001-01-01T00:00:00+14:00", database=database_url
@@ -107,7 +107,7 @@ def test_known_at_overflow_is_a_clean_error(database_url: str) -> None:
 
 @pytest.mark.shared_store
 def test_replay_fits_80_columns_and_wide_shows_every_column(database_url: str) -> None:
-    assert sanctions("seed", database=database_url).returncode == 0
+    assert sanctions("seed", "--create", database=database_url).returncode == 0
     narrow = sanctions("replay", database=database_url, columns=80)
     assert narrow.returncode == 0, narrow.stderr
     lines = narrow.stdout.splitlines()
@@ -141,7 +141,7 @@ def test_import_says_how_many_batches_and_why(database_url: str, tmp_path: Path)
 
     three = jsonl(tmp_path / "three.jsonl", [imposed(c) for c in ("BY", "RU", "IR")])
     for recorded, already in ((3, 0), (0, 3)):
-        result = sanctions("import", str(three), "--batch", "2", database=database_url)
+        result = sanctions("import", str(three), "--batch", "2", "--create", database=database_url)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == (
             f"{recorded} events recorded, {already} already there (2 batches): 2 events per batch"

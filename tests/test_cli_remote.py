@@ -24,7 +24,7 @@ READER = {"SANCTIONS_TOKEN": "reader-token"}  # a reader in conftest's TOKENS
 @pytest.fixture
 def server(database_url: str, live_server: Callable[..., str]) -> str:
     """A server on the seeded store, its read models caught up; its base URL."""
-    assert sanctions("seed", database=database_url).returncode == 0
+    assert sanctions("seed", "--create", database=database_url).returncode == 0
     base = live_server()
     deadline = time.monotonic() + 30
     while httpx.get(f"{base}/readyz").json().get("projection_lag_events") != 0:

@@ -142,7 +142,7 @@ def test_an_export_with_proofs_imports_like_any_export(
     seed(svc)
     path = tmp_path / "export.jsonl"
     events = export_with_proofs(database_url, path)[1:]
-    done = run_cli(empty_store, "import", str(path))
+    done = run_cli(empty_store, "import", str(path), "--create")
     assert done.returncode == 0, done.stderr
     assert "60 events recorded, 0 already there" in done.stdout, done.stdout
     # The copy holds the same events in the same order: the heading and proofs left out.

@@ -98,7 +98,7 @@ def test_export_then_import_into_an_empty_store_gives_the_same_answers(
     assert result.returncode == 0, result.stderr
     lines = exported.read_text().splitlines()
     assert len(lines) == 62 and json.loads(lines[0])["position"]
-    imported = run_cli(second_store, "import", str(exported), "--batch", "10")
+    imported = run_cli(second_store, "import", str(exported), "--batch", "10", "--create")
     assert imported.returncode == 0, imported.stderr
     assert "62 events recorded, 0 already there (8 batches)" in imported.stdout  # 7 + a split
     again = run_cli(second_store, "import", str(exported), "--batch", "10")
@@ -142,7 +142,7 @@ def test_import_is_validated_first_and_resumable(database_url: str, tmp_path: Pa
         + json.dumps({**good, "country": "XX"})
         + "\n"
     )
-    invalid = run_cli(database_url, "import", str(path), "--batch", "2")
+    invalid = run_cli(database_url, "import", str(path), "--batch", "2", "--create")
     assert invalid.returncode == 2 and "line 7" in invalid.stderr
     assert json.loads(run_cli(database_url, "status", "RU", "--json").stdout)["results"] == []
     # A rule broken in the third batch: the first two batches stay recorded.

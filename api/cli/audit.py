@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 
-from api.cli.support import console, errors
+from api.cli.support import SanctionsGroup, console, errors
 
 audit_app = typer.Typer(
+    cls=SanctionsGroup,
     help="Check the service as an auditor: signed checkpoints and Merkle proofs.",
     no_args_is_help=True,
 )
@@ -167,7 +168,7 @@ def rotate_key(
     point SANCTIONS_SIGNING_KEY_FILE at the new file and restart every server."""
     from api.cli.support import service
 
-    with service(ctx, catch_up=True) as svc:
+    with service(ctx, catch_up=True, writes=True) as svc:
         rotation = svc.rotate_key(new_key_file, name)
     console.print(
         f"the log's checkpoints are signed from now on by {rotation.new.text()}"

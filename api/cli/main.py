@@ -53,8 +53,8 @@ def main(
         typer.Option(
             "--database",
             metavar="URL",
-            help="The database, overriding SANCTIONS_DATABASE_URL: sqlite:///file.db "
-            "or postgresql://user@host:port/db[?schema=name].",
+            help="The database, overriding SANCTIONS_DATABASE_URL: sqlite:///FILE or "
+            "postgresql://USER@HOST/DB (add ?schema=NAME for a schema of its own).",
         ),
     ] = None,
     url: Annotated[

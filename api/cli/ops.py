@@ -14,6 +14,7 @@ import typer
 
 from api.cli.audit import audit_app
 from api.cli.support import (
+    CreateOpt,
     SanctionsGroup,
     console,
     errors,
@@ -114,11 +115,11 @@ def project(
         console.print(f"stopped at position {svc.projector.position()}")
 
 
-def seed(ctx: typer.Context) -> None:
+def seed(ctx: typer.Context, create: CreateOpt = False) -> None:
     """Record the bundled real timeline (idempotent: a second run records nothing)."""
     from api.app.seed import seed as seed_timeline
 
-    with service(ctx, catch_up=False) as svc:
+    with service(ctx, catch_up=False, writes=True, create=create) as svc:
         report = seed_timeline(svc)
     console.print(f"{report.recorded} events recorded, {report.already_there} already there")
     if report.retracted:
@@ -129,6 +130,7 @@ def import_file(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSON Lines of events, as the API takes them.")],
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 500,
+    create: CreateOpt = False,
 ) -> None:
     """Record a file of events, all or nothing per batch; safe to re-run (idempotent)."""
     from api.app.transfer import count_lines, import_events
@@ -144,7 +146,7 @@ def import_file(
         advance(count)
 
     with (
-        service(ctx, catch_up=False) as svc,
+        service(ctx, catch_up=False, writes=True, create=create) as svc,
         progress_bar("importing", count_lines(file)) as advance,
     ):
         report = import_events(svc, file, batch_size=batch, progress=batch_done)
@@ -224,7 +226,7 @@ def rebuild(
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
 ) -> None:
     """Drop every read model and rebuild it from the log, with a progress bar."""
-    with service(ctx, catch_up=False) as svc:
+    with service(ctx, catch_up=False, writes=True) as svc:
         total = svc.log.recorder.max_notification_id() or 0
         with progress_bar("rebuilding", total) as advance:
             report = svc.rebuild(batch, progress=lambda _done, position: advance(position))
@@ -279,7 +281,7 @@ def token_revoke(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The token's name.")]
 ) -> None:
     """Revoke a stored token: it stops working at once."""
-    with service(ctx, catch_up=False, must_exist=True) as svc:
+    with service(ctx, catch_up=False, writes=True) as svc:
         svc.tokens.revoke(name)
     console.print(f"revoked {name}")
 
@@ -289,11 +291,12 @@ def token_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Who holds it; recorded as `recorded_by`.")],
     role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
+    create: CreateOpt = False,
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
     from api.app.identity import Role
 
-    with service(ctx, catch_up=False) as svc:
+    with service(ctx, catch_up=False, writes=True, create=create) as svc:
         token = svc.tokens.create(name, Role.parse(role))
     typer.echo(token)
 

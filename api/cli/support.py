@@ -9,6 +9,7 @@ event store, FastAPI and httpx are imported by the function that needs them, so
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,10 +57,19 @@ CLI_NAMES = {
 """The service names its inputs as the REST API takes them; a command names its own."""
 
 CREATE_HINT = (
-    "Create one with `sanctions seed` (records the bundled timeline) or `sanctions serve "
-    "--seed`; or name another with `sanctions --database URL …` (or SANCTIONS_DATABASE_URL), "
-    "or ask a running server with `sanctions --url http://HOST:PORT …`."
+    "Create one with `sanctions seed --create` (records the bundled timeline) or `sanctions "
+    "serve --seed`; or name another with `sanctions --database URL …` (or "
+    "SANCTIONS_DATABASE_URL), or ask a running server with `sanctions --url http://HOST:PORT …`."
 )
+CreateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--create",
+        metavar="",
+        help="Create the database if it does not exist yet (without it, a missing database "
+        "is an error: nothing is created by surprise).",
+    ),
+]
 
 
 class UnlessAbsent:
@@ -83,6 +93,18 @@ class SanctionsGroup(TyperGroup):
     first use, even an absent option's, so parsing the global options alone would import
     pydantic (~0.1 s) for `sanctions status --help`; absent ones are now let through
     without it, as Typer itself would let them through."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command, its summary in `--help`'s list of commands being the first
+        paragraph of its help joined into one line: Typer keeps the docstring's own line
+        breaks there, which break a sentence wherever the source line ended."""
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.short_help is None and command.help:
+            import inspect
+
+            first = inspect.cleandoc(command.help).partition("\f")[0].split("\n\n")[0]
+            command.short_help = " ".join(first.split())
+        return command
 
     def get_params(self, ctx: Any) -> list[Any]:
         params: list[Any] = super().get_params(ctx)
@@ -149,14 +171,38 @@ def command_name(ctx: typer.Context) -> str:
     return " ".join(["sanctions", *reversed(names)])
 
 
+def database_named_by(ctx: typer.Context) -> str:
+    """Where the database URL came from, for an error about it: the `--database` option,
+    else SANCTIONS_DATABASE_URL (or its default, which names the same setting)."""
+    return "--database" if options(ctx).database is not None else "SANCTIONS_DATABASE_URL"
+
+
+def blaming(ctx: typer.Context, message: str) -> str:
+    """An error about the database URL, naming where the URL was given."""
+    named_by = database_named_by(ctx)
+    prefix = "SANCTIONS_DATABASE_URL: "
+    if message.startswith(prefix):
+        return f"{named_by}: {message.removeprefix(prefix)}"
+    return f"{named_by}: {message}"
+
+
 @contextmanager
 def service(
-    ctx: typer.Context, *, catch_up: bool = True, must_exist: bool = False, **overrides: Any
+    ctx: typer.Context,
+    *,
+    catch_up: bool = True,
+    must_exist: bool = False,
+    writes: bool = False,
+    create: bool = False,
+    **overrides: Any,
 ) -> Iterator[Service]:
     """The service for one command on the chosen database, its read models caught up with
     the log (unless `catch_up` is false). With `must_exist`, a database with no event store
-    yet is not created: the command says where it looked and exits 1. Input, token and
-    configuration errors end the command with a message and exit code 2."""
+    yet is not created: the command says where it looked and exits 1. A command that
+    `writes` says on standard error which database it writes, and creates a missing one
+    only if told to (`create`, its `--create` flag); else it exits 1, saying where it
+    looked. Input, token and configuration errors end the command with a message and
+    exit code 2."""
     if options(ctx).url is not None:
         raise fail(
             f"`{command_name(ctx)}` works on a database, not over --url (only status, "
@@ -173,13 +219,23 @@ def service(
 
     try:
         settings = options(ctx).settings(**overrides)
-        if must_exist:
-            require_event_store(settings.database_url)
+        if writes:
+            announce_writes(ctx, settings.database_url, create=create)
+        elif must_exist:
+            require_event_store(ctx, settings.database_url)
         svc = build_service(settings)
-    except (TokenError, DatabaseURLError) as error:
+    except DatabaseURLError as error:
+        raise fail(blaming(ctx, str(error))) from None
+    except TokenError as error:
         raise fail(str(error)) from None
     except ValidationError as error:
         raise fail(f"configuration: {error}") from None
+    except Exception as error:
+        if not unreachable(error):
+            raise
+        raise fail(
+            blaming(ctx, f"cannot open {where(settings.database_url)}: {error}"), 1
+        ) from None
     try:
         if catch_up:
             svc.projector.catch_up()
@@ -192,19 +248,58 @@ def service(
         svc.close()
 
 
-def require_event_store(database_url: str) -> None:
-    """Exit 1, saying where it looked and how to create one, unless the database has an
-    event store; nothing is created either way."""
-    from domain.store.config import DatabaseUnreachable, database_location, missing_event_store
+def where(database_url: str) -> str:
+    """The database a URL names, for people: a SQLite file's absolute path, a URL without
+    its password."""
+    from domain.store.config import database_location
+
+    return database_location(database_url)
+
+
+def unreachable(error: Exception) -> bool:
+    """Whether an error opening the database says it cannot be reached (PostgreSQL down,
+    a file that cannot be opened) rather than a bug."""
+    import sqlite3
+
+    return type(error).__module__.startswith("psycopg") or isinstance(
+        error, (sqlite3.OperationalError, OSError)
+    )
+
+
+def missing_store(ctx: typer.Context, database_url: str) -> str | None:
+    """Why the database has no event store yet (None if it has one); exit 1, naming where
+    the URL was given, if it cannot be looked at. Nothing is created."""
+    from domain.store.config import DatabaseUnreachable, missing_event_store
 
     try:
-        missing = missing_event_store(database_url)
+        return missing_event_store(database_url)
     except DatabaseUnreachable as error:
-        raise fail(str(error), 1) from None
+        raise fail(blaming(ctx, str(error)), 1) from None
+
+
+def require_event_store(ctx: typer.Context, database_url: str) -> None:
+    """Exit 1, saying where it looked and how to create one, unless the database has an
+    event store; nothing is created either way."""
+    missing = missing_store(ctx, database_url)
     if missing is not None:
+        raise fail(f"no database at {where(database_url)}: {missing}.\n{CREATE_HINT}", 1)
+
+
+def announce_writes(ctx: typer.Context, database_url: str, *, create: bool) -> None:
+    """Say on standard error which database a writing command writes; exit 1 if it does
+    not exist yet, unless `create`."""
+    missing = missing_store(ctx, database_url)
+    if missing is None:
+        errors.print(f"writing to {where(database_url)}", markup=False, highlight=False)
+        return
+    if not create:
         raise fail(
-            f"no database at {database_location(database_url)}: {missing}.\n{CREATE_HINT}", 1
+            f"no database at {where(database_url)}: {missing}.\n`{command_name(ctx)}` writes "
+            "only to a database that exists: add --create to create this one, or name another "
+            "with `sanctions --database URL …` (or SANCTIONS_DATABASE_URL).",
+            1,
         )
+    errors.print(f"creating a new database at {where(database_url)}", markup=False, highlight=False)
 
 
 class Answers(Protocol):
@@ -231,10 +326,24 @@ class Source:
     """Who answers, for the tables' titles: a database (no password) or a server URL."""
 
 
+def known_at_note(option: str, day: str) -> Text:
+    """What a bare date given as a `--known-at` means: the moment that day began (UTC)."""
+    return Text.assemble(
+        ("note:", "yellow"),
+        f" {option} {day} is read as {day}T00:00:00Z, the start of that day (UTC): only what "
+        f"was recorded by then counts. {option} is a moment of the record (transaction time), "
+        f"e.g. {day}T23:59:59Z for the end of that day; the date a law is read on is --as-of.",
+    )
+
+
 @contextmanager
 def answering(ctx: typer.Context) -> Iterator[Source]:
     """What answers a reading command: the server given with --url (token from
     SANCTIONS_TOKEN), or else the service on the database, which must already exist."""
+    for name in ("known_at", "from_known_at", "to_known_at"):
+        value = ctx.params.get(name)
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*", value):
+            errors.print(known_at_note(cli_name(f"query.{name}"), value.strip()), highlight=False)
     url = options(ctx).url
     if url is None:
         from domain.store.config import database_location
