@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -28,10 +28,11 @@ from domain.errors import (
     StreamDamaged,
     WriteContention,
 )
-from domain.group_commit import Attempt, CommitQueue, Write, answer_replays
+from domain.group_commit import Attempt, CommitQueue, Fences, Write, answer_replays
 from domain.kept_stream import KeptStream
 from domain.keys import EventFilter, StreamKey
 from domain.recorded import (
+    IdempotencyRecord,
     IdempotentRequest,
     OnUndecodable,
     Page,
@@ -70,6 +71,7 @@ class SanctionsLog(Application[uuid.UUID]):
         self.states = StreamStates()
         self.recent = Recent()
         self.commits = CommitQueue(self._commit_group)
+        self.fences = Fences()
         self.signals = self.store.open_signals()
 
     def forget_kept(self) -> None:
@@ -131,12 +133,17 @@ class SanctionsLog(Application[uuid.UUID]):
             if attempt is not None and self._stored_after_all(attempt):
                 return  # an earlier try committed before its connection was lost
             try:
-                pending = answer_replays(group, self.store.find_idempotencies, self.events_by_ids)
+                pending = answer_replays(
+                    group, self.store.find_idempotencies, self.events_by_ids, self.fences
+                )
                 attempt = self._decide(pending)
             except StaleStreams as stale:
                 self.states.forget(stale.stream_ids)
                 attempt = None
                 continue
+            except PersistenceError as error:
+                self._answer_before_commit(group, error)
+                return
             if attempt is None:
                 return  # every write answered: replayed, or refused
             # The store stamps and encodes the events inside its write lock (`stamper`);
@@ -165,9 +172,11 @@ class SanctionsLog(Application[uuid.UUID]):
             for state in attempt.states.values():
                 self.states.put(state)
             return
-        for write in group:
-            if not write.answered:
-                write.answer(error=WriteContention(write.drafts[0].key.name, MAX_WRITE_ATTEMPTS))
+        self._answer_not_recorded(
+            [write for write in group if not write.answered],
+            lambda write: WriteContention(write.drafts[0].key.name, MAX_WRITE_ATTEMPTS),
+            None,
+        )
 
     def _stored_after_all(self, attempt: Attempt) -> bool:
         """Before trying again: whether the last try was stored after all (the library
@@ -210,7 +219,7 @@ class SanctionsLog(Application[uuid.UUID]):
         is accepted."""
         keyed = [write for write, _ in refused if write.request is not None]
         if keyed:
-            answer_replays(keyed, self.store.find_idempotencies, self.events_by_ids)
+            answer_replays(keyed, self.store.find_idempotencies, self.events_by_ids, self.fences)
         for write, refusal in refused:
             if not write.answered:
                 write.answer(error=refusal)
@@ -246,7 +255,8 @@ class SanctionsLog(Application[uuid.UUID]):
         return True
 
     def _answer_after_failure(self, attempt: Attempt, error: PersistenceError) -> None:
-        """After the database failed mid-write: each write's outcome, found by its events."""
+        """After the database failed mid-write: each write's outcome, found by its events
+        (and, for a keyed write they are not stored for, by its key: `_answer_not_recorded`)."""
         for pause in OUTCOME_CHECKS:
             time.sleep(pause)
             try:
@@ -255,7 +265,73 @@ class SanctionsLog(Application[uuid.UUID]):
             except (PersistenceError, DomainError):
                 attempt.fail(OutcomeUnknown(type(error).__name__), error)
                 return
-        attempt.fail(NotRecorded(type(error).__name__), error)
+        self._answer_not_recorded(
+            [write for write, _ in attempt.decided],
+            lambda _: NotRecorded(type(error).__name__),
+            error,
+        )
+
+    def _answer_before_commit(self, group: list[Write], error: PersistenceError) -> None:
+        """The database failed before the group's commit (looking up keys, reading
+        streams): nothing of the group is stored. A write without a key hears of the
+        error itself (the API answers it `not_recorded`, and sets the store up again if
+        its tables are gone); a keyed one is answered by `_answer_not_recorded`."""
+        unanswered = [write for write in group if not write.answered]
+        keyed = [write for write in unanswered if write.request is not None]
+        if not keyed or self.store.is_missing_tables(error):
+            raise error  # every write of the group hears of it (`CommitQueue`)
+        for write in unanswered:
+            if write.request is None:
+                write.answer(error=error)
+        self._answer_not_recorded(keyed, lambda _: NotRecorded(type(error).__name__), error)
+
+    def _answer_not_recorded(
+        self,
+        writes: list[Write],
+        refusal: Callable[[Write], DomainError],
+        cause: BaseException | None,
+    ) -> None:
+        """Answer writes that recorded nothing with `refusal` (a 503 that says
+        `not_recorded`) — only where that is true of the write's Idempotency-Key too.
+
+        Another attempt with the same key, sent earlier by a client that stopped
+        waiting, may still be on its way to commit, in this process or another. So a
+        keyed write is answered "not recorded" only once a fence is stored in its key's
+        place (`Fences`): from then on no attempt begun before can record the key. If
+        the key's events are stored instead, the write is answered as their replay; if
+        the fence cannot be stored (the database is still failing), the outcome is
+        unknown. Only this path pays for the fence: one statement per key."""
+        keyed = [write for write in writes if write.request is not None]
+        fences = [
+            IdempotencyRecord.fencing(w.request.caller, w.request.key, w.request.request_hash)
+            for w in keyed
+            if w.request is not None
+        ]
+        try:
+            stored = self.store.fence_idempotencies(fences) if fences else {}
+            recorded: list[Write] = []
+            for write in keyed:
+                assert write.request is not None
+                found = stored.get((write.request.caller, write.request.key))
+                if found is None:
+                    raise OutcomeUnknown("fence")
+                if found.fence is not None:
+                    self.fences.saw(found.caller, found.key, found.fence)
+                else:
+                    recorded.append(write)
+            if recorded:  # stored by another attempt: the replay (or a conflict)
+                answer_replays(recorded, lambda _: stored, self.events_by_ids, self.fences)
+        except (PersistenceError, DomainError) as error:
+            for write in keyed:
+                if not write.answered:
+                    unknown = OutcomeUnknown(type(error).__name__)
+                    unknown.__cause__ = cause or error
+                    write.answer(error=unknown)
+        for write in writes:
+            if not write.answered:
+                answer = refusal(write)
+                answer.__cause__ = cause
+                write.answer(error=answer)
 
     # Reading
 

@@ -127,13 +127,28 @@ class OutcomeUnknown(DomainError):
     """The database failed during a write and could not be asked whether it was
     recorded (HTTP 503, outcome `unknown`): retry with the same Idempotency-Key."""
 
-    def __init__(self, reason: str) -> None:
-        message = (
+    def __init__(self, reason: str, *, message: str | None = None) -> None:
+        message = message or (
             f"the database failed ({reason}) and whether the write was recorded is "
             "unknown; retry with the same Idempotency-Key, which records it at most once"
         )
         super().__init__(message)
         self.message = message
+
+    @classmethod
+    def superseded(cls, key: str) -> OutcomeUnknown:
+        """This attempt began before another attempt with its Idempotency-Key was
+        answered "not recorded": it records nothing, and whether a retry under way
+        records the key is not known here."""
+        return cls(
+            "superseded",
+            message=(
+                f"another attempt with Idempotency-Key {key!r} was answered that nothing "
+                "was recorded while this one was under way, so this one recorded nothing; "
+                "whether a retry already under way records it is unknown: retry with the "
+                "same Idempotency-Key, which records it at most once"
+            ),
+        )
 
 
 class TreeMismatch(DomainError):

@@ -18,14 +18,21 @@ decided again. What is SQL about it lives in `domain.store`.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from domain.drafts import EventDraft
-from domain.errors import DomainError, IdempotencyConflict, StreamDamaged, VersionConflict
+from domain.errors import (
+    DomainError,
+    IdempotencyConflict,
+    OutcomeUnknown,
+    StreamDamaged,
+    VersionConflict,
+)
 from domain.kept_stream import KeptStream
 from domain.recorded import IdempotencyRecord, IdempotentRequest, RecordedEvent, WriteOutcome
 from domain.stream import SanctionsStream
@@ -49,6 +56,10 @@ class Write:
     lead: bool = False
     """Woken to lead the next group."""
     wake: threading.Event = field(default_factory=threading.Event)
+    submitted: float = field(default_factory=time.monotonic)
+    """When the write was handed to the log (this process's monotonic clock)."""
+    replaces: str | None = None
+    """The fence this write's key record replaces (see `Fences`), as last looked up."""
 
     @property
     def size(self) -> int:
@@ -196,6 +207,7 @@ class Attempt:
                 write.request.key,
                 write.request.request_hash,
                 tuple(str(event.event_id) for event in events),
+                replaces=write.replaces,
             )
             for write, events in self.decided
             if write.request is not None
@@ -255,14 +267,59 @@ def without_repeated_keys(group: Iterable[Write]) -> tuple[list[Write], list[Wri
     return now, later
 
 
+class Fences:
+    """The fences this process has seen, and when: which writes may replace one.
+
+    After the database fails during a keyed write, "nothing was recorded" is true of
+    the key only if no other attempt with it — in this process or another, sent
+    earlier by a client that gave up waiting — can still record it. So before saying
+    so, the log stores a fence in the key's place (`EventStore.fence_idempotencies`):
+    an attempt that would record the key afterwards finds its place taken (the key's
+    unique row) and is decided again. An attempt may replace a fence only if it began
+    after the fence was written: its process saw that very fence before the attempt
+    was handed to it (a look-up, or the fence written here). An attempt begun earlier
+    records nothing and is answered that its outcome is unknown (some retry may yet
+    record the key), never "not recorded". A retry whose process sees the fence for
+    the first time is answered so too, and the next retry goes through: a fence costs
+    at most one extra retry per process, and nothing on a write that meets none (the
+    fence is found by the key look-up every keyed write makes anyway).
+
+    A monotonic clock of one process orders the fence's sighting and the write's
+    start; what is forgotten (past `limit` keys) only costs another retry."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._seen: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def saw(self, caller: str, key: str, fence: str) -> None:
+        """The fence is stored (committed) for the key, as of now."""
+        with self._lock:
+            seen = self._seen.get((caller, key))
+            if seen is not None and seen[0] == fence:
+                return  # the first sighting counts
+            self._seen[(caller, key)] = (fence, time.monotonic())
+            while len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
+
+    def may_replace(self, write: Write, fence: str) -> bool:
+        """Whether `write` began after this process saw `fence` stored."""
+        assert write.request is not None
+        with self._lock:
+            seen = self._seen.get((write.request.caller, write.request.key))
+        return seen is not None and seen[0] == fence and seen[1] < write.submitted
+
+
 def answer_replays(
     group: list[Write],
     find_keys: Callable[[list[tuple[str, str]]], dict[tuple[str, str], IdempotencyRecord]],
     events_by_ids: Callable[[Sequence[str]], list[RecordedEvent]],
+    fences: Fences,
 ) -> list[Write]:
     """Answer the writes whose Idempotency-Key is stored (the earlier outcome, or
-    IdempotencyConflict for another body: one look-up for the group); the writes still
-    to decide."""
+    IdempotencyConflict for another body: one look-up for the group), and those that
+    began before a fence stored in their key's place (`Fences`); the writes still to
+    decide."""
     keyed = [w.request for w in group if w.request is not None and not w.answered]
     stored = find_keys([(request.caller, request.key) for request in keyed])
     pending = []
@@ -271,8 +328,16 @@ def answer_replays(
             continue
         request = write.request
         earlier = None if request is None else stored.get((request.caller, request.key))
+        write.replaces = None
         if earlier is None or request is None:
             pending.append(write)
+        elif earlier.fence is not None:
+            if fences.may_replace(write, earlier.fence):
+                write.replaces = earlier.fence
+                pending.append(write)
+            else:
+                fences.saw(request.caller, request.key, earlier.fence)
+                write.answer(error=OutcomeUnknown.superseded(request.key))
         elif earlier.request_hash != request.request_hash:
             write.answer(error=IdempotencyConflict(request.key))
         else:

@@ -76,9 +76,21 @@ class IdempotentRequest:
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
-    """An Idempotency-Key, the request it came with, and the events it recorded."""
+    """An Idempotency-Key, the request it came with, and the events it recorded; or a
+    fence, which records nothing (see `domain.group_commit.Fences`)."""
 
     caller: str
     key: str
     request_hash: str
     event_ids: tuple[str, ...]
+    fence: str | None = None
+    """A fence's id: stored in the key's place when an attempt with the key was
+    answered "not recorded", so that no attempt begun before can record it after."""
+    replaces: str | None = None
+    """Only when storing a record: the fence it must find in its place (and removes);
+    None, nothing must be there."""
+
+    @classmethod
+    def fencing(cls, caller: str, key: str, request_hash: str) -> IdempotencyRecord:
+        """A new fence for the key."""
+        return cls(caller, key, request_hash, (), fence=uuid.uuid4().hex)

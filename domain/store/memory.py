@@ -10,6 +10,7 @@ database of this store's own (`database()`), opened when first asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -115,7 +116,7 @@ class MemoryStore(EventStore, POPOApplicationRecorder):
                 self._index[(row.originator_id, row.originator_version)] = row
                 self._event_ids.add(row.event_id)
             for key in keys:
-                self._keys[(key.caller, key.key)] = key
+                self._keys[(key.caller, key.key)] = dataclasses.replace(key, replaces=None)
             if last is not None:
                 self._last_recorded_at = last
         self._notify_listeners()
@@ -132,7 +133,10 @@ class MemoryStore(EventStore, POPOApplicationRecorder):
         for found, stored in ((places, self._index), (event_ids, self._event_ids)):
             if len(set(found)) < len(found) or any(item in stored for item in found):
                 raise IntegrityError(f"index row already recorded: {found}")
-        if len(set(pairs)) < len(pairs) or any(pair in self._keys for pair in pairs):
+        if len(set(pairs)) < len(pairs) or any(
+            pair in self._keys and (key.replaces is None or self._keys[pair].fence != key.replaces)
+            for pair, key in zip(pairs, keys, strict=True)
+        ):
             raise IntegrityError(f"Idempotency-Key already recorded: {pairs}")
 
     # What a write is decided on
@@ -142,6 +146,17 @@ class MemoryStore(EventStore, POPOApplicationRecorder):
     ) -> dict[tuple[str, str], IdempotencyRecord]:
         with self._database_lock:
             return {pair: self._keys[pair] for pair in keys if pair in self._keys}
+
+    def fence_idempotencies(
+        self, fences: Sequence[IdempotencyRecord]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        with self._database_lock:
+            for fence in fences:
+                pair = (fence.caller, fence.key)
+                stored = self._keys.get(pair)
+                if stored is None or stored.fence is not None:
+                    self._keys[pair] = fence
+            return {(f.caller, f.key): self._keys[(f.caller, f.key)] for f in fences}
 
     def select_streams(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         with self._database_lock:

@@ -94,7 +94,17 @@ class EventStore(ApplicationRecorder, ABC):
     def find_idempotencies(
         self, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], IdempotencyRecord]:
-        """The records earlier requests with these (caller, key) pairs left."""
+        """The records earlier requests with these (caller, key) pairs left (a fence
+        among them, where one was answered "not recorded" and none recorded since)."""
+
+    @abstractmethod
+    def fence_idempotencies(
+        self, fences: Sequence[IdempotencyRecord]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        """Store each fence (`IdempotencyRecord.fencing`) in its key's place, unless a
+        record of events is there already (a fence there is replaced); then what is
+        stored for each key. A write whose record finds a fence in its place, not the
+        one it `replaces`, fails with IntegrityError."""
 
     def select_positioned(
         self,

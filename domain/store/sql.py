@@ -106,6 +106,11 @@ class SanctionsRecorderMixin(Transactions, EventStore):
     ) -> dict[tuple[str, str], IdempotencyRecord]:
         return self.writes.find_idempotencies(keys)
 
+    def fence_idempotencies(
+        self, fences: Sequence[IdempotencyRecord]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        return self.writes.fence_idempotencies(fences)
+
     def side_table_statements(self, id_type: str) -> list[str]:
         return [
             statement.format(

@@ -28,6 +28,29 @@ CHUNK = 500
 """Streams or keys per statement, where a statement lists them."""
 
 
+FENCE_PATTERN = '{"fence":%'
+"""How a fence's `event_ids` column starts (a record's holds a JSON list)."""
+
+
+def fence_text(fence: str) -> str:
+    return json.dumps({"fence": fence}, separators=(",", ":"))
+
+
+def stored_text(record: IdempotencyRecord) -> str:
+    """What a record (or fence) stores in the `event_ids` column."""
+    if record.fence is not None:
+        return fence_text(record.fence)
+    return json.dumps(list(record.event_ids))
+
+
+def record_of(caller: str, key: str, request_hash: str, stored: str) -> IdempotencyRecord:
+    """A record (or fence) as read from its row."""
+    found = json.loads(stored)
+    if isinstance(found, dict):
+        return IdempotencyRecord(caller, key, request_hash, (), fence=str(found["fence"]))
+    return IdempotencyRecord(caller, key, request_hash, tuple(found))
+
+
 class StaleStreams(IntegrityError):
     """A write was decided on streams that another process has written to since: decide
     it again on what is stored now."""
@@ -149,11 +172,23 @@ class WriteSide:
                     for row in extras.index
                 ],
             )
+        keys = self.tables.qualified("idempotency_keys")
+        fenced = [
+            (key.caller, key.key, fence_text(key.replaces))
+            for key in extras.idempotency
+            if key.replaces is not None
+        ]
+        if fenced:
+            # A key whose fence this write may replace: the fence goes, if it is still
+            # the one the write was decided on; if not, the insert below conflicts.
+            cursor.executemany(
+                f"DELETE FROM {keys} WHERE caller = ? AND key = ? AND event_ids = ?", fenced
+            )
         if extras.idempotency:
             cursor.executemany(
-                f"INSERT INTO {self.tables.qualified('idempotency_keys')} VALUES (?,?,?,?)",
+                f"INSERT INTO {keys} VALUES (?,?,?,?)",
                 [
-                    (key.caller, key.key, key.request_hash, json.dumps(list(key.event_ids)))
+                    (key.caller, key.key, key.request_hash, stored_text(key))
                     for key in extras.idempotency
                 ],
             )
@@ -232,10 +267,35 @@ class WriteSide:
         )
         found: dict[tuple[str, str], IdempotencyRecord] = {}
         for row in rows:
-            found[(row["caller"], row["key"])] = IdempotencyRecord(
-                row["caller"], row["key"], row["request_hash"], tuple(json.loads(row["event_ids"]))
+            found[(row["caller"], row["key"])] = record_of(
+                row["caller"], row["key"], row["request_hash"], row["event_ids"]
             )
         return found
+
+    def fence_idempotencies(
+        self, fences: Sequence[IdempotencyRecord]
+    ) -> dict[tuple[str, str], IdempotencyRecord]:
+        """Store each fence in its key's place unless a record of events is there (a
+        fence there is replaced); what is stored for each key afterwards. One statement
+        per key, each a transaction of its own: a key being stored by a transaction not
+        yet committed is waited for (its unique row), then found."""
+        keys = self.tables.qualified("idempotency_keys")
+        with self.tables.autocommit() as cursor:
+            for fence in fences:
+                cursor.execute(
+                    f"INSERT INTO {keys} AS k (caller, key, request_hash, event_ids)"
+                    " VALUES (?,?,?,?) ON CONFLICT (caller, key) DO UPDATE"
+                    " SET request_hash = excluded.request_hash, event_ids = excluded.event_ids"
+                    " WHERE k.event_ids LIKE ?",
+                    (
+                        fence.caller,
+                        fence.key,
+                        fence.request_hash,
+                        stored_text(fence),
+                        FENCE_PATTERN,
+                    ),
+                )
+        return self.find_idempotencies([(fence.caller, fence.key) for fence in fences])
 
     def rows_in_chunks(
         self,
