@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -67,9 +68,10 @@ def query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-async def strict_query(request: Request) -> None:
+async def strict_query(request: Request, response: Response) -> None:
     """Refuse (422) any query parameter the route does not declare: an ignored `?asof=`
-    would answer for today with no warning. The page checks its own, to show it."""
+    would answer for today with no warning. The page checks its own, to show it. A
+    `known_at` given as a bare date gets a `Known-At-Hint` header saying what it means."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not route.include_in_schema:
         return
@@ -77,6 +79,26 @@ async def strict_query(request: Request) -> None:
     if names is None:
         names = _QUERY_NAMES[id(route)] = query_names(route.dependant)
     check_query_names(request.query_params.keys(), names)
+    hints = [
+        known_at_hint(name, value)
+        for name, value in request.query_params.multi_items()
+        if (name == "known_at" or name.endswith("_known_at")) and BARE_DATE.fullmatch(value)
+    ]
+    if hints:
+        response.headers["Known-At-Hint"] = " ".join(hints)
+
+
+BARE_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*")
+
+
+def known_at_hint(name: str, value: str) -> str:
+    """What a bare date given as `known_at` means: the moment that day began (UTC)."""
+    day = value.strip()
+    return (
+        f"{name}={day} is read as {day}T00:00:00Z, the start of that day (UTC): only what "
+        f"was recorded by then counts. {name} is a moment of the record (transaction time), "
+        f"e.g. {day}T23:59:59Z for the end of that day; the date a law is read on is as_of."
+    )
 
 
 async def service(request: Request) -> Service:

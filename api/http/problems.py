@@ -143,6 +143,24 @@ def allowed_methods(request: Request) -> list[str]:
     )
 
 
+def nothing_served(request: Request) -> str:
+    """The detail of a 404 for a path no route serves: the path asked, and where the
+    routes are listed."""
+    path = request.url.path
+    shown = path if len(path) <= 200 else path[:200] + "…"
+    roots = sorted(
+        {
+            "/v1/" + re.split(r"[/:{]", route_path[len("/v1/") :], maxsplit=1)[0]
+            for route in iter_route_contexts(request.app.routes)
+            if (route_path := getattr(route, "path", "")).startswith("/v1/")
+        }
+    )
+    return (
+        f"nothing is served at {shown}: every route is listed at /docs (and in /openapi.json); "
+        f"the API's paths start with {', '.join(roots)}"
+    )
+
+
 Members = Callable[[Any], dict[str, Any]]
 
 
@@ -217,6 +235,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        if exc.status_code == 404 and detail == "Not Found":  # Starlette's: no route matched
+            detail = nothing_served(request)
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
