@@ -238,10 +238,40 @@ async function reload() {
 
 $("country").addEventListener("change", (e) => { state.country = e.target.value; state.knownAt = null; reload(); });
 $("commodity").addEventListener("change", (e) => { state.commodity = e.target.value; state.knownAt = null; reload(); });
-$("as_of").addEventListener("change", (e) => { if (e.target.value) { state.asOf = e.target.value; redraw(); } });
+// Why `text` is not a day written YYYY-MM-DD ("" when it is one): the page's dates are ISO
+// 8601 whatever the browser's locale, and a date the calendar lacks is named as such.
+function dayProblem(text) {
+  if (!/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text)) return `"${text}" is not a date written YYYY-MM-DD, e.g. 2026-01-15`;
+  const [year, month, date] = text.split("-").map(Number);
+  const day = new Date(0);
+  day.setUTCFullYear(year, month - 1, date);
+  const real = year >= 1 && day.getUTCFullYear() === year && day.getUTCMonth() === month - 1 && day.getUTCDate() === date;
+  return real ? "" : `${text} is not a day of the calendar`;
+}
+
+// The as-of field: a whole, real date redraws the page; anything else is named beside the
+// field once it is complete (or left), and the page stays as it was.
+function asOfGiven(final) {
+  const input = $("as_of"), shown = $("as_of_problem"), text = input.value.trim();
+  const problem = text ? dayProblem(text) : "";
+  if (!problem || !final && text.length < 10) {
+    input.removeAttribute("aria-invalid");
+    input.setCustomValidity("");
+    shown.hidden = true;
+    if (text && !problem && text !== state.asOf) { state.asOf = text; redraw(); }
+    return;
+  }
+  input.setAttribute("aria-invalid", "true");
+  input.setCustomValidity(problem);
+  shown.textContent = problem;
+  shown.hidden = false;
+}
+$("as_of").addEventListener("input", () => asOfGiven(false));
+$("as_of").addEventListener("change", () => asOfGiven(true));
 $("as_of_slider").addEventListener("input", (e) => {
   state.asOf = isoDay(Number(e.target.dataset.start) + Number(e.target.value) * DAY);
   $("as_of").value = state.asOf;
+  asOfGiven(true);  // clears a problem named before
   redraw();
 });
 $("known_at_slider").addEventListener("input", (e) => {
@@ -256,7 +286,7 @@ $("known_at_now").addEventListener("click", () => {
   describeKnownAt();
   redraw();
 });
-$("controls").addEventListener("submit", (e) => e.preventDefault());
+$("controls").addEventListener("submit", (e) => { e.preventDefault(); asOfGiven(true); });
 
 // Verification needs a reader token: asked for on first use, then kept for this tab.
 let afterToken = null;
