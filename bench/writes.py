@@ -186,7 +186,7 @@ def service_import(
     the read models brought up at its end (`projected`), or recording only (as with a
     projector process of its own, `SANCTIONS_EMBEDDED_PROJECTOR=false`)."""
     url = dbs.fresh(kind)
-    command = [args.sanctions, "import", str(path), "--batch", str(IMPORT_BATCH)]
+    command = [args.sanctions, "import", str(path), "--batch", str(IMPORT_BATCH), "--create"]
     env = service_env(url, SANCTIONS_EMBEDDED_PROJECTOR="true" if projected else "false")
     try:
         started = time.perf_counter()
