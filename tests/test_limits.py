@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,7 +44,7 @@ def served(database_url: str, **env: str) -> Iterator[tuple[str, int]]:
             **env,
         },
         cwd=ROOT,
-        stdout=tempfile.TemporaryFile("w+"),
+        stdout=tempfile.TemporaryFile("w+"),  # noqa: SIM115 -- read by output_of, closed with it
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -114,12 +114,14 @@ def problem_in(answer: bytes) -> tuple[int, dict[str, Any]]:
 def flood_header(port: int, size: int) -> None:
     """One request whose single header is `size` bytes long, sent as fast as the server
     takes it (until it hangs up)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: ")
-            block = b"a" * MIB
-            for _ in range(size // MIB):
-                sock.sendall(block)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        contextlib.suppress(OSError),
+    ):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: ")
+        block = b"a" * MIB
+        for _ in range(size // MIB):
+            sock.sendall(block)
 
 
 def test_request_headers_over_64_kib_are_refused_431_without_being_held(
@@ -140,9 +142,7 @@ def test_request_headers_over_64_kib_are_refused_431_without_being_held(
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
         before = rss(pid)
-        floods = [
-            threading.Thread(target=flood_header, args=(port, 16 * MIB)) for _ in range(4)
-        ]
+        floods = [threading.Thread(target=flood_header, args=(port, 16 * MIB)) for _ in range(4)]
         for flood in floods:
             flood.start()
         for flood in floods:
@@ -151,3 +151,132 @@ def test_request_headers_over_64_kib_are_refused_431_without_being_held(
         # Four 16 MiB headers: held whole, they would take 64 MiB and more.
         assert grown < 24 * MIB, f"the server grew by {grown // MIB} MiB"
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+
+
+COUNTRIES = ["BY", "RU", "IR", "VE", "KP", "SY", "CU", "MM", "AF", "ZW", "NI", "ML"]
+COUNTRIES += ["SD", "SS", "LY", "YE", "SO", "CF", "CD", "IQ", "LB", "ER", "GN", "HT"]
+AUTHORITIES = ["US", "EU", "GB", "CA", "UN", "JP", "AU", "CH"]
+
+
+def record_events(base: str, count: int) -> int:
+    """Record `count` events, one per stream, in batches; answers the last position."""
+    commodities = [c["slug"] for c in httpx.get(f"{base}/v1/commodities").json()["commodities"]]
+    keys = [
+        (authority, country, commodity)
+        for authority in AUTHORITIES
+        for country in COUNTRIES
+        for commodity in commodities
+    ][:count]
+    assert len(keys) == count
+    last = 0
+    for start in range(0, count, 1000):
+        batch = [
+            {"type": "imposed", "authority": a, "country": c, "commodity": m,
+             "effective_date": "2021-08-09", "measures": ["import_ban"]}
+            for a, c, m in keys[start : start + 1000]
+        ]  # fmt: skip
+        answer = httpx.post(
+            f"{base}/v1/events:batch", json={"events": batch}, headers=WRITER, timeout=120
+        )
+        assert answer.status_code == 201, answer.text
+        last = max(e["position"] for e in answer.json()["events"])
+    return last
+
+
+def open_stream(port: int, after: int = 0, rcvbuf: int = 4096) -> socket.socket:
+    """A live stream asked for over a raw socket with a small receive buffer (HTTP/1.0:
+    the answer is the bare event stream, ended by the server closing)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(20)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /v1/events/stream?after=%d HTTP/1.0\r\nHost: x\r\n\r\n" % after)
+    return sock
+
+
+def read_until(sock: socket.socket, done: Callable[[bytes], bool]) -> bytes:
+    """What the socket gives until `done(everything so far)` or the server closes."""
+    received = b""
+    while not done(received):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def ids_in(received: bytes) -> list[int]:
+    return [int(line[3:]) for line in received.split(b"\r\n") if line.startswith(b"id:")]
+
+
+@pytest.mark.shared_store  # a served process's own store: SQLite or PostgreSQL
+@pytest.mark.slow  # a few thousand events recorded and 40 streams opened: ~15 s per store
+def test_slow_stream_readers_are_bounded_capped_and_closed_and_idle_streams_cost_nothing(
+    database_url: str,
+) -> None:
+    cap = 40
+    env = {"SANCTIONS_MAX_STREAMS": str(cap), "SANCTIONS_SSE_SEND_TIMEOUT_SECONDS": "2"}
+    with served(database_url, **env) as (base, pid):
+        port = port_of(base)
+        last = record_events(base, 3000)
+        for _ in range(5):  # the read path warmed up before memory is measured
+            assert httpx.get(f"{base}/v1/status", params={"country": "RU"}).status_code == 200
+        before = rss(pid)
+
+        # Streams from the start of the log whose clients never read.
+        slow = [open_stream(port) for _ in range(cap)]
+        over = httpx.get(f"{base}/v1/events/stream", timeout=10)
+        assert over.status_code == 503, over.text
+        assert over.json()["type"].endswith("/too-many-streams")
+        assert int(over.headers["retry-after"]) > 0
+        for _ in range(20):  # other reads are answered beside them
+            answer = httpx.get(f"{base}/v1/status", params={"country": "RU"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+        grown = rss(pid) - before
+        assert grown < 64 * MIB, f"{cap} slow readers made the server grow {grown // MIB} MiB"
+
+        # A reader that took nothing for the send timeout has had its stream closed; it
+        # resumes after the last event it got, and misses nothing.
+        time.sleep(3)
+        slow[0].settimeout(10)  # less than a keep-alive's interval: a stream left open fails
+        got = ids_in(read_until(slow[0], lambda _: False))
+        assert got and got[-1] < last, "a reader that never read was sent the whole log"
+        for sock in slow:
+            sock.close()
+        with httpx.stream(
+            "GET", f"{base}/v1/events/stream",
+            headers={"Last-Event-ID": str(got[-1])}, timeout=30,
+        ) as resumed:  # fmt: skip
+            assert resumed.status_code == 200
+            for line in resumed.iter_lines():
+                if line.startswith("id:"):
+                    got.append(int(line[3:]))
+                    if got[-1] == last:
+                        break
+        assert len(got) == len(set(got)) == 3000 and got == sorted(got)
+
+        # Idle streams (caught up) wait without spending CPU time, and wake on a write.
+        deadline = time.monotonic() + 30
+        idle: list[socket.socket] = []
+        while len(idle) < cap:  # the closed slow streams give their places back
+            sock = open_stream(port, after=last, rcvbuf=65536)
+            head = read_until(sock, lambda r: b"\r\n\r\n" in r)
+            if head.startswith(b"HTTP/1.1 200"):
+                idle.append(sock)
+            else:
+                sock.close()
+                assert time.monotonic() < deadline, head
+                time.sleep(0.2)
+        spent = cpu_seconds(pid)
+        time.sleep(3)
+        spent = cpu_seconds(pid) - spent
+        assert spent < 0.3, f"{cap} idle streams cost {spent:.2f} s of CPU time in 3 s"
+        event = {"type": "imposed", "authority": "NO", "country": "RU", "commodity": "potash",
+                 "effective_date": "2022-01-01", "measures": ["import_ban"]}  # fmt: skip
+        written = httpx.post(f"{base}/v1/events", json=event, headers=WRITER, timeout=30)
+        assert written.status_code == 201, written.text
+        position = written.json()["position"]
+        for sock in idle[:3]:
+            assert position in ids_in(read_until(sock, lambda r: b"id: %d" % position in r))
+        for sock in idle:
+            sock.close()

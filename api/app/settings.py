@@ -44,10 +44,20 @@ class Settings(BaseSettings):
     201 all the same, with `Projection-Pending: true`."""
 
     sse_poll_seconds: float = 0.2
-    """How often the live event stream looks for new events."""
+    """Where the store cannot notify (SQLite, memory), how often one look at the log's
+    last position finds events other processes recorded, for every live stream at once
+    (this process's own writes wake the streams at once)."""
 
     sse_ping_seconds: float = 15.0
     """Keep-alive comments on an idle live event stream, every this many seconds."""
+
+    sse_send_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A live stream whose client has taken nothing of what was sent for this long is
+    closed; the client resumes with `Last-Event-ID`. Bounds what a slow reader holds."""
+
+    max_streams: int = Field(default=100, ge=0)
+    """The most live event streams one process serves at once; past it a new one is
+    answered 503 `too-many-streams` with `Retry-After`."""
 
     ready_max_lag_events: int = 1000
     """`/readyz` answers 503 while the read models are more events behind than this."""

@@ -19,6 +19,9 @@ EVENT_BODY_LIMIT = 64 * KIB
 BATCH_BODY_LIMIT = 8 * KIB * KIB
 HEADER_LIMIT = 64 * KIB
 """A request's line and headers together, in bytes."""
+SOCKET_EXTENSION = "sanctions.socket"
+"""The ASGI scope extension under which `BoundedHeadersProtocol` hands the app the
+connection's socket."""
 JSON_WRITES = ("/v1/events", "/v1/events:batch", "/v1/subscriptions")
 
 
@@ -228,6 +231,9 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.in_headers = False
         self.head_bytes = 0
+        # The connection's socket, for an answer that bounds its kernel send buffer.
+        socket = self.transport.get_extra_info("socket")
+        self.scope.setdefault("extensions", {})[SOCKET_EXTENSION] = socket
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

@@ -6,6 +6,7 @@ waiters fall back to polling."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 Channel = Literal["events", "projected", "tokens"]
@@ -21,6 +22,7 @@ class Signals:
     def __init__(self) -> None:
         self._conditions = {channel: threading.Condition() for channel in CHANNELS}
         self._seen = dict.fromkeys(CHANNELS, 0)
+        self._callbacks: dict[Channel, list[Callable[[], None]]] = {c: [] for c in CHANNELS}
 
     def wake(self, channel: Channel) -> None:
         """Signal `channel` to every waiter in this process."""
@@ -28,6 +30,15 @@ class Signals:
         with condition:
             self._seen[channel] += 1
             condition.notify_all()
+        for callback in list(self._callbacks[channel]):
+            callback()
+
+    def on_wake(self, channel: Channel, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (in the waking thread; it must not block) on each signal of
+        `channel`: how an event loop waits without a thread of its own. Answers a function
+        that stops the calls."""
+        self._callbacks[channel].append(callback)
+        return lambda: self._callbacks[channel].remove(callback)
 
     def seen(self, channel: Channel) -> int:
         """How many signals `channel` has had: a waiter compares it with an earlier count."""

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
+from api.app.service import Service
 from api.http.deps import Auditor, Reader, ServiceDep, asked, in_worker_thread
+from api.http.live import LiveFeed, LiveResponse
 from api.http.params import LastEventId
 from api.http.problem_types import problems
+from api.http.problems import ProblemError
 from api.schemas.answers import EventOut, SkippedEvent, VerifyOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_position
 from api.schemas.queries import AuthorityFilter, CommodityFilter, CountryFilter, ReplayQuery
+from domain.keys import EventFilter
 from domain.recorded import Undecodable
 from domain.rules import EventType
 
 router = APIRouter(prefix="/v1", tags=["audit"])
+
+STREAM_PAGE = 100
+"""Events read, encoded and sent at a time by a live stream."""
+STREAM_RETRY_AFTER_SECONDS = 5
 
 
 def _sse_event(kind: str, model: str, id_required: bool) -> dict[str, Any]:
@@ -126,36 +131,55 @@ async def stream_events(
     if last_event_id is not None and last_event_id.strip():
         position = parse_position(last_event_id, "header.Last-Event-ID")
     settings = svc.settings
-
+    feed = LiveFeed.of(request)
+    if not feed.admit():
+        raise ProblemError(
+            503,
+            f"this server already serves {settings.max_streams} live streams; "
+            "try again later, or on another server",
+            kind="too-many-streams",
+            headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+        )
+    feed.bound_send_buffer(request)
     signals = svc.log.signals
 
-    async def recorded_since(seen: int) -> None:
-        """Until an event is recorded (in any process, where the database notifies; else
-        in this one) or, as a safety net, the poll interval passes."""
-        patience = 5.0 if signals.listening else settings.sse_poll_seconds
-        deadline = time.monotonic() + patience
-        while signals.seen("events") == seen and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[bytes]:
+        """Pages of events, each sent whole once the one before has left (the server waits
+        for the socket to drain), so a stream holds at most a page and a socket buffer."""
         nonlocal position
-        while not await request.is_disconnected():
+        while True:
             seen = signals.seen("events")  # before reading: nothing recorded after is missed
-            page = await run_in_threadpool(svc.log.page, where, after=position, limit=200)
-            skipped = {found.position: found for found in page.undecodable}
-            for recorded in page.events:
-                for at in sorted(p for p in skipped if p is not None and p < recorded.position):
-                    yield skipped_event(skipped.pop(at))
-                yield ServerSentEvent(
-                    data=EventOut.of(recorded.position, recorded.event).model_dump_json(),
-                    id=str(recorded.position),
-                    event="event",
-                )
-            for found in skipped.values():
-                yield skipped_event(found)
-            if page.last_position is None:
-                await recorded_since(seen)
+            chunk, last = await feed.read(encoded_page, svc, where, position)
+            if chunk:
+                yield chunk
+            if last is None:
+                await feed.recorded_since(seen)
             else:
-                position = page.last_position
+                position = last
 
-    return EventSourceResponse(events(), ping=settings.sse_ping_seconds)
+    return LiveResponse(
+        feed,
+        events(),
+        ping=settings.sse_ping_seconds,
+        send_timeout=settings.sse_send_timeout_seconds,
+    )
+
+
+def encoded_page(svc: Service, where: EventFilter, after: int) -> tuple[bytes, int | None]:
+    """The next events after `after` as Server-Sent Events, encoded (in a worker thread,
+    not on the event loop), and the position of the last one read (None: none)."""
+    page = svc.log.page(where, after=after, limit=STREAM_PAGE)
+    skipped = {found.position: found for found in page.undecodable}
+    parts: list[bytes] = []
+    for recorded in page.events:
+        for at in sorted(p for p in skipped if p is not None and p < recorded.position):
+            parts.append(skipped_event(skipped.pop(at)).encode())
+        parts.append(
+            ServerSentEvent(
+                data=EventOut.of(recorded.position, recorded.event).model_dump_json(),
+                id=str(recorded.position),
+                event="event",
+            ).encode()
+        )
+    parts += [skipped_event(found).encode() for found in skipped.values()]
+    return b"".join(parts), page.last_position
