@@ -1,19 +1,23 @@
-"""An Idempotency-Key keeps its promise across processes: the same key sent at once on
-several connections records one event (201 once, 200 with that event for every other
-copy), and a 503 says `not_recorded` only when no attempt with that key can still
-record it.
+"""An Idempotency-Key keeps its promise across processes and crashes: the same key sent
+at once on several connections records one event (201 once, 200 with that event for
+every other copy), and a server killed under keyed writes loses nothing, records no key
+twice and said nothing untrue.
 
 The races are real: `sanctions serve --workers 2` on PostgreSQL, copies of each write
 sent at the same moment on connections of their own (the kernel hands each connection
-to either worker), and the log counted afterwards on its own.
+to either worker), and the log counted afterwards on its own. (What a 503 says while an
+attempt may still commit: `test_idempotency_outcomes.py`.)
 """
 
 from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +33,7 @@ from tests.test_scaleout import (
     wait_until_up,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = pytest.mark.e2e
 
 COPIES = 4
 """Copies of each keyed write sent at once."""
@@ -43,6 +47,20 @@ def schema_url() -> Iterator[str]:
     import uuid
 
     schema = f"race_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES_URL}?schema={schema}"
+    drop_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def kill_store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store a killed server writes to: "sqlite" (a file of the test's own) or a
+    PostgreSQL schema's URL."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    import uuid
+
+    schema = f"kill_{uuid.uuid4().hex[:12]}"
     yield f"{POSTGRES_URL}?schema={schema}"
     drop_schema(schema)
 
@@ -72,6 +90,7 @@ def stop(started: list[subprocess.Popen[str]]) -> None:
 
 
 @pytest.mark.slow  # two worker processes and a projector, ~1,000 racing requests
+@pytest.mark.postgres
 def test_one_key_sent_at_once_to_two_workers_records_once_and_replays_to_every_copy(
     schema_url: str,
 ) -> None:
@@ -131,3 +150,100 @@ def test_one_key_sent_at_once_to_two_workers_records_once_and_replays_to_every_c
         assert len(answered) == KEYS
     finally:
         stop(started)
+
+
+@pytest.mark.slow  # a server SIGKILLed under load and started again, on each store
+def test_a_server_killed_under_keyed_writes_loses_nothing_doubles_nothing_and_told_the_truth(
+    tmp_path: Path, kill_store: str
+) -> None:
+    """SIGKILL a server while four clients write under Idempotency-Keys; start it again
+    and retry every key sent. Every acknowledged key replays its one event, every key
+    records exactly one event, and no 503 said `not_recorded` of a key whose event was
+    recorded before that answer."""
+    url = kill_store if kill_store.startswith("postgres") else f"sqlite:///{tmp_path}/kill.db"
+    bodies = streams(600)
+    answers: dict[int, list[tuple[float, int, dict[str, Any]]]] = {}
+    acknowledged = threading.Semaphore(0)
+    stop_sending = threading.Event()
+    port = free_port()
+    server = sanctions(url, "serve", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up([base], [server])
+
+        def send(worker: int) -> None:
+            with httpx.Client(base_url=base, headers=WRITER, timeout=30) as client:
+                for number in range(worker, len(bodies), 4):
+                    if stop_sending.is_set():
+                        return
+                    got = answers.setdefault(number, [])
+                    sent = time.time()
+                    try:
+                        answer = client.post(
+                            "/v1/events",
+                            json=bodies[number],
+                            headers={"Idempotency-Key": f"kill-{number}"},
+                        )
+                    except httpx.TransportError:
+                        return  # the server is gone: this key's outcome is unknown
+                    got.append((sent, answer.status_code, answer.json()))
+                    if answer.status_code in (200, 201):
+                        acknowledged.release()
+
+        senders = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+        for sender in senders:
+            sender.start()
+        for _ in range(120):  # well under way, then killed mid-write
+            assert acknowledged.acquire(timeout=30), "the server wrote nothing"
+        server.kill()  # SIGKILL
+        server.wait(30)
+        stop_sending.set()
+        for sender in senders:
+            sender.join(60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    port = free_port()
+    server = sanctions(url, "serve", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up([base], [server])
+        final: dict[int, dict[str, Any]] = {}
+        with httpx.Client(base_url=base, headers=WRITER, timeout=30) as client:
+            for number in answers:
+                for _ in range(5):  # a key fenced before the kill: once more, at most
+                    again = client.post(
+                        "/v1/events",
+                        json=bodies[number],
+                        headers={"Idempotency-Key": f"kill-{number}"},
+                    )
+                    if again.status_code in (200, 201):
+                        final[number] = again.json()
+                        break
+                    assert again.status_code == 503, again.text
+                assert number in final, again.text
+            log = client.get("/v1/events", params={"limit": 1000}).json()["events"]
+    finally:
+        server.terminate()
+        server.wait(30)
+    lost = [
+        number
+        for number, got in answers.items()
+        for _, status, answer in got
+        if status in (200, 201) and answer["event_id"] != final[number]["event_id"]
+    ]
+    assert lost == []
+    per_stream = Counter(event["stream"] for event in log)
+    sent = Counter(final[number]["stream"] for number in answers)
+    assert per_stream == sent, "one event for each key, no more"
+    recorded_at = {event["event_id"]: event["recorded_at"] for event in log}
+    untrue = [
+        number
+        for number, got in answers.items()
+        for sent_at, status, answer in got
+        if status == 503
+        and answer.get("outcome") == "not_recorded"
+        and datetime.fromisoformat(recorded_at[final[number]["event_id"]]).timestamp() < sent_at
+    ]
+    assert untrue == []
+    assert any(status in (200, 201) for got in answers.values() for _, status, _ in got)
