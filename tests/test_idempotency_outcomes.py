@@ -20,7 +20,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
+from fastapi.testclient import TestClient
 
+from api.app.bootstrap import build_service
+from api.app.identity import Role
+from api.app.settings import Settings
+from api.http.app import create_app
 from domain.application import SanctionsLog
 from domain.drafts import EventDraft
 from domain.errors import NotRecorded, OutcomeUnknown
@@ -29,7 +34,8 @@ from domain.recorded import IdempotencyRecord, IdempotentRequest, WriteOutcome
 from domain.rules import EventType
 from domain.store.records import EventStore
 from tests import test_store_contract as contract
-from tests.conftest import POSTGRES_URL, drop_schema
+from tests.conftest import POSTGRES_URL, TOKENS, WRITER, drop_schema
+from tests.test_scaleout import Proxy
 from tests.test_store_contract import filled, store  # noqa: F401 -- the stores it runs on
 
 pytestmark = pytest.mark.integration
@@ -214,3 +220,51 @@ def test_a_record_replaces_only_the_fence_it_was_decided_on(
     contract.write(store, filled, [fresh], idempotency=[key])
     assert store.find_idempotencies([pair]) == {pair: IdempotencyRecord(*pair, "hash", ("e9",))}
     assert store.fence_idempotencies([fence_a])[pair].event_ids == ("e9",)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow  # the pool's connections fail and come back: ~15 s of retries and timeouts
+def test_with_the_database_gone_a_keyed_write_is_unknown_and_an_unkeyed_one_not_recorded(
+    postgres_url: str,
+) -> None:
+    """Over HTTP, the database cut off: a write without a key recorded nothing (no other
+    attempt shares it); a keyed one cannot fence its key, so its outcome is `unknown`.
+    The same key retried once the database is back records the event once."""
+    proxy = Proxy(("127.0.0.1", 5432))
+    proxy.start()
+    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    svc = build_service(Settings(database_url=url, api_tokens=TOKENS))
+    body = {
+        "type": "imposed",
+        "authority": "US",
+        "country": "BY",
+        "commodity": "potash",
+        "effective_date": "2021-08-09",
+        "measures": ["import_ban"],
+    }
+    keyed = {**WRITER, "Idempotency-Key": "gone-1"}
+    try:
+        dora = {"Authorization": f"Bearer {svc.tokens.create('dora', Role.WRITER)}"}
+        with TestClient(create_app(svc)) as client:
+            proxy.cut()
+            # A stored token not yet seen: the request fails before it reaches the log.
+            early = client.post("/v1/events", json=body, headers={**dora, "Idempotency-Key": "d"})
+            assert early.status_code == 503, early.text
+            assert early.json()["outcome"] == "unknown", early.text
+            unkeyed = client.post("/v1/events", json=body, headers=WRITER)
+            assert unkeyed.status_code == 503 and unkeyed.json()["outcome"] == "not_recorded"
+            answer = client.post("/v1/events", json=body, headers=keyed)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["outcome"] == "unknown", answer.text
+            proxy.start()
+            for _ in range(50):  # until the pool has connections again
+                again = client.post("/v1/events", json=body, headers=keyed)
+                if again.status_code != 503:
+                    break
+                time.sleep(0.1)
+            assert again.status_code == 201, again.text
+            assert client.post("/v1/events", json=body, headers=keyed).status_code == 200
+            assert len(client.get("/v1/events").json()["events"]) == 1
+    finally:
+        proxy.cut()
+        svc.log.close()

@@ -253,6 +253,16 @@ def install(app: FastAPI) -> None:
             return problem(503, "the database is unavailable", kind="unavailable")
         # A write that fails here never reached its commit: the log converts failures
         # during the commit into NotRecorded or OutcomeUnknown, checked by its key.
+        if request.headers.get("Idempotency-Key") is not None:
+            # This request recorded nothing, but an earlier attempt with its key may
+            # still commit; only the log can fence that off (`domain.group_commit.Fences`).
+            return problem(
+                503,
+                "the database is unavailable; this request recorded nothing, but whether an "
+                "earlier one with its Idempotency-Key did is unknown: retry with that key",
+                kind="unavailable",
+                outcome="unknown",
+            )
         return problem(
             503,
             "the database is unavailable; nothing was recorded",
