@@ -336,26 +336,39 @@ def known_at_note(option: str, day: str) -> Text:
     )
 
 
+def note_bare_days(ctx: typer.Context) -> None:
+    """Once a command has its answer: a note for each `--known-at` given as a real day."""
+    from datetime import date
+
+    for name in ("known_at", "from_known_at", "to_known_at"):
+        value = ctx.params.get(name)
+        day = value.strip() if isinstance(value, str) else ""
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day):
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                continue  # refused already, saying why
+            errors.print(known_at_note(cli_name(f"query.{name}"), day), highlight=False)
+
+
 @contextmanager
 def answering(ctx: typer.Context) -> Iterator[Source]:
     """What answers a reading command: the server given with --url (token from
     SANCTIONS_TOKEN), or else the service on the database, which must already exist."""
-    for name in ("known_at", "from_known_at", "to_known_at"):
-        value = ctx.params.get(name)
-        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*", value):
-            errors.print(known_at_note(cli_name(f"query.{name}"), value.strip()), highlight=False)
     url = options(ctx).url
     if url is None:
         from domain.store.config import database_location
 
         with service(ctx, must_exist=True) as svc:
             yield Source(svc, database_location(svc.settings.database_url))
+        note_bare_days(ctx)
         return
     from api.cli.remote import Remote, RemoteError
 
     try:
         with Remote(url, os.environ.get("SANCTIONS_TOKEN") or None) as remote:
             yield Source(remote, remote.base_url)
+        note_bare_days(ctx)
     except RemoteError as error:
         if error.fields:
             raise fail_fields(error.fields, error.exit_code) from None
