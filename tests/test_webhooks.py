@@ -326,6 +326,31 @@ def test_a_target_no_longer_allowed_is_refused_at_delivery_and_retried(
         receiver.wait_for(lambda: len(receiver.delivered()) == 1)
 
 
+@pytest.mark.shared_store
+def test_a_lease_left_by_an_unseen_process_is_released_on_sqlite_only(
+    make_services: Make, receivers: Callable[..., Receiver], database_url: str
+) -> None:
+    """A lease held by a process on another machine (a name no liveness check can see) is
+    released at once by a server starting on SQLite, which one process serves; on
+    PostgreSQL, which several share, it is kept until it runs out."""
+    receiver = receivers()
+    with running(make_services, receiver) as client:
+        created = subscribe(client, receiver.url)
+    service = make_services(**FAST, webhook_allow_hosts=f"127.0.0.1:{receiver.port}")
+    elsewhere = "another-host/4026531836/1/1/0b6f7c52-4d1e-4a8e-9f51-2f1d6a3c9e10"
+    now_ms = round(time.time() * 1000)
+    service.webhooks.table.claim(created["id"], elsewhere, now_ms, 120_000)
+    with TestClient(create_app(service)) as client:
+        imposed = impose(client)
+        if database_url.startswith("sqlite"):
+            receiver.wait_for(lambda: len(receiver.delivered()) == 1)
+            assert receiver.delivered()[0].headers["webhook-id"] == imposed["event_id"]
+        else:
+            time.sleep(1.0)  # the worker looked, and found the lease held
+            assert not receiver.received
+            assert service.webhooks.table.lease_holders() == [elsewhere]
+
+
 def test_the_allow_list_checks_every_address_a_name_resolves_to() -> None:
     answers = {
         "public.example": ["93.184.215.14"],
