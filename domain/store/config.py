@@ -41,7 +41,8 @@ def environment_for(database_url: str) -> dict[str, str]:
         schema = query.get("schema", [""])[0]
         ensure_schema(postgres_conninfo(database_url), schema)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # The library's, with a datastore that fails fast (domain.store.postgres).
+            "PERSISTENCE_MODULE": "domain.store.postgres:SanctionsPostgresFactory",
             "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
             "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parsed.port or 5432),
@@ -53,7 +54,9 @@ def environment_for(database_url: str) -> dict[str, str]:
             "POSTGRES_LOCK_TIMEOUT": "30",
             # Fail fast when the database is gone: seconds, not the library's 30.
             "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["3"])[0],
-            "POSTGRES_PRE_PING": "y",  # a connection the server dropped is replaced
+            # A connection the server dropped is replaced: each is tried as it is taken
+            # from the pool, by the datastore (the pool's own check sleeps after each).
+            "POSTGRES_PRE_PING": "n",
             "APPLICATION_RECORDER_TOPIC": "domain.store.postgres:PostgresSanctionsRecorder",
         }
     raise DatabaseURLError(

@@ -10,12 +10,14 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.persistence import DatabaseError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from psycopg import Connection
 from psycopg.conninfo import make_conninfo
 from psycopg.errors import InvalidSchemaName, UndefinedFunction, UndefinedTable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
+from psycopg_pool import PoolTimeout
 
 from domain.hashing import parse_timestamp
 from domain.store.signals import CHANNELS, Channel, Signals
@@ -198,3 +200,52 @@ class ListenNotify(Signals):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class PoolExhausted(DatabaseError):
+    """No working connection came from the pool within the connect timeout: the database
+    is away, or every connection is busy. A `DatabaseError` but not an `OperationalError`,
+    so the library does not retry it (ten more waits of the same length, half a minute):
+    the request fails at once, and a write's outcome is then looked up as for any other
+    failure."""
+
+
+class _Dead(Exception):
+    """A pooled connection found broken before use (internal to `FailFastDatastore`)."""
+
+
+class FailFastDatastore(PostgresDatastore):
+    """The library's datastore, failing fast while connections are killed or the database
+    is away. Each connection taken from the pool is tried first (an empty query, as the
+    pool's own pre-ping does) and a broken one is dropped and the next taken at once: the
+    pool's own check would sleep a second or more after each broken connection, which is
+    what made writes crawl while connections were being killed."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[Connection[DictRow]]:
+        for _ in range(self.pool.max_size + 1):
+            try:
+                with super().get_connection() as conn:
+                    try:
+                        conn.execute("")
+                    except psycopg.Error:
+                        raise _Dead from None  # the pool sees it broken and replaces it
+                    yield conn
+                    return
+            except _Dead:
+                continue
+            except OperationalError as error:
+                if isinstance(error.__cause__, PoolTimeout):
+                    raise PoolExhausted(str(error)) from error.__cause__
+                raise
+        raise OperationalError("every pooled connection was found broken")  # retried
+
+
+class SanctionsPostgresFactory(PostgresFactory):
+    """The library's PostgreSQL persistence, with a datastore that fails fast."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        # The library builds its datastore in this constructor, with no hook to choose its
+        # class; FailFastDatastore adds no state, only a different get_connection.
+        self.datastore.__class__ = FailFastDatastore
