@@ -109,7 +109,10 @@ class SanctionsLog(Application[uuid.UUID]):
         fails, the outcome is found out by the events' ids: recorded (answered as
         usual), certainly not recorded (NotRecorded), or unknown (OutcomeUnknown, when
         even that check fails). A write retried with its Idempotency-Key records once."""
-        return self.commits.submit(Write(drafts, recorded_by, idempotency))
+        write = Write(drafts, recorded_by, idempotency)
+        if idempotency is not None and idempotency.received is not None:
+            write.submitted = min(write.submitted, idempotency.received)
+        return self.commits.submit(write)
 
     def horizon(self) -> datetime:
         """A moment at or before which no event still to be committed can be recorded:

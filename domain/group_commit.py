@@ -57,7 +57,8 @@ class Write:
     """Woken to lead the next group."""
     wake: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.monotonic)
-    """When the write was handed to the log (this process's monotonic clock)."""
+    """When the attempt began (this process's monotonic clock): when its request
+    reached the server, where the API says, else when it was handed to the log."""
     replaces: str | None = None
     """The fence this write's key record replaces (see `Fences`), as last looked up."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.hashing import canonical_json
@@ -68,10 +68,15 @@ class IdempotentRequest:
     caller: str
     key: str
     request_hash: str
+    received: float | None = field(default=None, compare=False)
+    """When the request reached the server (`time.monotonic()`), where the API says:
+    the attempt began then, not when it reached the log (see `group_commit.Fences`)."""
 
     @classmethod
-    def of(cls, caller: str, key: str, body: Any) -> IdempotentRequest:
-        return cls(caller, key, hashlib.sha256(canonical_json(body)).hexdigest())
+    def of(
+        cls, caller: str, key: str, body: Any, received: float | None = None
+    ) -> IdempotentRequest:
+        return cls(caller, key, hashlib.sha256(canonical_json(body)).hexdigest(), received)
 
 
 @dataclass(frozen=True)

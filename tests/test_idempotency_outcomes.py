@@ -9,6 +9,7 @@ and the first attempt goes on. Whatever the retry was answered must stay true.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -50,8 +51,10 @@ def draft() -> EventDraft:
     )
 
 
-def record(log: SanctionsLog) -> WriteOutcome:
-    return log.record([draft()], recorded_by="wendy", idempotency=REQUEST)
+def record(log: SanctionsLog, received: float | None = None) -> WriteOutcome:
+    """The keyed write; `received`: when its request reached the server, if earlier."""
+    request = dataclasses.replace(REQUEST, received=received)
+    return log.record([draft()], recorded_by="wendy", idempotency=request)
 
 
 class Attempt(threading.Thread):
@@ -178,9 +181,12 @@ def test_a_fence_stops_attempts_begun_before_it_and_gives_way_to_a_later_retry(
     try:
         fence = IdempotencyRecord.fencing(REQUEST.caller, REQUEST.key, REQUEST.request_hash)
         pair = (REQUEST.caller, REQUEST.key)
+        arrived_before = time.monotonic()
         assert log.store.fence_idempotencies([fence]) == {pair: fence}
         with pytest.raises(OutcomeUnknown):
-            record(log)
+            record(log)  # the first this process sees of the fence
+        with pytest.raises(OutcomeUnknown):
+            record(log, received=arrived_before)  # a request that arrived before it
         assert recorded_on_stream(log) == []
         first = record(log)
         assert not first.replayed and recorded_on_stream(log) == [

@@ -6,6 +6,7 @@ app parses anything."""
 from __future__ import annotations
 
 import json
+import time
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,9 @@ SOCKET_EXTENSION = "sanctions.socket"
 """The ASGI scope extension under which `BoundedHeadersProtocol` hands the app the
 connection's socket."""
 JSON_WRITES = ("/v1/events", "/v1/events:batch", "/v1/subscriptions")
+RECEIVED = "sanctions.received"
+"""The ASGI scope key under which `WriteGuard` notes when a write arrived
+(`time.monotonic()`): an Idempotency-Key's attempt began then."""
 
 
 def limit_for(path: str) -> int:
@@ -68,6 +72,7 @@ class WriteGuard:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        scope[RECEIVED] = time.monotonic()
         path = scope["path"]
         limit = limit_for(path)
         headers = dict(scope["headers"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from api.app.service import Written
 from api.http.deps import Reader, ServiceDep, Writer, asked, in_worker_thread
+from api.http.limits import RECEIVED
 from api.http.params import EventIdPath
 from api.http.problem_types import problems
 from api.schemas.answers import BatchIn, EventIn, EventOut, EventPage, EventsOut
@@ -66,8 +67,13 @@ def _out(recorded: RecordedEvent) -> EventOut:
     return EventOut.of(recorded.position, recorded.event)
 
 
-def _idempotency(caller: str, key: str | None, body: Any) -> IdempotentRequest | None:
-    return None if key is None else IdempotentRequest.of(caller, key, body)
+def _idempotency(
+    request: Request, caller: str, key: str | None, body: Any
+) -> IdempotentRequest | None:
+    """The key and body, and when the request arrived (its attempt began then)."""
+    if key is None:
+        return None
+    return IdempotentRequest.of(caller, key, body, request.scope.get(RECEIVED))
 
 
 @router.post(
@@ -87,13 +93,16 @@ def record_event(
     caller: Writer,
     svc: ServiceDep,
     response: Response,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> EventOut:
     draft = located(("body",), body.draft)
     outcome = svc.record(
         [draft],
         recorded_by=caller.name,
-        idempotency=_idempotency(caller.name, idempotency_key, {"event": body.request_body()}),
+        idempotency=_idempotency(
+            request, caller.name, idempotency_key, {"event": body.request_body()}
+        ),
     )
     event = _out(outcome.events[0])
     answer(response, outcome)
@@ -118,6 +127,7 @@ def record_batch(
     caller: Writer,
     svc: ServiceDep,
     response: Response,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> EventsOut:
     drafts = [
@@ -127,7 +137,10 @@ def record_batch(
         drafts,
         recorded_by=caller.name,
         idempotency=_idempotency(
-            caller.name, idempotency_key, {"batch": [e.request_body() for e in body.events]}
+            request,
+            caller.name,
+            idempotency_key,
+            {"batch": [e.request_body() for e in body.events]},
         ),
     )
     answer(response, outcome)
