@@ -278,7 +278,8 @@ class Fences:
     an attempt that would record the key afterwards finds its place taken (the key's
     unique row) and is decided again. An attempt may replace a fence only if it began
     after the fence was written: its process saw that very fence before the attempt
-    was handed to it (a look-up, or the fence written here). An attempt begun earlier
+    began (its request reached the server; `Write.submitted`), by a look-up or by
+    writing the fence itself. An attempt begun earlier
     records nothing and is answered that its outcome is unknown (some retry may yet
     record the key), never "not recorded". A retry whose process sees the fence for
     the first time is answered so too, and the next retry goes through: a fence costs
