@@ -279,9 +279,9 @@ class Fences:
     unique row) and is decided again. An attempt may replace a fence only if it began
     after the fence was written: its process saw that very fence before the attempt
     began (its request reached the server; `Write.submitted`), by a look-up or by
-    writing the fence itself. An attempt begun earlier
-    records nothing and is answered that its outcome is unknown (some retry may yet
-    record the key), never "not recorded". A retry whose process sees the fence for
+    writing the fence itself. An attempt begun earlier records nothing and is
+    answered that its outcome is unknown (some retry may yet record the key), never
+    "not recorded". A retry whose process sees the fence for
     the first time is answered so too, and the next retry goes through: a fence costs
     at most one extra retry per process, and nothing on a write that meets none (the
     fence is found by the key look-up every keyed write makes anyway).
