@@ -136,7 +136,7 @@ def test_token_cli_list_and_revoke(database_url: str) -> None:
             timeout=60,
         )
 
-    token = cli("create", "dora", "--role", "admin").stdout.strip()
+    token = cli("create", "dora", "--role", "admin", "--create").stdout.strip()
     listed = cli("list")
     assert "dora" in listed.stdout and "admin" in listed.stdout and token not in listed.stdout
     assert cli("revoke", "dora").returncode == 0
