@@ -234,8 +234,8 @@ def test_slow_stream_readers_are_bounded_capped_and_closed_and_idle_streams_cost
         for _ in range(20):  # other reads are answered beside them
             answer = httpx.get(f"{base}/v1/status", params={"country": "RU"}, timeout=30)
             assert answer.status_code == 200, answer.text
-        grown = rss(pid) - before
-        assert grown < 64 * MIB, f"{cap} slow readers made the server grow {grown // MIB} MiB"
+        grown = rss(pid) - before  # ~10 MiB here; 51 MiB when each held what it read
+        assert grown < 32 * MIB, f"{cap} slow readers made the server grow {grown // MIB} MiB"
 
         # A reader that took nothing for the send timeout has had its stream closed; it
         # resumes after the last event it got, and misses nothing.
