@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -23,8 +22,6 @@ from domain.drafts import EventDraft
 from domain.errors import (
     DomainError,
     EventNotFound,
-    NotRecorded,
-    OutcomeUnknown,
     StreamDamaged,
     WriteContention,
 )
@@ -32,7 +29,6 @@ from domain.group_commit import Attempt, CommitQueue, Fences, Write, answer_repl
 from domain.kept_stream import KeptStream
 from domain.keys import EventFilter, StreamKey
 from domain.recorded import (
-    IdempotencyRecord,
     IdempotentRequest,
     OnUndecodable,
     Page,
@@ -42,6 +38,7 @@ from domain.recorded import (
 )
 from domain.store.config import environment_for
 from domain.store.cursor import as_bytes
+from domain.store.failed_writes import FailedWrites
 from domain.store.kept import Recent, StreamStates
 from domain.store.records import DateAsISO, EventStore
 from domain.store.stamping import Stamper
@@ -51,9 +48,6 @@ from domain.stream import SanctionsStream
 APPLICATION_NAME = "SanctionsTimeline"
 """The log's name: the library's config prefix, and the name tracking records follow."""
 MAX_WRITE_ATTEMPTS = 5
-OUTCOME_CHECKS = (0.0, 0.5)
-"""Pauses before each look, after a failed write, for whether it was recorded: a commit
-under way when the connection was lost lands (or not) within moments."""
 logger = logging.getLogger("sanctions.log")
 
 
@@ -72,6 +66,7 @@ class SanctionsLog(Application[uuid.UUID]):
         self.recent = Recent()
         self.commits = CommitQueue(self._commit_group)
         self.fences = Fences()
+        self.failures = FailedWrites(self.store, self.page, self.events_by_ids, self.fences)
         self.signals = self.store.open_signals()
 
     def forget_kept(self) -> None:
@@ -133,7 +128,7 @@ class SanctionsLog(Application[uuid.UUID]):
         transaction, answering every write."""
         attempt: Attempt | None = None
         for _ in range(MAX_WRITE_ATTEMPTS):
-            if attempt is not None and self._stored_after_all(attempt):
+            if attempt is not None and self.failures.stored_after_all(attempt):
                 return  # an earlier try committed before its connection was lost
             try:
                 pending = answer_replays(
@@ -145,7 +140,7 @@ class SanctionsLog(Application[uuid.UUID]):
                 attempt = None
                 continue
             except PersistenceError as error:
-                self._answer_before_commit(group, error)
+                self.failures.before_commit(group, error)
                 return
             if attempt is None:
                 return  # every write answered: replayed, or refused
@@ -166,7 +161,7 @@ class SanctionsLog(Application[uuid.UUID]):
                 continue
             except PersistenceError as error:
                 self.states.forget(attempt.versions)
-                self._answer_after_failure(attempt, error)
+                self.failures.after_failure(attempt, error)
                 return
             assert positions is not None and len(positions) == len(rows)
             attempt.answer(positions, stamper.stamped)
@@ -175,22 +170,11 @@ class SanctionsLog(Application[uuid.UUID]):
             for state in attempt.states.values():
                 self.states.put(state)
             return
-        self._answer_not_recorded(
+        self.failures.not_recorded(
             [write for write in group if not write.answered],
             lambda write: WriteContention(write.drafts[0].key.name, MAX_WRITE_ATTEMPTS),
             None,
         )
-
-    def _stored_after_all(self, attempt: Attempt) -> bool:
-        """Before trying again: whether the last try was stored after all (the library
-        retries a commit whose connection was lost, and the retry then conflicts with
-        it); if so it is answered, and if that cannot be found out, its outcome is
-        unknown."""
-        try:
-            return self._answer_if_stored(attempt)
-        except (PersistenceError, DomainError) as error:
-            attempt.fail(OutcomeUnknown(type(error).__name__), error)
-            return True
 
     def _decide(self, writes: list[Write]) -> Attempt | None:
         """Each write decided, in order, on the streams as its predecessors in the group
@@ -247,94 +231,6 @@ class SanctionsLog(Application[uuid.UUID]):
         moved = self.store.stale_streams(versions)
         if moved:
             raise StaleStreams(moved)
-
-    def _answer_if_stored(self, attempt: Attempt) -> bool:
-        """Whether an attempt whose commit failed to be confirmed was stored after all
-        (its events share one transaction: the first stands for all); if so, answer it."""
-        if not self.page(event_ids=[attempt.first_id]).events:
-            return False
-        recorded = self.events_by_ids(attempt.event_ids)
-        attempt.answer([found.position for found in recorded], [found.event for found in recorded])
-        return True
-
-    def _answer_after_failure(self, attempt: Attempt, error: PersistenceError) -> None:
-        """After the database failed mid-write: each write's outcome, found by its events
-        (and, for a keyed write they are not stored for, by its key: `_answer_not_recorded`)."""
-        for pause in OUTCOME_CHECKS:
-            time.sleep(pause)
-            try:
-                if self._answer_if_stored(attempt):
-                    return
-            except (PersistenceError, DomainError):
-                attempt.fail(OutcomeUnknown(type(error).__name__), error)
-                return
-        self._answer_not_recorded(
-            [write for write, _ in attempt.decided],
-            lambda _: NotRecorded(type(error).__name__),
-            error,
-        )
-
-    def _answer_before_commit(self, group: list[Write], error: PersistenceError) -> None:
-        """The database failed before the group's commit (looking up keys, reading
-        streams): nothing of the group is stored. A write without a key hears of the
-        error itself (the API answers it `not_recorded`, and sets the store up again if
-        its tables are gone); a keyed one is answered by `_answer_not_recorded`."""
-        unanswered = [write for write in group if not write.answered]
-        keyed = [write for write in unanswered if write.request is not None]
-        if not keyed or self.store.is_missing_tables(error):
-            raise error  # every write of the group hears of it (`CommitQueue`)
-        for write in unanswered:
-            if write.request is None:
-                write.answer(error=error)
-        self._answer_not_recorded(keyed, lambda _: NotRecorded(type(error).__name__), error)
-
-    def _answer_not_recorded(
-        self,
-        writes: list[Write],
-        refusal: Callable[[Write], DomainError],
-        cause: BaseException | None,
-    ) -> None:
-        """Answer writes that recorded nothing with `refusal` (a 503 that says
-        `not_recorded`) — only where that is true of the write's Idempotency-Key too.
-
-        Another attempt with the same key, sent earlier by a client that stopped
-        waiting, may still be on its way to commit, in this process or another. So a
-        keyed write is answered "not recorded" only once a fence is stored in its key's
-        place (`Fences`): from then on no attempt begun before can record the key. If
-        the key's events are stored instead, the write is answered as their replay; if
-        the fence cannot be stored (the database is still failing), the outcome is
-        unknown. Only this path pays for the fence: one statement per key."""
-        keyed = [write for write in writes if write.request is not None]
-        fences = [
-            IdempotencyRecord.fencing(w.request.caller, w.request.key, w.request.request_hash)
-            for w in keyed
-            if w.request is not None
-        ]
-        try:
-            stored = self.store.fence_idempotencies(fences) if fences else {}
-            recorded: list[Write] = []
-            for write in keyed:
-                assert write.request is not None
-                found = stored.get((write.request.caller, write.request.key))
-                if found is None:
-                    raise OutcomeUnknown("fence")
-                if found.fence is not None:
-                    self.fences.saw(found.caller, found.key, found.fence)
-                else:
-                    recorded.append(write)
-            if recorded:  # stored by another attempt: the replay (or a conflict)
-                answer_replays(recorded, lambda _: stored, self.events_by_ids, self.fences)
-        except (PersistenceError, DomainError) as error:
-            for write in keyed:
-                if not write.answered:
-                    unknown = OutcomeUnknown(type(error).__name__)
-                    unknown.__cause__ = cause or error
-                    write.answer(error=unknown)
-        for write in writes:
-            if not write.answered:
-                answer = refusal(write)
-                answer.__cause__ = cause
-                write.answer(error=answer)
 
     # Reading
 

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from api.cli.support import SanctionsGroup, console, errors
+from api.cli.group import SanctionsGroup
+from api.cli.support import console, errors
 
 audit_app = typer.Typer(
     cls=SanctionsGroup,

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from api.cli import changes as cli_changes
 from api.cli import ops as cli_ops
+from api.cli.group import SanctionsGroup
 from api.cli.support import (
     AuthorityOpt,
     CommodityArg,
@@ -24,7 +25,6 @@ from api.cli.support import (
     JsonOpt,
     KnownAtOpt,
     Options,
-    SanctionsGroup,
     answering,
     columns_table,
     console,

@@ -13,9 +13,9 @@ from typing import Annotated
 import typer
 
 from api.cli.audit import audit_app
+from api.cli.group import SanctionsGroup
 from api.cli.support import (
     CreateOpt,
-    SanctionsGroup,
     console,
     errors,
     fail,
