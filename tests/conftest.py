@@ -35,6 +35,26 @@ TOKENS = "alice:admin:admin-token,wendy:writer:writer-token,rita:reader:reader-t
 ADMIN = {"Authorization": "Bearer admin-token"}
 WRITER = {"Authorization": "Bearer writer-token"}
 READER = {"Authorization": "Bearer reader-token"}
+US_POTASH_IMPOSED = {
+    "type": "imposed",
+    "authority": "US",
+    "country": "BY",
+    "commodity": "potash",
+    "effective_date": "2021-08-09",
+    "measures": ["import_ban"],
+}
+"""The simplest write: the US imposes an import ban on Belarusian potash."""
+IRAN_GOLD = {
+    "type": "imposed",
+    "authority": "EU",
+    "country": "IR",
+    "commodity": "gold",
+    "effective_date": "2012-01-23",
+    "measures": ["import_ban"],
+    "legal_basis": "Council Decision 2012/35/CFSP",
+    "source": {"url": "https://eur-lex.europa.eu/eli/dec/2012/35/oj"},
+}
+"""An event the bundled timeline lacks: a log of it grows by one (60 to 61 events)."""
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import WRITER
+from tests.conftest import US_POTASH_IMPOSED, WRITER
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +55,7 @@ def test_a_very_long_unknown_path_is_named_cut_short(client: TestClient) -> None
 
 
 def test_a_bare_date_known_at_is_answered_with_a_hint_of_its_moment(client: TestClient) -> None:
-    event = {
-        "type": "imposed",
-        "authority": "US",
-        "country": "BY",
-        "commodity": "potash",
-        "effective_date": "2021-08-09",
-        "measures": ["import_ban"],
-    }
+    event = US_POTASH_IMPOSED
     assert client.post("/v1/events", json=event, headers=WRITER).status_code == 201
     today = datetime.now(UTC).date().isoformat()
     query = {"country": "BY", "commodity": "potash", "authority": "US", "as_of": "2022-01-01"}

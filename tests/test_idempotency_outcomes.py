@@ -35,7 +35,7 @@ from domain.recorded import IdempotencyRecord, IdempotentRequest, WriteOutcome
 from domain.rules import EventType
 from domain.store.records import EventStore
 from tests import test_store_contract as contract
-from tests.conftest import POSTGRES_URL, TOKENS, WRITER, drop_schema
+from tests.conftest import POSTGRES_URL, TOKENS, US_POTASH_IMPOSED, WRITER, drop_schema
 from tests.test_scaleout import Proxy
 from tests.test_store_contract import filled, store  # noqa: F401 -- the stores it runs on
 
@@ -240,14 +240,7 @@ def test_with_the_database_gone_a_keyed_write_is_unknown_and_an_unkeyed_one_not_
     proxy.start()
     url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     svc = build_service(Settings(database_url=url, api_tokens=TOKENS))
-    body = {
-        "type": "imposed",
-        "authority": "US",
-        "country": "BY",
-        "commodity": "potash",
-        "effective_date": "2021-08-09",
-        "measures": ["import_ban"],
-    }
+    body = US_POTASH_IMPOSED
     keyed = {**WRITER, "Idempotency-Key": "gone-1"}
     try:
         dora = {"Authorization": f"Bearer {svc.tokens.create('dora', Role.WRITER)}"}

@@ -21,24 +21,13 @@ from api.app.settings import Settings
 from api.schemas.answers import EventIn
 from domain.errors import TreeMismatch
 from projections.log import leaf_check
-from tests.conftest import READER, TOKENS, WRITER, drop_schema, run_cli
+from tests.conftest import IRAN_GOLD, READER, TOKENS, WRITER, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back
 
 pytestmark = pytest.mark.e2e  # the insider's rewrite, caught by the CLI and a served app
 
 LIFT_STREAM = "US/BY/potash"
-IRAN_GOLD = {
-    "type": "imposed",
-    "authority": "EU",
-    "country": "IR",
-    "commodity": "gold",
-    "effective_date": "2012-01-23",
-    "measures": ["import_ban"],
-    "legal_basis": "Council Decision 2012/35/CFSP",
-    "source": {"url": "https://eur-lex.europa.eu/"},
-}
-"""An honest event recorded after the first checkpoint: the log grows from 60 to 61."""
 
 
 def seeded_and_served(

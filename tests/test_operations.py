@@ -26,19 +26,12 @@ from api.http.app import create_app
 from domain.keys import StreamKey
 from domain.rules import EventType
 from domain.stream import EventDraft
-from tests.conftest import ADMIN, WRITER, free_port
+from tests.conftest import ADMIN, US_POTASH_IMPOSED, WRITER, free_port
 
 pytestmark = pytest.mark.e2e  # `sanctions serve` and the token commands, as an operator runs them
 
 ROOT = Path(__file__).resolve().parents[1]
-BODY = {
-    "type": "imposed",
-    "authority": "US",
-    "country": "BY",
-    "commodity": "potash",
-    "effective_date": "2021-08-09",
-    "measures": ["import_ban"],
-}
+BODY = US_POTASH_IMPOSED
 
 
 def test_readyz_when_caught_up_and_503_when_behind(make_services: Callable[..., Service]) -> None:

@@ -17,7 +17,7 @@ from api.app.service import Service
 from api.http.app import create_app
 from domain.checkpoints import Checkpoint, NoteError, Signer, Verifier
 from domain.store.keyfile import SigningKeyError, load_or_create
-from tests.conftest import run_cli
+from tests.conftest import IRAN_GOLD, run_cli
 
 # Restarts and several services on one store: not on the in-memory store.
 pytestmark = [pytest.mark.integration, pytest.mark.shared_store]
@@ -129,16 +129,7 @@ def test_a_rotation_keeps_the_old_checkpoints_verifiable(
         response = http.post(
             "/v1/events",
             headers={"Authorization": "Bearer writer-token"},
-            json={
-                "type": "imposed",
-                "authority": "EU",
-                "country": "IR",
-                "commodity": "gold",
-                "effective_date": "2012-01-23",
-                "measures": ["import_ban"],
-                "legal_basis": "Council Decision 2012/35/CFSP",
-                "source": {"url": "https://eur-lex.europa.eu/eli/dec/2012/35/oj"},
-            },
+            json=IRAN_GOLD,
         )
         assert response.status_code == 201, response.text
         latest = http.get("/v1/audit/checkpoint").text
@@ -187,16 +178,7 @@ def test_audit_check_follows_a_rotation_given_both_keys(
         f"{url}/v1/events",
         timeout=30,
         headers={"Authorization": "Bearer writer-token"},
-        json={
-            "type": "imposed",
-            "authority": "EU",
-            "country": "IR",
-            "commodity": "gold",
-            "effective_date": "2012-01-23",
-            "measures": ["import_ban"],
-            "legal_basis": "Council Decision 2012/35/CFSP",
-            "source": {"url": "https://eur-lex.europa.eu/eli/dec/2012/35/oj"},
-        },
+        json=IRAN_GOLD,
     )
     assert grown.status_code == 201, grown.text
 

@@ -19,7 +19,7 @@ import httpx
 import pycountry
 import pytest
 
-from tests.conftest import ADMIN, TOKENS, WRITER, free_port
+from tests.conftest import ADMIN, TOKENS, US_POTASH_IMPOSED, WRITER, free_port
 from tests.webhook_receiver import Receiver
 
 # Servers started as processes, SIGKILLed or SIGTERMed mid-delivery, restarted.
@@ -156,14 +156,7 @@ def test_sigterm_during_an_attempt_stops_the_server_at_once(server: Start) -> No
         created = httpx.post(
             f"{base}/v1/subscriptions", json={"url": receiver.url}, headers=ADMIN
         ).json()
-        event = {
-            "type": "imposed",
-            "authority": "US",
-            "country": "BY",
-            "commodity": "potash",
-            "effective_date": "2021-08-09",
-            "measures": ["import_ban"],
-        }
+        event = US_POTASH_IMPOSED
         imposed = httpx.post(f"{base}/v1/events", json=event, headers=WRITER).json()
         receiver.wait_for(lambda: len(receiver.arrived) == 1)
         process.send_signal(signal.SIGTERM)
