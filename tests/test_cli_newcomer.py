@@ -5,7 +5,11 @@ created by surprise), errors that blame the setting actually given, a hint for a
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import pytest
 
 from domain.store.config import database_location, missing_event_store
 from tests.conftest import free_port
-from tests.test_cli import created, sanctions
+from tests.test_cli import SANCTIONS, created, sanctions
 
 pytestmark = pytest.mark.e2e  # the `sanctions` command run as a user runs it
 
@@ -159,3 +163,62 @@ def test_a_bare_date_known_at_gets_a_note_of_its_moment(tmp_path: Path) -> None:
     diff = sanctions("diff", "BY", "--from-known-at", today, "--json", database=database)
     assert diff.returncode == 0, diff.stderr
     assert f"--from-known-at {today} is read as" in " ".join(diff.stderr.split())
+
+
+def test_serve_names_its_database_and_a_busy_port_before_opening_any(tmp_path: Path) -> None:
+    """`serve` says which database it serves (creating it, the first time), and on a port
+    another server holds it says so, pointing at --port, before it opens or seeds one."""
+    database_url = f"sqlite:///{tmp_path}/data/sanctions.db"
+    with socket.socket() as holder:  # another server on the port
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        busy = sanctions("serve", "--seed", "--port", str(port), database=database_url)
+    assert busy.returncode == 1, (busy.stdout, busy.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr, busy.stderr
+    assert "--port N" in busy.stderr and "Traceback" not in busy.stderr, busy.stderr
+    assert not created(database_url), "a busy port opened (and seeded) a database first"
+
+    port = free_port()
+    output = tmp_path / "serve.out"
+    with output.open("w") as out:
+        process = subprocess.Popen(
+            [*SANCTIONS, "serve", "--port", str(port)],
+            env={
+                **os.environ,
+                "SANCTIONS_DATABASE_URL": database_url,
+                "SANCTIONS_API_TOKENS": "t",
+                "COLUMNS": "200",
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "creating a new database at" not in output.read_text():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    first = output.read_text().splitlines()[0]
+    assert first == f"creating a new database at {database_location(database_url)}", first
+
+
+def test_an_empty_answer_at_a_known_at_before_the_record_says_so(tmp_path: Path) -> None:
+    """A `--known-at` before anything was recorded answers an empty table, which must not
+    read as "nothing in force": a note says nothing was recorded by then, and what
+    --known-at means beside --as-of."""
+    database_url = f"sqlite:///{tmp_path}/sanctions.db"
+    assert sanctions("seed", "--create", database=database_url).returncode == 0
+    for command in (["status", "BY", "potash"], ["timeline", "BY", "potash"]):
+        early = sanctions(*command, "--known-at", "2020-01-01T00:00:00Z", database=database_url)
+        assert early.returncode == 0, early.stderr
+        assert "US/BY/potash" not in early.stdout, early.stdout
+        assert "no event matching this question had been recorded by 2020-01-01T00:00:00" in (
+            early.stderr
+        ), early.stderr
+        assert "the date a law is read on is --as-of" in early.stderr, early.stderr
+        now = sanctions(*command, database=database_url)
+        assert "US/BY/potash" in now.stdout and "note:" not in now.stderr, now.stderr

@@ -30,6 +30,7 @@ from api.cli.support import (
     console,
     fail,
     flag,
+    note_nothing_recorded,
     printed_as_json,
     styled,
 )
@@ -103,6 +104,8 @@ def status(
     for row in answer.results:
         table.add_row(row.stream, styled(row.status), ", ".join(row.measures), str(row.since or ""))
     console.print(table)
+    if not answer.results:
+        note_nothing_recorded(answer.known_at, given=known_at is not None)
 
 
 @app.command()
@@ -135,6 +138,8 @@ def timeline(
             ", ".join(row.measures),
         )
     console.print(table)
+    if not answer.intervals:
+        note_nothing_recorded(answer.known_at, given=known_at is not None)
 
 
 @app.command()

@@ -53,7 +53,15 @@ def serve(
             "notify other processes, so worker processes could not keep known_at "
             "answers and read-your-writes; run one process, or use PostgreSQL"
         )
-    with service(ctx, catch_up=False) as svc:
+    taken = port_taken(host, port)
+    if taken is not None:
+        raise fail(
+            f"cannot listen on {host}:{port}: {taken}. Is another server running there? "
+            "Give another port with --port N (make serve PORT=N)",
+            1,
+        )
+    # Says which database it serves (and whether it creates it), as writing commands do.
+    with service(ctx, catch_up=False, writes=True, create=True) as svc:
         svc.notary.signer  # noqa: B018 -- the log's key, or the start is refused, saying which
         if seed:
             report = seed_timeline(svc)
@@ -95,6 +103,25 @@ def serve(
         workers=workers,
         **run,  # type: ignore[arg-type]
     )
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on (another server holds it, say), or None. The
+    same bind uvicorn makes, tried before the database is opened or seeded."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return f"no such address ({error.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
 
 
 def project(

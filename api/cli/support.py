@@ -292,6 +292,18 @@ def known_at_note(option: str, day: str) -> Text:
     )
 
 
+def note_nothing_recorded(known_at: str, *, given: bool) -> None:
+    """Below an empty table: that no event the question matches was recorded by `known_at`, so
+    an empty answer is not read as "nothing in force" by one who meant a valid date."""
+    note = f" no event matching this question had been recorded by {known_at}"
+    if given:
+        note += (
+            ": --known-at is a moment of the record (when events were recorded); the date a "
+            "law is read on is --as-of"
+        )
+    errors.print(Text.assemble(("note:", "yellow"), note + "."), highlight=False)
+
+
 def note_bare_days(ctx: typer.Context) -> None:
     """Once a command has its answer: a note for each `--known-at` given as a real day."""
     from datetime import date
