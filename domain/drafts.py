@@ -8,7 +8,7 @@ from uuid import UUID
 
 from domain.errors import InvalidInput
 from domain.keys import StreamKey
-from domain.rules import MEASURES, EventType
+from domain.rules import MEASURES, TERMED, EventType
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class EventDraft:
     source: dict[str, str | None] | None = None
     note: str | None = None
     expected_version: int | None = None
+    expires: date | None = None
+    renews: UUID | None = None
 
     def __post_init__(self) -> None:
         check_draft_is_well_formed(self)
@@ -31,6 +33,7 @@ class EventDraft:
 
 def check_draft_is_well_formed(draft: EventDraft) -> None:
     """InvalidInput naming the field if the payload does not fit the event type."""
+    check_term_is_well_formed(draft)
     unknown = sorted(set(draft.measures) - set(MEASURES))
     if unknown:
         raise InvalidInput("measures", f"unknown measure(s): {', '.join(unknown)}")
@@ -51,8 +54,31 @@ def check_draft_is_well_formed(draft: EventDraft) -> None:
         raise InvalidInput("retracts", f"only a retraction names `retracts`, not {draft.type}")
     if draft.effective_date is None:
         raise InvalidInput("effective_date", f"an {draft.type} event needs an effective_date")
-    if draft.type is EventType.LIFTED:
+    if draft.type in (EventType.LIFTED, EventType.RENEWED):
         if draft.measures:
-            raise InvalidInput("measures", "a lift ends every measure: name none")
+            what = "a lift ends every measure" if draft.type is EventType.LIFTED else (
+                "a renewal moves the end of a term"
+            )
+            raise InvalidInput("measures", f"{what}: name none")
     elif not draft.measures:
         raise InvalidInput("measures", f"an {draft.type} event names at least one measure")
+
+
+def check_term_is_well_formed(draft: EventDraft) -> None:
+    """InvalidInput naming `expires` or `renews` if they do not fit the event."""
+    if draft.renews is not None and draft.type is not EventType.RENEWED:
+        raise InvalidInput("renews", f"only a renewal names `renews`, not {draft.type}")
+    if draft.type is EventType.RENEWED and draft.expires is None:
+        raise InvalidInput("expires", "a renewal names the new end of the term: `expires`")
+    if draft.expires is None:
+        return
+    if draft.type not in (*TERMED, EventType.RENEWED):
+        raise InvalidInput(
+            "expires", f"{draft.type} has no term: only imposed, expanded and eased do"
+        )
+    if draft.effective_date is not None and draft.expires <= draft.effective_date:
+        raise InvalidInput(
+            "expires",
+            f"a term ends after it begins: {draft.expires} is not later than "
+            f"the effective_date {draft.effective_date}",
+        )

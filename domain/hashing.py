@@ -46,12 +46,21 @@ def hashable(value: Any) -> Any:
     raise TypeError(f"a stored field holds a {type(value).__name__}, which no event has")
 
 
+UNSET_UNHASHED = frozenset({"expires", "renews"})
+"""Fields added after events were first stored: unset (null or absent), they are left out
+of the hash, so that every event stored before them keeps its hash."""
+
+
 def event_hash(fields: dict[str, Any]) -> str:
     """The hex SHA-256 of an event: over a canonical JSON of every stored field (the
     library's `originator_id`, `originator_version` and `timestamp` included) but the
     hash itself, and the event's type. It links the event to the one before it in its
     stream through `prev_hash`, and is the event's leaf in the log's Merkle tree."""
-    document = {name: hashable(value) for name, value in fields.items() if name != "hash"}
+    document = {
+        name: hashable(value)
+        for name, value in fields.items()
+        if name != "hash" and not (name in UNSET_UNHASHED and value is None)
+    }
     return hashlib.sha256(canonical_json(document)).hexdigest()
 
 
@@ -75,4 +84,5 @@ def answered_fields(event: dict[str, Any], stream_id: str) -> dict[str, Any]:
         fields["retracts"] = event["retracts"]
     else:
         fields.update(effective_date=event["effective_date"], measures=event["measures"])
+        fields.update({name: event.get(name) for name in UNSET_UNHASHED})
     return fields

@@ -35,10 +35,14 @@ class EventType(StrEnum):
     EASED = "eased"
     LIFTED = "lifted"
     RETRACTED = "retracted"
+    RENEWED = "renewed"
 
 
-Status = Literal["none", "active", "lifted"]
-IntervalStatus = Literal["active", "lifted"]
+TERMED = (EventType.IMPOSED, EventType.EXPANDED, EventType.EASED)
+"""The types of event that may carry a term (`expires`) of their own."""
+
+Status = Literal["none", "active", "lifted", "expired"]
+IntervalStatus = Literal["active", "lifted", "expired"]
 """A validity interval's status: a timeline begins at its first effective event."""
 
 
@@ -51,6 +55,8 @@ class TimelineEntry:
     type: EventType
     effective_date: date
     measures: frozenset[str] = frozenset()
+    expires: date | None = None
+    renews: str | None = None
 
     @property
     def order(self) -> tuple[date, int]:
@@ -69,6 +75,31 @@ class StreamState:
     measures: frozenset[str] = frozenset()
     since: date | None = None
     event_ids: tuple[str, ...] = field(default=())
+    terms: tuple[Term, ...] = ()
+    """The terms pending: what ends by itself, and when, in the order they end."""
+    ended: tuple[tuple[str, date], ...] = ()
+    """The events whose term has ended, and on which date (to say so on a renewal)."""
+
+    @property
+    def expires(self) -> date | None:
+        """The next date on which this state changes by itself (None: never)."""
+        return self.terms[0].expires if self.terms else None
+
+
+@dataclass(frozen=True)
+class Term:
+    """A pending end of what one event did: the run (`imposed`), the measures it added
+    (`expanded`), or an easing (`eased`, whose measures come back)."""
+
+    expires: date
+    order: tuple[date, int]
+    event_id: str
+    type: EventType
+    measures: frozenset[str]
+
+    @property
+    def key(self) -> tuple[date, tuple[date, int]]:
+        return (self.expires, self.order)
 
 
 NOTHING_YET = StreamState()
@@ -78,23 +109,99 @@ class RuleBroken(Exception):
     """Raised by `apply` with the reason, in the user's terms."""
 
 
+def with_term(terms: tuple[Term, ...], term: Term | None) -> tuple[Term, ...]:
+    kept = tuple(t for t in terms if term is None or t.event_id != term.event_id)
+    return kept if term is None else tuple(sorted((*kept, term), key=lambda t: t.key))
+
+
+def term_of(entry: TimelineEntry, measures: frozenset[str]) -> Term | None:
+    if entry.expires is None:
+        return None
+    return Term(entry.expires, entry.order, entry.event_id, entry.type, measures)
+
+
+def next_end(state: StreamState, day: date) -> Term | None:
+    """The first pending term that has ended by `day` (inclusive: `expires` is exclusive)."""
+    if state.terms and state.terms[0].expires <= day:
+        return state.terms[0]
+    return None
+
+
+def end_term(state: StreamState, term: Term) -> StreamState:
+    """The state from the date on which `term` ends."""
+    ended = (*state.ended, (term.event_id, term.expires))
+    rest = state.terms[1:]
+    if term.type is EventType.EASED:
+        measures = state.measures | term.measures
+    else:
+        measures = frozenset() if term.type is EventType.IMPOSED else state.measures - term.measures
+    if not measures:  # the run ends by its term
+        return StreamState("expired", frozenset(), term.expires, state.event_ids, (), ended)
+    return StreamState("active", measures, term.expires, state.event_ids, rest, ended)
+
+
+def advance(state: StreamState, day: date) -> StreamState:
+    """The state on `day`, after every term that has ended by then."""
+    while (term := next_end(state, day)) is not None:
+        state = end_term(state, term)
+    return state
+
+
 def apply(stream: str, state: StreamState, entry: TimelineEntry) -> StreamState:
     """The state after `entry`, or RuleBroken saying why it cannot take effect."""
     day = entry.effective_date
+    state = advance(state, day)
+    ended = state.ended
     if entry.type is EventType.IMPOSED:
         check_is_not_active(stream, state, day)
-        return StreamState("active", entry.measures, day, (entry.event_id,))
+        term = term_of(entry, entry.measures)
+        terms = () if term is None else (term,)
+        return StreamState("active", entry.measures, day, (entry.event_id,), terms, ended)
+    if entry.type is EventType.RENEWED:
+        renewed = renewed_term(stream, state, entry)
+        built = (*state.event_ids, entry.event_id)
+        return StreamState("active", state.measures, day, built, renewed, ended)
     check_is_active(stream, state, day, entry.type)
     built = (*state.event_ids, entry.event_id)
     if entry.type is EventType.EXPANDED:
         check_adds_a_measure(stream, state, entry)
-        return StreamState("active", state.measures | entry.measures, day, built)
+        terms = with_term(state.terms, term_of(entry, entry.measures - state.measures))
+        return StreamState("active", state.measures | entry.measures, day, built, terms, ended)
     if entry.type is EventType.EASED:
         check_eases_only_measures_in_force(stream, state, entry)
-        return StreamState("active", state.measures - entry.measures, day, built)
+        terms = with_term(state.terms, term_of(entry, entry.measures))
+        return StreamState("active", state.measures - entry.measures, day, built, terms, ended)
     if entry.type is EventType.LIFTED:
-        return StreamState("lifted", frozenset(), day, built)
+        return StreamState("lifted", frozenset(), day, built, (), ended)
     raise RuleBroken(f"{entry.type} does not take effect on a date")
+
+
+def renewed_term(stream: str, state: StreamState, entry: TimelineEntry) -> tuple[Term, ...]:
+    """The pending terms once `entry` (a renewal) has moved the end of the one it renews."""
+    day, expires = entry.effective_date, entry.expires
+    assert expires is not None
+    if entry.renews is None and state.status != "expired":
+        check_is_active(stream, state, day, entry.type)
+    target = entry.renews or state.event_ids[0]
+    what = "the imposition that began the run" if entry.renews is None else "event"
+    term = next((t for t in state.terms if t.event_id == target), None)
+    if term is None:
+        ended = dict(state.ended).get(target)
+        if ended is not None:
+            raise RuleBroken(
+                f"the term of {what} {target} ended on {ended} (it was not renewed "
+                f"before then), so it cannot be renewed on {day}; record `imposed` anew"
+            )
+        raise RuleBroken(
+            f"{what} {target} has no term in force for {stream} on {day}, so there is "
+            "nothing to renew"
+        )
+    if expires <= term.expires:
+        raise RuleBroken(
+            f"the term of event {target} already runs until {term.expires}, so a renewal "
+            f"until {expires} would not extend it: `expires` must be later"
+        )
+    return with_term(state.terms, Term(expires, term.order, term.event_id, term.type, term.measures))
 
 
 def check_is_not_active(stream: str, state: StreamState, day: date) -> None:
@@ -145,7 +252,7 @@ def fold(stream: str, entries: Iterable[TimelineEntry], as_of: date | None = Non
         if as_of is not None and entry.effective_date > as_of:
             break
         state = apply(stream, state, entry)
-    return state
+    return state if as_of is None else advance(state, as_of)
 
 
 def first_broken(stream: str, entries: Iterable[TimelineEntry]) -> tuple[TimelineEntry, str] | None:

@@ -12,7 +12,7 @@ from domain.drafts import EventDraft
 from domain.errors import RuleViolation
 from domain.hashing import GENESIS_HASH, event_hash
 from domain.keys import StreamKey
-from domain.rules import EventType, TimelineEntry, check_can_insert, check_can_remove
+from domain.rules import TERMED, EventType, TimelineEntry, check_can_insert, check_can_remove
 
 
 class SanctionsStream(Aggregate):
@@ -67,6 +67,10 @@ class SanctionsStream(Aggregate):
     class TakesEffect(Event):
         effective_date: date
         measures: list[str]
+        expires: date | None = None
+        """The end of its term (exclusive); stored and hashed only when set."""
+        renews: UUID | None = None
+        """The event whose term a renewal extends (None: the run's imposition)."""
 
         @property
         def effective(self) -> date | None:
@@ -83,6 +87,8 @@ class SanctionsStream(Aggregate):
                 self.TYPE,
                 self.effective_date,
                 frozenset(self.measures),
+                getattr(self, "expires", None),
+                None if getattr(self, "renews", None) is None else str(self.renews),
             )
 
     class Imposed(TakesEffect):
@@ -97,6 +103,9 @@ class SanctionsStream(Aggregate):
     class Lifted(TakesEffect):
         TYPE = EventType.LIFTED
 
+    class Renewed(TakesEffect):
+        TYPE = EventType.RENEWED
+
     class Retracted(Event):
         TYPE = EventType.RETRACTED
         retracts: UUID
@@ -106,7 +115,7 @@ class SanctionsStream(Aggregate):
             return self.retracts
 
     EVENT_CLASSES: ClassVar[dict[EventType, type[Event]]] = {
-        kind.TYPE: kind for kind in (Imposed, Expanded, Eased, Lifted, Retracted)
+        kind.TYPE: kind for kind in (Imposed, Expanded, Eased, Lifted, Retracted, Renewed)
     }
 
     @classmethod
@@ -161,11 +170,24 @@ class SanctionsStream(Aggregate):
             fields = {"retracts": draft.retracts}
         else:
             assert draft.effective_date is not None
+            renews = None if draft.renews is None else str(draft.renews)
+            if renews is not None:
+                self.check_can_renew(renews)
             entry = TimelineEntry(
-                str(event_id), version, draft.type, draft.effective_date, draft.measures
+                str(event_id),
+                version,
+                draft.type,
+                draft.effective_date,
+                draft.measures,
+                draft.expires,
+                renews,
             )
             self.check_can_take_effect(entry)
             fields = {"effective_date": draft.effective_date, "measures": sorted(draft.measures)}
+            if draft.expires is not None:
+                fields["expires"] = draft.expires
+            if draft.renews is not None:
+                fields["renews"] = draft.renews
         fields.update(
             stream=self.key.name,
             event_id=event_id,
@@ -181,6 +203,21 @@ class SanctionsStream(Aggregate):
         digest = event_hash({**stored, "type": draft.type.value}) if hashed else ""
         self.trigger_event(self.EVENT_CLASSES[draft.type], hash=digest, **fields)
         return cast(SanctionsStream.Event, self.pending_events[-1])
+
+    def check_can_renew(self, target: str) -> None:
+        """RuleViolation if `target` is not an event of the stream with a term of its own."""
+        kind = self.types.get(target)
+        if kind is None:
+            raise RuleViolation(f"{self.key} has no event {target} to renew")
+        if target in self.retracted:
+            raise RuleViolation(f"event {target} of {self.key} is retracted, so it cannot be renewed")
+        if kind not in TERMED:
+            raise RuleViolation(
+                f"event {target} is {kind}, which has no term; a renewal names the "
+                "imposed, expanded or eased event whose term it extends"
+            )
+        if self.entries[target].expires is None:
+            raise RuleViolation(f"event {target} ({kind}) has no term, so there is nothing to renew")
 
     def check_can_retract(self, target: str) -> None:
         kind = self.types.get(target)
