@@ -22,6 +22,7 @@ class ReplayStep:
     status: Status
     measures: list[str]
     since: date | None
+    expires: date | None = None
 
 
 def replay_steps(
@@ -55,4 +56,4 @@ def step_at(
     if not rows:
         return ReplayStep(position, event, "none", [], None)
     row = rows[0]
-    return ReplayStep(position, event, row.status, row.measures, row.since)
+    return ReplayStep(position, event, row.status, row.measures, row.since, row.expires)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.keys import EventFilter
+from domain.rules import RuleBroken, fold
 from domain.stream import SanctionsStream
 from projections.rows import StatusRow
 from projections.view import StatusView
@@ -62,7 +63,9 @@ def accounting_events(
 
     An event counts at (D, T) when it was recorded by T, takes effect by D, and no
     retraction of it was recorded by T. A retraction counts when it was recorded by T
-    and the event it retracts takes effect by D: it is what took that event away.
+    and the event it retracts takes effect by D: it is what took that event away. An
+    event whose term has ended by D (as known at T) at one point and not at the other
+    is listed too: the end of its term accounts for the difference.
     """
     listed = list(events)
     effective = {
@@ -87,6 +90,29 @@ def accounting_events(
             at <= point.known_at for at in retracted_at.get(str(event.event_id), ())
         )
 
+    ended = ended_terms(listed, before) ^ ended_terms(listed, after)
     return [
-        str(event.event_id) for event in listed if counts(event, before) != counts(event, after)
+        str(event.event_id)
+        for event in listed
+        if counts(event, before) != counts(event, after) or str(event.event_id) in ended
     ]
+
+
+def ended_terms(events: list[SanctionsStream.Event], point: Point) -> set[str]:
+    """The events of one stream whose term has ended by `point.as_of`, as known then."""
+    known = [event for event in events if event.recorded_at <= point.known_at]
+    retracted = {
+        str(event.retracts) for event in known if isinstance(event, SanctionsStream.Retracted)
+    }
+    entries = [
+        event.entry()
+        for event in known
+        if isinstance(event, SanctionsStream.TakesEffect) and str(event.event_id) not in retracted
+    ]
+    if not entries:
+        return set()
+    try:
+        state = fold(events[0].stream, entries, point.as_of)
+    except RuleBroken:  # a store altered behind the service's back: `verify` says so
+        return set()
+    return {event_id for event_id, _ in state.ended}

@@ -19,12 +19,15 @@ from typing import NamedTuple
 
 from domain.rules import (
     NOTHING_YET,
+    EventType,
     RuleBroken,
     Status,
     StreamState,
     TimelineEntry,
     apply,
+    end_term,
     in_valid_time_order,
+    next_end,
 )
 from domain.stream import SanctionsStream
 
@@ -43,6 +46,10 @@ class ValidInterval(NamedTuple):
     event_id: str
     in_force_since: date | None
     """Where the run of `active` intervals this one belongs to began (None unless active)."""
+    expires: date | None = None
+    """The next date on which the status changes by itself: the earliest pending term."""
+    term_ended: bool = False
+    """Whether the interval began where the term of `event_id` ended (not on its date)."""
 
     @property
     def since(self) -> date:
@@ -66,9 +73,22 @@ def valid_intervals(stream: str, entries: Iterable[TimelineEntry]) -> list[Valid
     take effect (possible only in a store altered behind the service's back) is
     passed over, so a projection never stops on it; `verify` reports such stores.
     """
-    days: list[tuple[date, StreamState, str]] = []
+    days: list[tuple[date, StreamState, str, bool]] = []
+
+    def change(day: date, state: StreamState, event_id: str, term_ended: bool) -> None:
+        if days and days[-1][0] == day:  # same day: one interval, named by the last change
+            days.pop()
+        days.append((day, state, event_id, term_ended))
+
+    def end_terms(state: StreamState, day: date | None) -> StreamState:
+        while (term := next_end(state, day or date.max)) is not None:
+            state = end_term(state, term)
+            change(term.expires, state, term.event_id, True)
+        return state
+
     state = NOTHING_YET
     for day, same_day in groupby(in_valid_time_order(entries), key=lambda e: e.effective_date):
+        state = end_terms(state, day)
         last_id = None
         for entry in same_day:
             try:
@@ -77,9 +97,10 @@ def valid_intervals(stream: str, entries: Iterable[TimelineEntry]) -> list[Valid
                 continue
             last_id = entry.event_id
         if last_id is not None:
-            days.append((day, state, last_id))
+            change(day, state, last_id, False)
+    end_terms(state, None)
     intervals: list[ValidInterval] = []
-    for index, (day, state, event_id) in enumerate(days):
+    for index, (day, state, event_id, term_ended) in enumerate(days):
         intervals.append(
             ValidInterval(
                 valid_from=day,
@@ -89,6 +110,8 @@ def valid_intervals(stream: str, entries: Iterable[TimelineEntry]) -> list[Valid
                 event_ids=state.event_ids,
                 event_id=event_id,
                 in_force_since=in_force_since(intervals[-1] if intervals else None, state, day),
+                expires=state.expires,
+                term_ended=term_ended,
             )
         )
     return intervals
@@ -183,7 +206,15 @@ def appended(record: StreamRecord, added: TimelineEntry) -> tuple[int, list[Vali
     case), from the last interval alone: how many open intervals stay as they are, and
     the ones after them. None when a full refold is needed."""
     rows = record.open_rows
-    if not rows or any(
+    if (
+        not rows
+        or rows[-1].interval.expires is not None
+        or added.expires is not None
+        or added.type is EventType.RENEWED
+        or added.effective_date < rows[-1].interval.valid_from  # before a term's end
+    ):
+        return None  # terms end between events: only the full fold places them
+    if any(
         entry.effective_date > added.effective_date
         for entry in record.entries.values()
         if entry is not added
@@ -216,6 +247,8 @@ def appended(record: StreamRecord, added: TimelineEntry) -> tuple[int, list[Vali
         last.event_ids,
         last.event_id,
         last.in_force_since,
+        last.expires,
+        last.term_ended,
     )
     return len(rows) - 1, [bounded, interval]
 

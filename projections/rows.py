@@ -26,6 +26,7 @@ class StatusRow:
     since: date | None
     in_force_since: date | None
     event_ids: list[str]
+    expires: date | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TimelineRow:
     status: IntervalStatus
     measures: list[str]
     event_id: str
+    term_ended: bool = False
 
 
 PLAIN = re.compile(r"[ !#-\[\]-~]*")
@@ -106,7 +108,17 @@ def intervals_params(stream: str, rows: Iterable[IntervalRow]) -> list[tuple[Any
             or moments.setdefault(row.tx_to, format_timestamp(row.tx_to))
         )
         since = interval.in_force_since
-        params.append((*head, tx_from, tx_to, None if since is None else since.isoformat()))
+        expires = interval.expires
+        params.append(
+            (
+                *head,
+                tx_from,
+                tx_to,
+                None if since is None else since.isoformat(),
+                None if expires is None else expires.isoformat(),
+                int(interval.term_ended),
+            )
+        )
     return params
 
 
@@ -119,6 +131,8 @@ def entry_params(stream: str, entry: TimelineEntry) -> tuple[Any, ...]:
         entry.type.value,
         entry.effective_date.isoformat(),
         json_list(sorted(entry.measures)),
+        None if entry.expires is None else entry.expires.isoformat(),
+        entry.renews,
     )
 
 
@@ -164,6 +178,8 @@ def interval_row_of(row: Any) -> IntervalRow:
             event_ids=tuple(json.loads(row["event_ids"])),
             event_id=row["event_id"],
             in_force_since=date_or_none(row["in_force_since"]),
+            expires=date_or_none(row["expires"]),
+            term_ended=bool(row["term_ended"]),
         ),
         tx_from=timestamp_of(row["tx_from"]),
         tx_to=None if row["tx_to"] == OPEN_TIME else timestamp_of(row["tx_to"]),
@@ -178,6 +194,7 @@ def status_row_of(row: Any) -> StatusRow:
         since=date.fromisoformat(row["valid_from"]),
         in_force_since=date_or_none(row["in_force_since"]),
         event_ids=json.loads(row["event_ids"]),
+        expires=date_or_none(row["expires"]),
     )
 
 
@@ -189,6 +206,7 @@ def timeline_row_of(row: Any) -> TimelineRow:
         status=cast(IntervalStatus, row["status"]),
         measures=json.loads(row["measures"]),
         event_id=row["event_id"],
+        term_ended=bool(row["term_ended"]),
     )
 
 
@@ -200,4 +218,6 @@ def entry_of(row: Any) -> TimelineEntry:
         EventType(row["type"]),
         date.fromisoformat(row["effective_date"]),
         frozenset(json.loads(row["measures"])),
+        date_or_none(row["expires"]),
+        row["renews"],
     )

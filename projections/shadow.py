@@ -27,7 +27,7 @@ pages at every commit; copied over in event id order at the end, it grows at its
 STAGED_ENTRIES_DDL = (
     "CREATE TABLE {name} (event_id {text} NOT NULL, stream {text} NOT NULL,"
     " version BIGINT NOT NULL, type {text} NOT NULL, effective_date {text} NOT NULL,"
-    " measures {text} NOT NULL)"
+    " measures {text} NOT NULL, expires {text}, renews {text})"
 )
 
 

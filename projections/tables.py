@@ -21,7 +21,7 @@ TRACKED_APPLICATION = APPLICATION_NAME
 OPEN_DATE = OPEN_TIME = "infinity"
 """An open end of an interval: no date or time is written so, and it sorts after all of
 them (the columns are text compared byte by byte), so `valid_to > ?` still holds."""
-READ_MODEL_FORMAT = 4
+READ_MODEL_FORMAT = 5
 """Raised whenever the read models' columns or encoding change: tables written in
 another format are dropped and rebuilt from the log on start-up."""
 
@@ -31,10 +31,11 @@ TABLES = {
     " commodity {text} NOT NULL, valid_from {text} NOT NULL, valid_to {text} NOT NULL,"
     " status {text} NOT NULL, measures {text} NOT NULL, event_ids {text} NOT NULL,"
     " event_id {text} NOT NULL, tx_from {text} NOT NULL, tx_to {text} NOT NULL,"
-    " in_force_since {text})",
+    " in_force_since {text}, expires {text}, term_ended INTEGER NOT NULL)",
     "projected_entries": "CREATE TABLE IF NOT EXISTS {name} ("
     " event_id {text} PRIMARY KEY, stream {text} NOT NULL, version BIGINT NOT NULL,"
-    " type {text} NOT NULL, effective_date {text} NOT NULL, measures {text} NOT NULL)",
+    " type {text} NOT NULL, effective_date {text} NOT NULL, measures {text} NOT NULL,"
+    " expires {text}, renews {text})",
     "current_status": "CREATE TABLE IF NOT EXISTS {name} ("
     " stream {text} PRIMARY KEY, authority {text} NOT NULL, country {text} NOT NULL,"
     " commodity {text} NOT NULL, version BIGINT NOT NULL, last_position BIGINT NOT NULL,"

@@ -172,7 +172,7 @@ class StatusView:
         added = [entry_params(c.stream, c.added_entry) for c in changes if c.added_entry]
         if added:
             cursor.executemany(
-                f"INSERT INTO {self.tables.qualified('projected_entries')} VALUES (?,?,?,?,?,?)",
+                f"INSERT INTO {self.tables.qualified('projected_entries')} VALUES (?,?,?,?,?,?,?,?)",
                 added,
             )
         retracted = [(c.retracted_id,) for c in changes if c.retracted_id is not None]
@@ -210,7 +210,7 @@ class StatusView:
         if opened_here:
             cursor.executemany(
                 f"INSERT INTO {self.tables.qualified('status_intervals')}"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [interval_params(row) for row in opened_here.values()],
             )
         touched = sorted({c.stream for c in changes})

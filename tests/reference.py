@@ -8,6 +8,7 @@ from itertools import groupby
 from typing import cast
 
 from domain.application import SanctionsLog
+from domain.rules import TERMED, EventType, TimelineEntry
 from domain.stream import SanctionsStream
 from projections.model import (
     IntervalRow,
@@ -72,3 +73,94 @@ def replay(log: SanctionsLog) -> InMemoryStatusModel:
         records[stream], stream_rows = replay_stream(stream, list(events))
         rows.extend(stream_rows)
     return InMemoryStatusModel(records, rows)
+
+
+# An independent fold of terms: not the service's pending-term queue, but a sweep over
+# every happening (an event taking effect, a term ending) in date order, each term's end
+# found from the renewals of it that took effect by the date asked about.
+
+Happening = tuple[date, int, tuple[date, int], TimelineEntry]
+"""(date, 0 for a term's end and 1 for an event, the event's order, the event)."""
+
+
+def term_ends(entries: list[TimelineEntry], as_of: date) -> dict[str, date]:
+    """Each termed event's end as renewed by `as_of` (a valid timeline only renews a term
+    before it ends, and always to a later date, so the latest renewal wins)."""
+    ends = {e.event_id: e.expires for e in entries if e.expires is not None and e.type in TERMED}
+    by_order = sorted(entries, key=lambda e: e.order)
+    for e in by_order:
+        if e.type is EventType.RENEWED and e.effective_date <= as_of and e.expires is not None:
+            target = e.renews
+            if target is None:  # the last imposition before it
+                target = next(
+                    i.event_id
+                    for i in reversed(by_order)
+                    if i.type is EventType.IMPOSED and i.order < e.order
+                )
+            ends[target] = e.expires
+    return {event_id: end for event_id, end in ends.items() if end is not None}
+
+
+def reference_fold(
+    entries: list[TimelineEntry], as_of: date
+) -> tuple[str, list[str], date | None, list[str], date | None]:
+    """Status, measures, since, event ids and next end of a valid timeline on `as_of`."""
+    return sweep(entries, as_of)[0]
+
+
+def ended_by(entries: list[TimelineEntry], as_of: date) -> set[str]:
+    """The events whose term ended (while it was pending) by `as_of`."""
+    return sweep(entries, as_of)[1]
+
+
+def sweep(
+    entries: list[TimelineEntry], as_of: date
+) -> tuple[tuple[str, list[str], date | None, list[str], date | None], set[str]]:
+    ends = term_ends(entries, as_of)
+    happenings: list[Happening] = [(e.effective_date, 1, e.order, e) for e in entries]
+    happenings += [(ends[e.event_id], 0, e.order, e) for e in entries if e.event_id in ends]
+    status, measures, since = "none", set[str](), None
+    event_ids: list[str] = []
+    run: set[str] = set()  # events of the current run
+    added: dict[str, set[str]] = {}  # what each expansion added
+    over: set[str] = set()  # terms ended
+    for day, kind, _, e in sorted(happenings, key=lambda h: h[:3]):
+        if day > as_of:
+            break
+        if kind == 0:
+            if e.event_id not in run or e.event_id in over:
+                continue
+            over.add(e.event_id)
+            if e.type is EventType.IMPOSED:
+                measures = set()
+            elif e.type is EventType.EXPANDED:
+                measures -= added[e.event_id]
+            else:
+                measures |= e.measures
+            since = day
+            if not measures:
+                status, run = "expired", set()
+            continue
+        since = day
+        if e.type is EventType.IMPOSED:
+            status, measures, run, event_ids = "active", set(e.measures), set(), []
+        elif e.type is EventType.EXPANDED:
+            added[e.event_id] = set(e.measures) - measures
+            measures |= e.measures
+        elif e.type is EventType.EASED:
+            measures -= e.measures
+        elif e.type is EventType.LIFTED:
+            status, measures, run = "lifted", set(), set()
+        run.add(e.event_id)
+        event_ids.append(e.event_id)
+    pending = [ends[i] for i in run if i in ends and i not in over]
+    expires = min(pending) if status == "active" and pending else None
+    return (status, sorted(measures), since, event_ids, expires), over
+
+
+def happening_days(entries: list[TimelineEntry], as_of: date) -> set[date]:
+    """Every date on or before `as_of` on which an event takes effect or a term of the
+    run it belongs to would end (a superset of the days the answer changes)."""
+    ends = term_ends(entries, as_of)
+    days = {e.effective_date for e in entries} | set(ends.values())
+    return {day for day in days if day <= as_of}

@@ -21,8 +21,10 @@ from tests.test_projection_properties import (
     moments_of,
     operation,
     record_history,
+    known_entries,
     reference_state,
 )
+from tests.reference import ended_by
 
 pytestmark = pytest.mark.integration  # property runs on a real store, in process
 
@@ -32,7 +34,8 @@ Point = tuple[date, datetime]
 def counted(events: list[SanctionsStream.Event], stream: str, point: Point) -> set[str]:
     """The ids of the stream's events that shape its state at the point: those recorded by
     then and effective by then that no retraction recorded by then took away, and the
-    retractions recorded by then of events effective by then."""
+    retractions recorded by then of events effective by then, and the events whose term
+    had ended by then."""
     day, moment = point
     known = [e for e in events if e.stream == stream and e.recorded_at <= moment]
     effective = {
@@ -48,7 +51,8 @@ def counted(events: list[SanctionsStream.Event], stream: str, point: Point) -> s
         if isinstance(e, SanctionsStream.Retracted)
         and effective.get(str(e.retracts), date.max) <= day
     }
-    return ids
+    key = next(key for key in KEYS if key.name == stream)
+    return ids | {f"ended:{i}" for i in ended_by(known_entries(events, key, moment), day)}
 
 
 def expected_diff(
@@ -57,11 +61,14 @@ def expected_diff(
     order = [str(e.event_id) for e in events]
     changes = {}
     for key in KEYS:
-        then = reference_state(events, key, *before)[:3]
-        now = reference_state(events, key, *after)[:3]
+        status, measures, since, _, expires = reference_state(events, key, *before)
+        then = (status, measures, since, expires)
+        status, measures, since, _, expires = reference_state(events, key, *after)
+        now = (status, measures, since, expires)
         if then[:2] != now[:2]:
             ids = counted(events, key.name, before) ^ counted(events, key.name, after)
-            changes[key.name] = (then, now, sorted(ids, key=order.index))
+            named = {i.removeprefix("ended:") for i in ids}
+            changes[key.name] = (then, now, sorted(named, key=order.index))
     return changes
 
 
@@ -80,8 +87,8 @@ def answered_diff(
     )
     return {
         c.stream: (
-            (c.before.status, c.before.measures, c.before.since),
-            (c.after.status, c.after.measures, c.after.since),
+            (c.before.status, c.before.measures, c.before.since, c.before.expires),
+            (c.after.status, c.after.measures, c.after.since, c.after.expires),
             c.event_ids,
         )
         for c in answer.changes

@@ -98,9 +98,10 @@ US_ACTIVE = {
     "status": "active",
     "measures": ["asset_freeze", "financing_ban", "import_ban"],
     "since": "2022-04-01",
+    "expires": None,
 }
-US_LIFTED = {"status": "lifted", "measures": [], "since": "2025-12-15"}
-NONE = {"status": "none", "measures": [], "since": None}
+US_LIFTED = {"status": "lifted", "measures": [], "since": "2025-12-15", "expires": None}
+NONE = {"status": "none", "measures": [], "since": None, "expires": None}
 
 
 def test_diff_between_two_dates_names_the_lift_and_leaves_unchanged_streams_out(
@@ -185,15 +186,26 @@ def test_diff_between_knowledge_times_shows_a_late_event_and_a_retraction(
     changes = by_stream(answer)
     assert sorted(changes) == ["EU/BY/potash", "LT/BY/potash"]  # US unchanged: absent
     eu = changes["EU/BY/potash"]
-    assert eu["before"] == {"status": "active", "measures": ["import_ban"], "since": "2021-06-24"}
+    assert eu["before"] == {
+        "status": "active",
+        "measures": ["import_ban"],
+        "since": "2021-06-24",
+        "expires": None,
+    }
     assert eu["after"] == {
         "status": "active",
         "measures": ["import_ban", "transit_ban"],
         "since": "2023-01-01",
+        "expires": None,
     }
     assert eu["event_ids"] == [late["event_id"]]
     lt = changes["LT/BY/potash"]
-    assert lt["before"] == {"status": "active", "measures": ["transit_ban"], "since": "2022-02-01"}
+    assert lt["before"] == {
+        "status": "active",
+        "measures": ["transit_ban"],
+        "since": "2022-02-01",
+        "expires": None,
+    }
     assert lt["after"] == NONE
     assert lt["event_ids"] == [story[4]["event_id"], retraction["event_id"]]
     # Before the late event's date, what we learned makes no difference to EU.

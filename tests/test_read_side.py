@@ -149,6 +149,7 @@ def test_status_rows_per_stream_with_since_and_event_ids(
         "since",
         "in_force_since",
         "event_ids",
+        "expires",
     }
     before = client.get("/v1/status", params={"country": "BY", "as_of": "2021-07-01"}).json()
     assert [r["stream"] for r in before["results"]] == ["EU/BY/potash"]
@@ -164,6 +165,7 @@ def test_status_rows_per_stream_with_since_and_event_ids(
             "since": None,
             "in_force_since": None,
             "event_ids": [],
+            "expires": None,
         }
     ]
 

@@ -103,11 +103,13 @@ def test_a_delivery_is_signed_as_standard_webhooks_say_and_carries_the_stored_ev
             "status": "active",
             "measures": ["import_ban"],
             "since": "2021-08-09",
+            "expires": None,
         }
         assert bodies[1]["stream_status"] == {
             "status": "active",
             "measures": ["asset_freeze", "import_ban"],
             "since": "2022-06-01",
+            "expires": None,
         }
         assert abs(int(got[0].headers["webhook-timestamp"]) - time.time()) < 60
         with pytest.raises(Exception, match="signature"):
@@ -132,6 +134,7 @@ def test_a_retraction_carries_the_status_as_of_the_retracted_event(
             "status": "active",
             "measures": ["import_ban"],
             "since": "2021-08-09",
+            "expires": None,
         }
 
 

@@ -26,7 +26,9 @@ STREAMS_PER_QUERY = 500
 def stream_status(row: StatusRow | None) -> StreamStatusOut:
     if row is None:
         return StreamStatusOut(status="none", measures=[], since=None)
-    return StreamStatusOut(status=row.status, measures=row.measures, since=row.since)
+    return StreamStatusOut(
+        status=row.status, measures=row.measures, since=row.since, expires=row.expires
+    )
 
 
 class ChangeQuestions:

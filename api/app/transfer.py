@@ -2,8 +2,8 @@
 
 An export line is a stored event as the API answers it. Import takes such lines (or
 plain posted bodies): the service's own fields are dropped (the importing store
-records its own), and a retraction's `retracts` is mapped from the exported event
-id to the id the event got here. Each batch is recorded all or nothing under an
+records its own), and a retraction's `retracts` (a renewal's `renews`) is mapped from the
+exported event id to the id the event got here. Each batch is recorded all or nothing under an
 Idempotency-Key made from the batch's content, so re-running an import after a
 failure (or twice) records each event exactly once. The read models are brought up
 once, after the last batch, not batch by batch.
@@ -42,7 +42,7 @@ SERVICE_FIELDS = {
 }
 CSV_COLUMNS = [
     "position", "event_id", "stream", "version", "type", "authority", "country", "commodity",
-    "effective_date", "measures", "retracts", "legal_basis", "source_url", "source_title",
+    "effective_date", "measures", "retracts", "expires", "renews", "legal_basis", "source_url", "source_title",
     "source_published", "note", "recorded_at", "recorded_by", "prev_hash", "hash",
 ]  # fmt: skip
 IMPORT_CALLER = "import"
@@ -180,6 +180,8 @@ def import_events(
             event = line.event
             if event.retracts is not None and str(event.retracts) in id_map:
                 event = event.model_copy(update={"retracts": id_map[str(event.retracts)]})
+            if event.renews is not None and str(event.renews) in id_map:
+                event = event.model_copy(update={"renews": id_map[str(event.renews)]})
             drafts.append(located((f"line {line.number}",), event.draft))
         content = [line.event.request_body() for line in batch]
         key = "import:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
@@ -202,8 +204,9 @@ def import_events(
         batch.clear()
 
     for line in read_import_file(path):
-        retracts = None if line.event.retracts is None else str(line.event.retracts)
-        if retracts is not None and any(retracts == earlier.exported_id for earlier in batch):
+        named = line.event.retracts or line.event.renews
+        target = None if named is None else str(named)
+        if target is not None and any(target == earlier.exported_id for earlier in batch):
             flush()  # its target must have its new id first
         batch.append(line)
         if len(batch) >= batch_size:

@@ -41,6 +41,12 @@ class EventOut(BaseModel):
     effective_date: date | None
     measures: list[str]
     retracts: UUID | None
+    expires: date | None = Field(
+        default=None, description="The end of the event's term (exclusive), if it has one"
+    )
+    renews: UUID | None = Field(
+        default=None, description="A renewal's target, if named (else the run's imposition)"
+    )
     legal_basis: str | None
     source: SourceOut | None
     note: str | None
@@ -64,6 +70,8 @@ class EventOut(BaseModel):
             effective_date=event.effective,
             measures=event.measure_list or [],
             retracts=event.retracted_id,
+            expires=getattr(event, "expires", None),
+            renews=getattr(event, "renews", None),
             legal_basis=event.legal_basis,
             source=None if event.source is None else SourceOut(**event.source),
             note=event.note,
@@ -158,6 +166,11 @@ class StatusResult(BaseModel):
         description="Date the current run of `active` began (null unless active)"
     )
     event_ids: list[str] = Field(description="The events that built this state")
+    expires: date | None = Field(
+        default=None,
+        description="The next date on which this answer changes by itself: the earliest "
+        "end of a pending term (exclusive); null if none",
+    )
 
     @classmethod
     def nothing_in_force(cls, stream: str) -> StatusResult:
@@ -169,6 +182,7 @@ class StatusResult(BaseModel):
             since=None,
             in_force_since=None,
             event_ids=[],
+            expires=None,
         )
 
 
@@ -187,7 +201,9 @@ class IntervalOut(BaseModel):
     valid_to: date | None = Field(description="Exclusive; null while open")
     status: IntervalStatus
     measures: list[str]
-    event_id: str = Field(description="The event that began this interval")
+    event_id: str = Field(
+        description="The event that began this interval, or whose term ended where it begins"
+    )
 
 
 class TimelineOut(BaseModel):
@@ -205,6 +221,10 @@ class StreamStatusOut(BaseModel):
     status: Status
     measures: list[str]
     since: date | None
+    expires: date | None = Field(
+        default=None,
+        description="The next date on which this status changes by itself, or null",
+    )
 
 
 class ReplayStepOut(BaseModel):
@@ -216,7 +236,7 @@ class ReplayStepOut(BaseModel):
         return cls(
             event=EventOut.of(step.position, step.event),
             stream_status=StreamStatusOut(
-                status=step.status, measures=step.measures, since=step.since
+                status=step.status, measures=step.measures, since=step.since, expires=step.expires
             ),
         )
 

@@ -3,8 +3,9 @@
 `EventIn` validates field by field, so a 422 lists every invalid field at once. Its JSON
 Schema is a discriminated union on `type` (the same field names, a variant per kind of event),
 saying what JSON Schema can of the rules the domain checks after: `measures` non-empty for
-`imposed`/`expanded`/`eased` and none for `lifted`, `retracts` and a `note` only with
-`retracted`, `effective_date` except for `retracted`.
+`imposed`/`expanded`/`eased` and none for `lifted` or `renewed`, `retracts` and a `note`
+only with `retracted`, `effective_date` except for `retracted`, `expires` only with the
+types that have a term and required with `renewed`, `renews` only with `renewed`.
 """
 
 from __future__ import annotations
@@ -211,6 +212,8 @@ class _Event(BaseModel):
     source: SourceIn | None = None
     note: Note | None = None
     expected_version: ExpectedVersion | None = None
+    expires: IsoDate | None = None
+    renews: Uuid | None = None
 
 
 class MeasuresEventIn(_Event):
@@ -220,6 +223,11 @@ class MeasuresEventIn(_Event):
     effective_date: IsoDate
     measures: Annotated[Measures, Field(min_length=1)]
     retracts: None = None
+    expires: IsoDate | None = Field(
+        default=None,
+        description="The end of its term (exclusive), later than effective_date; none: no term",
+    )
+    renews: None = None
 
 
 class LiftedEventIn(_Event):
@@ -229,6 +237,22 @@ class LiftedEventIn(_Event):
     effective_date: IsoDate
     measures: NoMeasures | None = None
     retracts: None = None
+    expires: None = None
+    renews: None = None
+
+
+class RenewedEventIn(_Event):
+    """`renewed`: moves the end of a term, on a date, to a later `expires`."""
+
+    type: Literal["renewed"]
+    effective_date: IsoDate
+    measures: NoMeasures | None = None
+    retracts: None = None
+    expires: IsoDate = Field(description="The term's new end (exclusive), later than the current")
+    renews: Uuid | None = Field(
+        default=None,
+        description="The event whose term it extends; none: the imposition that began the run",
+    )
 
 
 class RetractedEventIn(_Event):
@@ -238,6 +262,8 @@ class RetractedEventIn(_Event):
     effective_date: None = None
     measures: NoMeasures | None = None
     retracts: Uuid = Field(description="The id of the event withdrawn")
+    expires: None = None
+    renews: None = None
     note: Annotated[
         Note,
         Field(description="Why (not blank)", json_schema_extra={"pattern": patterns.NOT_SPACE}),
@@ -246,7 +272,7 @@ class RetractedEventIn(_Event):
 
 EventVariant = TypeAdapter(
     Annotated[
-        MeasuresEventIn | LiftedEventIn | RetractedEventIn,
+        MeasuresEventIn | LiftedEventIn | RenewedEventIn | RetractedEventIn,
         Field(discriminator="type"),
     ]
 )
@@ -290,6 +316,8 @@ class EventIn(_Event):
             },
             note=self.note,
             expected_version=self.expected_version,
+            expires=self.expires,
+            renews=self.renews,
         )
 
     def request_body(self) -> dict[str, Any]:
