@@ -56,8 +56,10 @@ def check_draft_is_well_formed(draft: EventDraft) -> None:
         raise InvalidInput("effective_date", f"an {draft.type} event needs an effective_date")
     if draft.type in (EventType.LIFTED, EventType.RENEWED):
         if draft.measures:
-            what = "a lift ends every measure" if draft.type is EventType.LIFTED else (
-                "a renewal moves the end of a term"
+            what = (
+                "a lift ends every measure"
+                if draft.type is EventType.LIFTED
+                else ("a renewal moves the end of a term")
             )
             raise InvalidInput("measures", f"{what}: name none")
     elif not draft.measures:

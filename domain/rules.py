@@ -155,7 +155,7 @@ def apply(stream: str, state: StreamState, entry: TimelineEntry) -> StreamState:
     if entry.type is EventType.IMPOSED:
         check_is_not_active(stream, state, day)
         term = term_of(entry, entry.measures)
-        terms = () if term is None else (term,)
+        terms: tuple[Term, ...] = () if term is None else (term,)
         return StreamState("active", entry.measures, day, (entry.event_id,), terms, ended)
     if entry.type is EventType.RENEWED:
         renewed = renewed_term(stream, state, entry)
@@ -201,7 +201,9 @@ def renewed_term(stream: str, state: StreamState, entry: TimelineEntry) -> tuple
             f"the term of event {target} already runs until {term.expires}, so a renewal "
             f"until {expires} would not extend it: `expires` must be later"
         )
-    return with_term(state.terms, Term(expires, term.order, term.event_id, term.type, term.measures))
+    return with_term(
+        state.terms, Term(expires, term.order, term.event_id, term.type, term.measures)
+    )
 
 
 def check_is_not_active(stream: str, state: StreamState, day: date) -> None:

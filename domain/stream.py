@@ -210,14 +210,18 @@ class SanctionsStream(Aggregate):
         if kind is None:
             raise RuleViolation(f"{self.key} has no event {target} to renew")
         if target in self.retracted:
-            raise RuleViolation(f"event {target} of {self.key} is retracted, so it cannot be renewed")
+            raise RuleViolation(
+                f"event {target} of {self.key} is retracted, so it cannot be renewed"
+            )
         if kind not in TERMED:
             raise RuleViolation(
                 f"event {target} is {kind}, which has no term; a renewal names the "
                 "imposed, expanded or eased event whose term it extends"
             )
         if self.entries[target].expires is None:
-            raise RuleViolation(f"event {target} ({kind}) has no term, so there is nothing to renew")
+            raise RuleViolation(
+                f"event {target} ({kind}) has no term, so there is nothing to renew"
+            )
 
     def check_can_retract(self, target: str) -> None:
         kind = self.types.get(target)

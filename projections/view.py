@@ -172,7 +172,8 @@ class StatusView:
         added = [entry_params(c.stream, c.added_entry) for c in changes if c.added_entry]
         if added:
             cursor.executemany(
-                f"INSERT INTO {self.tables.qualified('projected_entries')} VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO {self.tables.qualified('projected_entries')}"
+                " VALUES (?,?,?,?,?,?,?,?)",
                 added,
             )
         retracted = [(c.retracted_id,) for c in changes if c.retracted_id is not None]

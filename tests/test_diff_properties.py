@@ -13,18 +13,18 @@ from api.app.service import Service
 from api.schemas.queries import DiffQuery
 from domain.hashing import format_timestamp
 from domain.stream import SanctionsStream
+from tests.reference import ended_by
 from tests.test_projection_properties import (
     KEYS,
     PROBE_DAYS,
     Operation,
     fresh_services,
+    known_entries,
     moments_of,
     operation,
     record_history,
-    known_entries,
     reference_state,
 )
-from tests.reference import ended_by
 
 pytestmark = pytest.mark.integration  # property runs on a real store, in process
 

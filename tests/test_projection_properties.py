@@ -232,6 +232,7 @@ def assert_timeline_equals_the_reference(
             if reference_fold(entries, day)[:2] != reference_fold(entries, day - timedelta(1))[:2]:
                 assert day in starts, (key.name, day)
 
+
 PROBE_DAYS = sorted({d + timedelta(days=shift) for d in DAYS for shift in (-1, 0, 45)})
 probes = st.lists(
     st.tuples(st.sampled_from(PROBE_DAYS), st.integers(0, 200)),

@@ -72,7 +72,9 @@ def test_a_renewal_on_or_after_the_end_is_refused(stream: SanctionsStream) -> No
     with pytest.raises(RuleViolation, match=f"began the run {imposed} ended on 2022-03-01"):
         record(stream, draft(T.RENEWED, "2022-03-01", expires="2023-03-01"))
     with pytest.raises(RuleViolation, match=f"term of event {imposed} ended on 2022-03-01"):
-        record(stream, draft(T.RENEWED, "2022-04-01", expires="2023-03-01", renews=uuid.UUID(imposed)))
+        record(
+            stream, draft(T.RENEWED, "2022-04-01", expires="2023-03-01", renews=uuid.UUID(imposed))
+        )
 
 
 def test_a_renewal_must_move_the_end_later(stream: SanctionsStream) -> None:
@@ -87,7 +89,9 @@ def test_a_renewal_of_a_run_without_a_term_is_refused(stream: SanctionsStream) -
     with pytest.raises(RuleViolation, match="has no term in force"):
         record(stream, draft(T.RENEWED, "2022-02-25", expires="2023-03-01"))
     with pytest.raises(RuleViolation, match="has no term, so there is nothing to renew"):
-        record(stream, draft(T.RENEWED, "2022-02-25", expires="2023-03-01", renews=uuid.UUID(imposed)))
+        record(
+            stream, draft(T.RENEWED, "2022-02-25", expires="2023-03-01", renews=uuid.UUID(imposed))
+        )
 
 
 def test_renews_must_name_a_termed_event_of_the_stream(stream: SanctionsStream) -> None:
@@ -96,7 +100,9 @@ def test_renews_must_name_a_termed_event_of_the_stream(stream: SanctionsStream) 
     with pytest.raises(RuleViolation, match="no event"):
         record(stream, draft(T.RENEWED, "2021-09-01", expires="2023-03-01", renews=uuid.uuid4()))
     with pytest.raises(RuleViolation, match="which has no term"):
-        record(stream, draft(T.RENEWED, "2021-09-01", expires="2023-03-01", renews=uuid.UUID(lifted)))
+        record(
+            stream, draft(T.RENEWED, "2021-09-01", expires="2023-03-01", renews=uuid.UUID(lifted))
+        )
 
 
 def test_an_easing_licence_ends_and_the_measures_return(stream: SanctionsStream) -> None:
@@ -116,7 +122,9 @@ def test_a_licence_renewed_ends_later(stream: SanctionsStream) -> None:
 
 def test_an_expansion_term_ends_only_the_measures_it_added(stream: SanctionsStream) -> None:
     record(stream, draft(T.IMPOSED, "2021-06-24", "import_ban"))
-    record(stream, draft(T.EXPANDED, "2022-03-02", "import_ban", "transit_ban", expires="2023-01-01"))
+    record(
+        stream, draft(T.EXPANDED, "2022-03-02", "import_ban", "transit_ban", expires="2023-01-01")
+    )
     assert on(stream, "2022-12-31") == ("active", {"import_ban", "transit_ban"}, day("2023-01-01"))
     assert on(stream, "2023-01-01") == ("active", {"import_ban"}, None)
 

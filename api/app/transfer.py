@@ -42,8 +42,8 @@ SERVICE_FIELDS = {
 }
 CSV_COLUMNS = [
     "position", "event_id", "stream", "version", "type", "authority", "country", "commodity",
-    "effective_date", "measures", "retracts", "expires", "renews", "legal_basis", "source_url", "source_title",
-    "source_published", "note", "recorded_at", "recorded_by", "prev_hash", "hash",
+    "effective_date", "measures", "retracts", "expires", "renews", "legal_basis", "source_url",
+    "source_title", "source_published", "note", "recorded_at", "recorded_by", "prev_hash", "hash",
 ]  # fmt: skip
 IMPORT_CALLER = "import"
 Progress = Callable[[int], None]
