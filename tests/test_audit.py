@@ -66,6 +66,42 @@ def test_a_changed_payload_byte_is_detected(services: Service, seeded: TestClien
     assert ("hash_mismatch", 2) in kinds(report, "US/BY/potash")
 
 
+@pytest.mark.parametrize(("version", "field"), [(1, "expires"), (2, "expires"), (2, "renews")])
+@pytest.mark.shared_store
+def test_a_term_and_a_renewal_are_covered_by_the_hash(
+    services: Service, seeded: TestClient, version: int, field: str
+) -> None:
+    """Editing a term's end or a renewal's target breaks the chain, as any stored field."""
+    key = {"authority": "JP", "country": "BY", "commodity": "potash"}
+    imposed = seeded.post(
+        "/v1/events",
+        json={**key, "type": "imposed", "effective_date": "2021-08-09",
+              "measures": ["import_ban"], "expires": "2022-08-09"},
+        headers=WRITER,
+    ).json()  # fmt: skip
+    renewal = seeded.post(
+        "/v1/events",
+        json={**key, "type": "renewed", "effective_date": "2022-08-01",
+              "expires": "2023-08-09", "renews": imposed["event_id"]},
+        headers=WRITER,
+    )  # fmt: skip
+    assert renewal.status_code == 201, renewal.text
+    assert not kinds(verify(seeded), "JP/BY/potash")
+    with behind_the_back(services) as sql:
+        where = " WHERE originator_id = %s AND originator_version = %s"
+        params = (stream_id(services, "JP/BY/potash"), version)
+        (state,) = sql(f"SELECT state FROM {events_table(services)}" + where, params)[0]
+        document = json.loads(bytes(state))
+        value = document[field]
+        forged = "2099-01-01" if field == "expires" else uuid.uuid4().hex
+        document[field] = {**value, "_data_": forged} if isinstance(value, dict) else forged
+        sql(
+            f"UPDATE {events_table(services)} SET state = %s" + where,
+            (json.dumps(document).encode(), *params),
+        )
+    assert ("hash_mismatch", version) in kinds(verify(seeded), "JP/BY/potash")
+
+
 @pytest.mark.shared_store
 def test_a_byte_that_breaks_decoding_is_reported_not_crashed(
     services: Service, seeded: TestClient
