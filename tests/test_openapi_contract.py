@@ -270,18 +270,19 @@ def test_the_event_body_is_documented_as_a_union_on_its_type(
     event = schemas["EventIn"]
     assert event["discriminator"]["propertyName"] == "type"
     assert set(event["discriminator"]["mapping"]) == {
-        "imposed", "expanded", "eased", "lifted", "retracted",
+        "imposed", "expanded", "eased", "lifted", "retracted", "renewed",
     }  # fmt: skip
-    for variant in ("MeasuresEventIn", "LiftedEventIn", "RetractedEventIn"):
+    for variant in ("MeasuresEventIn", "LiftedEventIn", "RenewedEventIn", "RetractedEventIn"):
         fields = schemas[variant]["properties"]
         assert list(fields) == [
             "type", "authority", "country", "commodity", "effective_date", "measures",
-            "retracts", "legal_basis", "source", "note", "expected_version",
+            "retracts", "legal_basis", "source", "note", "expected_version", "expires", "renews",
         ]  # fmt: skip
         assert schemas[variant]["additionalProperties"] is False
     assert set(schemas["RetractedEventIn"]["required"]) >= {"retracts", "note"}
     assert "effective_date" not in schemas["RetractedEventIn"]["required"]
     assert schemas["MeasuresEventIn"]["properties"]["measures"]["minItems"] == 1
+    assert "expires" in schemas["RenewedEventIn"]["required"]
 
 
 def test_a_wrong_method_is_answered_with_every_method_the_path_takes(
