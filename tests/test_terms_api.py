@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import WRITER
+from api.app.service import Service
+from tests.conftest import READER, WRITER
 
 pytestmark = pytest.mark.integration  # the app in process (TestClient) on a real store
 
@@ -151,3 +152,27 @@ def test_retracting_a_renewal_brings_the_old_end_back(client: TestClient) -> Non
     renewal = recorded(client, type="renewed", effective_date="2022-02-25", expires="2023-03-01")
     recorded(client, type="retracted", retracts=renewal["event_id"], note="wrong decision")
     assert status(client, "2022-03-01")["status"] == "expired"
+
+
+def test_a_rebuild_and_verify_agree_with_the_live_read_models_on_terms(
+    client: TestClient, services: Service
+) -> None:
+    imposed = recorded(
+        client, type="imposed", effective_date="2021-06-24", measures=["import_ban"],
+        expires="2022-03-01",
+    )  # fmt: skip
+    recorded(
+        client, type="expanded", effective_date="2021-09-01", measures=["transit_ban"],
+        expires="2021-12-01",
+    )  # fmt: skip
+    recorded(client, type="renewed", effective_date="2022-02-25", expires="2023-03-01")
+    recorded(
+        client, type="renewed", effective_date="2022-06-01", expires="2024-03-01",
+        renews=imposed["event_id"],
+    )  # fmt: skip
+    live = sorted(services.projector.view.all_interval_rows())
+    services.projector.rebuild(batch_size=2)
+    assert sorted(services.projector.view.all_interval_rows()) == live
+    report = client.get("/v1/audit/verify", headers=READER).json()
+    assert report["chain_ok"] and report["projections_ok"], report["problems"]
+    assert status(client, "2024-03-01")["status"] == "expired"
