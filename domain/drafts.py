@@ -8,7 +8,7 @@ from uuid import UUID
 
 from domain.errors import InvalidInput
 from domain.keys import StreamKey
-from domain.rules import MEASURES, TERMED, EventType
+from domain.rules import MEASURES, TERMED, EventType, TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,15 @@ class EventDraft:
 
     def __post_init__(self) -> None:
         check_draft_is_well_formed(self)
+
+    def entry(self, event_id: str, version: int) -> TimelineEntry:
+        """The draft as an entry of its stream's timeline, recorded as `event_id` at
+        `version` (a draft that takes effect: not a retraction)."""
+        assert self.effective_date is not None
+        renews = None if self.renews is None else str(self.renews)
+        return TimelineEntry(
+            event_id, version, self.type, self.effective_date, self.measures, self.expires, renews
+        )
 
 
 def check_draft_is_well_formed(draft: EventDraft) -> None:

@@ -9,10 +9,10 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.drafts import EventDraft
-from domain.errors import RuleViolation
 from domain.hashing import GENESIS_HASH, event_hash
 from domain.keys import StreamKey
-from domain.rules import TERMED, EventType, TimelineEntry, check_can_insert, check_can_remove
+from domain.rules import EventType, TimelineEntry, check_can_insert
+from domain.targets import check_renewal_target, check_retraction_target
 
 
 class SanctionsStream(Aggregate):
@@ -166,28 +166,16 @@ class SanctionsStream(Aggregate):
         fields: dict[str, Any]
         if draft.type is EventType.RETRACTED:
             assert draft.retracts is not None
-            self.check_can_retract(str(draft.retracts))
+            check_retraction_target(self, str(draft.retracts))
             fields = {"retracts": draft.retracts}
         else:
-            assert draft.effective_date is not None
-            renews = None if draft.renews is None else str(draft.renews)
-            if renews is not None:
-                self.check_can_renew(renews)
-            entry = TimelineEntry(
-                str(event_id),
-                version,
-                draft.type,
-                draft.effective_date,
-                draft.measures,
-                draft.expires,
-                renews,
-            )
+            entry = draft.entry(str(event_id), version)
+            if entry.renews is not None:
+                check_renewal_target(self, entry.renews)
             self.check_can_take_effect(entry)
             fields = {"effective_date": draft.effective_date, "measures": sorted(draft.measures)}
-            if draft.expires is not None:
-                fields["expires"] = draft.expires
-            if draft.renews is not None:
-                fields["renews"] = draft.renews
+            termed = {"expires": draft.expires, "renews": draft.renews}  # stored only when set
+            fields.update({name: value for name, value in termed.items() if value is not None})
         fields.update(
             stream=self.key.name,
             event_id=event_id,
@@ -203,38 +191,6 @@ class SanctionsStream(Aggregate):
         digest = event_hash({**stored, "type": draft.type.value}) if hashed else ""
         self.trigger_event(self.EVENT_CLASSES[draft.type], hash=digest, **fields)
         return cast(SanctionsStream.Event, self.pending_events[-1])
-
-    def check_can_renew(self, target: str) -> None:
-        """RuleViolation if `target` is not an event of the stream with a term of its own."""
-        kind = self.types.get(target)
-        if kind is None:
-            raise RuleViolation(f"{self.key} has no event {target} to renew")
-        if target in self.retracted:
-            raise RuleViolation(
-                f"event {target} of {self.key} is retracted, so it cannot be renewed"
-            )
-        if kind not in TERMED:
-            raise RuleViolation(
-                f"event {target} is {kind}, which has no term; a renewal names the "
-                "imposed, expanded or eased event whose term it extends"
-            )
-        if self.entries[target].expires is None:
-            raise RuleViolation(
-                f"event {target} ({kind}) has no term, so there is nothing to renew"
-            )
-
-    def check_can_retract(self, target: str) -> None:
-        kind = self.types.get(target)
-        if kind is None:
-            raise RuleViolation(f"{self.key} has no event {target} to retract")
-        if kind is EventType.RETRACTED:
-            raise RuleViolation(
-                f"event {target} is itself a retraction and cannot be retracted; "
-                "record the retracted event again instead"
-            )
-        if target in self.retracted:
-            raise RuleViolation(f"event {target} of {self.key} is already retracted")
-        check_can_remove(self.key.name, list(self.entries.values()), self.entries[target])
 
 
 __all__ = ["EventDraft", "SanctionsStream"]
