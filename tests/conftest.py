@@ -88,6 +88,12 @@ def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def audit_check(database_url: str, kept: Path, url: str, *options: str) -> tuple[int, str]:
+    """`sanctions audit check KEPT --url URL OPTIONS…`: its exit code and all it said."""
+    done = run_cli(database_url, "audit", "check", str(kept), "--url", url, *options)
+    return done.returncode, done.stdout + done.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ from api.app.settings import Settings
 from api.schemas.answers import EventIn
 from domain.errors import TreeMismatch
 from projections.log import leaf_check
-from tests.conftest import IRAN_GOLD, READER, TOKENS, WRITER, drop_schema, run_cli
+from tests.conftest import IRAN_GOLD, READER, TOKENS, WRITER, audit_check, drop_schema, run_cli
 from tests.insider import rewrite
 from tests.tamper import behind_the_back
 
@@ -38,11 +38,6 @@ def seeded_and_served(
     svc = make_services(signing_key_file=tmp_path / "signing.key")
     seed(svc)
     return svc, serve(svc)
-
-
-def audit_check(database_url: str, kept: Path, url: str) -> tuple[int, str]:
-    done = run_cli(database_url, "audit", "check", str(kept), "--url", url)
-    return done.returncode, done.stdout + done.stderr
 
 
 @pytest.mark.shared_store
@@ -254,8 +249,7 @@ def test_a_rewrite_behind_a_tree_put_back_is_caught_by_audit_check(
     key = httpx.get(f"{url}/v1/audit/key", timeout=30).text.strip()
 
     def check() -> tuple[int, str]:
-        done = run_cli(database_url, "audit", "check", str(kept), "--url", url, "--key", key)
-        return done.returncode, done.stdout + done.stderr
+        return audit_check(database_url, kept, url, "--key", key)
 
     code, said = check()
     assert code == 0 and "no checkpoint kept yet" in said, said
@@ -342,19 +336,7 @@ def test_the_leaf_check_reads_only_new_leaves_while_the_rows_are_unchanged(
     monkeypatch.setattr(leaf_check, "compare_leaves", counting)
     assert services.notary.checkpoint().size == 60  # kept already: nothing to sign
     services.record(
-        [
-            EventIn.model_validate(
-                {
-                    "type": "imposed",
-                    "authority": "EU",
-                    "country": "IR",
-                    "commodity": "gold",
-                    "effective_date": "2012-01-23",
-                    "measures": ["import_ban"],
-                    "source": {"url": "https://eur-lex.europa.eu/"},
-                }
-            ).draft()
-        ],
+        [EventIn.model_validate(IRAN_GOLD).draft()],
         recorded_by="test",
     )
     assert services.notary.checkpoint().size == 61

@@ -17,7 +17,7 @@ from api.app.service import Service
 from api.http.app import create_app
 from domain.checkpoints import Checkpoint, NoteError, Signer, Verifier
 from domain.store.keyfile import SigningKeyError, load_or_create
-from tests.conftest import IRAN_GOLD, run_cli
+from tests.conftest import IRAN_GOLD, audit_check, run_cli
 
 # Restarts and several services on one store: not on the in-memory store.
 pytestmark = [pytest.mark.integration, pytest.mark.shared_store]
@@ -182,9 +182,8 @@ def test_audit_check_follows_a_rotation_given_both_keys(
     )
     assert grown.status_code == 201, grown.text
 
-    def check(*extra: str) -> tuple[int, str]:
-        done = run_cli(database_url, "audit", "check", str(kept), "--url", url, *extra)
-        return done.returncode, done.stdout + done.stderr
+    def check(*options: str) -> tuple[int, str]:
+        return audit_check(database_url, kept, url, *options)
 
     code, said = check("--key", new.text())
     assert code == 1 and "--kept-key" in said, said
