@@ -16,6 +16,7 @@ from datetime import date, datetime
 from domain.keys import EventFilter
 from domain.rules import RuleBroken, fold
 from domain.stream import SanctionsStream
+from projections.expiring import known_entries
 from projections.rows import StatusRow
 from projections.view import StatusView
 
@@ -100,15 +101,7 @@ def accounting_events(
 
 def ended_terms(events: list[SanctionsStream.Event], point: Point) -> set[str]:
     """The events of one stream whose term has ended by `point.as_of`, as known then."""
-    known = [event for event in events if event.recorded_at <= point.known_at]
-    retracted = {
-        str(event.retracts) for event in known if isinstance(event, SanctionsStream.Retracted)
-    }
-    entries = [
-        event.entry()
-        for event in known
-        if isinstance(event, SanctionsStream.TakesEffect) and str(event.event_id) not in retracted
-    ]
+    entries = known_entries(events, point.known_at)
     if not entries:
         return set()
     try:

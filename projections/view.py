@@ -252,6 +252,24 @@ class StatusView:
         rows = self._select_intervals(clauses, params, "stream, valid_from")
         return [timeline_row_of(row) for row in rows]
 
+    def streams_with_ends(
+        self, where: EventFilter, start: date, end: date, known_at: datetime
+    ) -> list[str]:
+        """The matching streams with a term pending that would run out in `[start, end)`, as
+        recorded by `known_at` (every stream a term of runs out then, and maybe more: a
+        term may have been renewed or cut off by a lift before its end)."""
+        clauses, params = key_clauses(where)
+        moment = format_timestamp(known_at)
+        clauses += ["expires >= ?", "expires < ?", "tx_from <= ?", "tx_to > ?"]
+        params += [start.isoformat(), end.isoformat(), moment, moment]
+        with self.tables.autocommit() as cursor:
+            cursor.execute(
+                f"SELECT DISTINCT stream FROM {self.tables.qualified('status_intervals')}"
+                f" WHERE {' AND '.join(clauses)} ORDER BY stream",
+                params,
+            )
+            return [row["stream"] for row in cursor.fetchall()]
+
     def all_interval_rows(self) -> list[IntervalRow]:
         """Every row of the bitemporal table (for verification and tests)."""
         with self.tables.transaction(commit=False) as cursor:

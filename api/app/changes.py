@@ -1,15 +1,15 @@
-"""The service's questions about change: what differs between two bitemporal points, and
-which measures a shipment falls under. Part of `api.app.service.Service`, kept apart to keep
+"""The service's questions about change: what differs between two bitemporal points, which
+measures a shipment falls under, and which terms run out in a window of dates. Part of `api.app.service.Service`, kept apart to keep
 each module one concern."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from api.schemas.answers import StatusOut, StatusResult, StreamStatusOut, key_fields
-from api.schemas.changes import ChangeOut, DiffOut, PointOut, ScreenOut
+from api.schemas.changes import ChangeOut, DiffOut, ExpiringOut, ExpiryOut, PointOut, ScreenOut
 from api.schemas.inputs import collect, optional, parse_as_of, parse_known_at, renamed
-from api.schemas.queries import DiffQuery, ScreenQuery, StatusQuery
+from api.schemas.queries import DiffQuery, ExpiringQuery, ScreenQuery, StatusQuery
 from domain.application import SanctionsLog
 from domain.catalogue import commodity_for_hs
 from domain.errors import InvalidInput
@@ -17,10 +17,13 @@ from domain.hashing import format_timestamp
 from domain.keys import EventFilter, parse_authority, parse_country
 from domain.stream import SanctionsStream
 from projections.diff import Point, accounting_events, changed_streams
+from projections.expiring import expiries
 from projections.projector import Projector
 from projections.rows import StatusRow
 
 STREAMS_PER_QUERY = 500
+WINDOW = timedelta(days=90)
+"""The window `GET /v1/expiring` looks ahead by default."""
 
 
 def stream_status(row: StatusRow | None) -> StreamStatusOut:
@@ -88,6 +91,46 @@ class ChangeQuestions:
             }
         )
 
+    def expiring(self, query: ExpiringQuery) -> ExpiringOut:
+        """Every term of the matching streams that runs out in `[from, to)`, as recorded by
+        `known_at`; `from` defaults to today, `to` to 90 days after `from`, `known_at` to now."""
+        errors: list[InvalidInput] = []
+        where = collect(errors, query.where)
+        today = datetime.now(UTC).date()
+        start = collect(errors, lambda: renamed("from", lambda: parse_as_of(query.from_, today)))
+        end = collect(
+            errors,
+            lambda: renamed("to", lambda: parse_as_of(query.to, window_end(start or today))),
+        )
+        moment = collect(
+            errors,
+            lambda: renamed("known_at", lambda: parse_known_at(query.known_at, datetime.now(UTC))),
+        )
+        if start is not None and end is not None and start > end:
+            errors.append(InvalidInput("query.from", f"{start} is after `to` ({end})"))
+            errors.append(InvalidInput("query.to", f"{end} is before `from` ({start})"))
+        InvalidInput.raise_all(errors)
+        assert where is not None and start is not None and end is not None and moment is not None
+        known_at = self.settled(moment)
+        found = expiries(self.projector.view, self.events_of, where, (start, end), known_at)
+        return ExpiringOut.model_validate(
+            {
+                "from": start,
+                "to": end,
+                "known_at": format_timestamp(known_at),
+                "expiries": [
+                    ExpiryOut(
+                        **key_fields(expiry.stream),
+                        date=expiry.date,
+                        event_id=expiry.event_id,
+                        ends=expiry.ends,
+                        measures=expiry.measures,
+                    )
+                    for expiry in found
+                ],
+            }
+        )
+
     def events_of(self, streams: list[str]) -> dict[str, list[SanctionsStream.Event]]:
         """Every event of these streams, by stream, in log order: a query per 500 streams."""
         found: dict[str, list[SanctionsStream.Event]] = {stream: [] for stream in streams}
@@ -127,3 +170,12 @@ class ChangeQuestions:
 
 def point_out(point: Point) -> PointOut:
     return PointOut(as_of=point.as_of, known_at=format_timestamp(point.known_at))
+
+
+def window_end(start: date) -> date:
+    """The default end of a window beginning on `start`: 90 days on (the last date there is,
+    near the end of the calendar)."""
+    try:
+        return start + WINDOW
+    except OverflowError:
+        return date.max

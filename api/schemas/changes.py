@@ -1,9 +1,11 @@
 """Response models of the questions analysts ask next: what changed between two bitemporal
-points (`GET /v1/status/diff`), and does a shipment fall under a measure (`GET /v1/screen`)."""
+points (`GET /v1/status/diff`), does a shipment fall under a measure (`GET /v1/screen`), and
+what ends by itself in the coming days (`GET /v1/expiring`)."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -44,3 +46,36 @@ class ScreenOut(BaseModel):
     results: list[StatusResult] = Field(
         description="One row per authority with any event for that country and commodity"
     )
+
+
+class ExpiryOut(BaseModel):
+    stream: str
+    authority: str
+    country: str
+    commodity: str
+    date: Annotated[
+        date, Field(description="The first date without what the event did (its term's end)")
+    ]
+    event_id: str = Field(description="The event whose term ends")
+    ends: Literal["run", "measures", "easing"] = Field(
+        description="What ends: `run` — an imposition's term, the stream becomes `expired`; "
+        "`measures` — an expansion's term, the measures it added end; `easing` — an "
+        "easing's term (a licence), the eased measures are in force again"
+    )
+    measures: list[str] = Field(
+        description="The measures that end (`run`, `measures`) or return (`easing`) that day"
+    )
+
+
+class ExpiringOut(BaseModel):
+    from_: date = Field(
+        alias="from", serialization_alias="from", description="First date of the window"
+    )
+    to: date = Field(description="The date after the window (not in it)")
+    known_at: str = Field(description="Transaction time, the settled moment answered for")
+    expiries: list[ExpiryOut] = Field(
+        description="Every term that runs out in [from, to), as known at `known_at`, by "
+        "date and then stream"
+    )
+
+    model_config = {"populate_by_name": True}

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from api.schemas import patterns
 from api.schemas.answers import EventPage, ReplayOut, StatusOut, TimelineOut
 from api.schemas.audit import ConsistencyOut, InclusionOut
-from api.schemas.changes import DiffOut, ScreenOut
+from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_as_of, parse_known_at
 from api.schemas.requests import (
     AUTHORITY,
@@ -261,6 +261,38 @@ class DiffQuery(StreamQuestion):
     from_known_at: KnownAt = None
     to_as_of: AsOf = None
     to_known_at: KnownAt = None
+
+
+WindowStart = Annotated[
+    str | None,
+    string_schema(
+        patterns.blank_or(patterns.DATE),
+        "The first date of the window, YYYY-MM-DD (blank: today, UTC)",
+        examples=["2027-01-01"],
+    ),
+    AfterValidator(_check_as_of),
+]
+WindowEnd = Annotated[
+    str | None,
+    string_schema(
+        patterns.blank_or(patterns.DATE),
+        "The date after the window (not in it), YYYY-MM-DD, not before `from` (blank: 90 days "
+        "after `from`)",
+        examples=["2027-04-01"],
+    ),
+    AfterValidator(_check_as_of),
+]
+
+
+class ExpiringQuery(StreamQuestion):
+    """Every term that runs out in `[from, to)` (valid time), as recorded by `known_at`."""
+
+    PATH = "/v1/expiring"
+    ANSWER = ExpiringOut
+
+    from_: Annotated[WindowStart, Field(alias="from")] = None
+    to: WindowEnd = None
+    known_at: KnownAt = None
 
 
 class ScreenQuery(Question):

@@ -8,8 +8,14 @@ from fastapi import APIRouter, Query
 
 from api.http.deps import Reader, ServiceDep, asked, in_worker_thread
 from api.schemas.answers import StatusOut, TimelineOut
-from api.schemas.changes import DiffOut, ScreenOut
-from api.schemas.queries import DiffQuery, ScreenQuery, StatusQuery, TimelineQuery
+from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
+from api.schemas.queries import (
+    DiffQuery,
+    ExpiringQuery,
+    ScreenQuery,
+    StatusQuery,
+    TimelineQuery,
+)
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -50,3 +56,18 @@ def screen(svc: ServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -
     authority with any event for that origin and commodity, its status on `date` (default
     today): one row per authority, `none` where nothing had taken effect yet."""
     return svc.screen(query)
+
+
+@asked(router, ExpiringQuery, "Terms that run out in a window of dates")
+@in_worker_thread
+def get_expiring(
+    svc: ServiceDep, _: Reader, query: Annotated[ExpiringQuery, Query()]
+) -> ExpiringOut:
+    """Every term of the matching streams that runs out in `[from, to)` (default: today and
+    the 90 days after), as recorded by `known_at` (default now), by date and then stream:
+    the stream, the date (the first without it), the event whose term it is, and what
+    happens then — `run` (an imposition's term: the stream becomes `expired`), `measures`
+    (an expansion's: the measures it added end) or `easing` (a licence's: the eased measures
+    return). A term renewed before its end is listed at its renewed date; one cut off by a
+    lift is not listed. `from` after `to` is refused (422)."""
+    return svc.expiring(query)
