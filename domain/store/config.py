@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 DEFAULT_DATABASE_URL = "sqlite:///data/sanctions.db"
 SQLITE_EVENTS_TABLE = "stored_events"
@@ -37,23 +38,26 @@ def environment_for(database_url: str) -> dict[str, str]:
     if scheme in ("postgresql", "postgres"):
         from domain.store.postgres import ensure_schema  # only PostgreSQL users need psycopg
 
-        query = parse_qs(parsed.query)
-        schema = query.get("schema", [""])[0]
-        ensure_schema(postgres_conninfo(database_url), schema)
+        url = PostgresURL.parse(database_url)
+        schema, own = url.own.get("schema", ""), url.own
+        ensure_schema(url.conninfo(), schema)
         return {
             # The library's, with a datastore that fails fast (domain.store.postgres).
             "PERSISTENCE_MODULE": "domain.store.postgres:SanctionsPostgresFactory",
-            "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
-            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parsed.port or 5432),
-            "POSTGRES_USER": unquote(parsed.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            # Hosts and ports stay lists (`h1,h2` and `5433,5434`): libpq tries each in turn.
+            "POSTGRES_DBNAME": url.libpq.get("dbname") or "postgres",
+            "POSTGRES_HOST": url.libpq.get("host") or "127.0.0.1",
+            "POSTGRES_PORT": url.libpq.get("port") or "5432",
+            "POSTGRES_USER": url.libpq.get("user") or "postgres",
+            "POSTGRES_PASSWORD": url.libpq.get("password") or "",
+            # The rest of libpq's settings (target_session_attrs, sslmode, …), kept whole.
+            "SANCTIONS_POSTGRES_OPTIONS": url.conninfo(only=OPTIONS),
             "POSTGRES_SCHEMA": schema,
-            "POSTGRES_POOL_SIZE": query.get("pool_size", ["3"])[0],
-            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["7"])[0],
+            "POSTGRES_POOL_SIZE": own.get("pool_size", "3"),
+            "POSTGRES_MAX_OVERFLOW": own.get("max_overflow", "7"),
             "POSTGRES_LOCK_TIMEOUT": "30",
             # Fail fast when the database is gone: seconds, not the library's 30.
-            "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["3"])[0],
+            "POSTGRES_CONNECT_TIMEOUT": url.connect_timeout,
             # A connection the server dropped is replaced: each is tried as it is taken
             # from the pool, by the datastore (the pool's own check sleeps after each).
             "POSTGRES_PRE_PING": "n",
@@ -76,7 +80,7 @@ def setup_lock(database_url: str) -> Iterator[None]:
         return
     from domain.store.postgres import advisory_lock
 
-    schema = parse_qs(parsed.query).get("schema", [""])[0] or "public"
+    schema = PostgresURL.parse(database_url).own.get("schema", "") or "public"
     with advisory_lock(postgres_conninfo(database_url), f"sanctions-setup:{schema}"):
         yield
 
@@ -92,9 +96,61 @@ def sqlite_path(database_url: str) -> str:
 
 
 def postgres_conninfo(database_url: str) -> str:
-    """A libpq connection string for the URL, without our own query parameters."""
-    parsed = urlparse(database_url)
-    return parsed._replace(scheme="postgresql", query="").geturl()
+    """A libpq connection string for the URL, without our own query parameters (every
+    host, port and libpq setting kept)."""
+    return PostgresURL.parse(database_url).conninfo()
+
+
+OWN_PARAMETERS = ("schema", "pool_size", "max_overflow")
+"""Query parameters of a PostgreSQL URL that are the service's, not libpq's."""
+CONNECTION = ("dbname", "host", "port", "user", "password")
+"""What the library's datastore takes as arguments of its own."""
+OPTIONS = "options"
+
+
+@dataclass(frozen=True)
+class PostgresURL:
+    """A `postgresql://` URL as libpq reads it — several hosts (`h1:5433,h2:5434`) and
+    any libpq parameter (`target_session_attrs=read-write`, `sslmode`, …) included —
+    with the service's own query parameters set apart."""
+
+    libpq: dict[str, str]
+    own: dict[str, str]
+
+    @classmethod
+    def parse(cls, database_url: str) -> PostgresURL:
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        rest = database_url.split("://", 1)[1] if "://" in database_url else ""
+        address, _, query = rest.partition("?")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        own = {key: value for key, value in pairs if key in OWN_PARAMETERS}
+        theirs = urlencode([(key, value) for key, value in pairs if key not in OWN_PARAMETERS])
+        try:
+            libpq = conninfo_to_dict(f"postgresql://{address}" + (f"?{theirs}" if theirs else ""))
+        except ProgrammingError as error:
+            raise DatabaseURLError(
+                f"SANCTIONS_DATABASE_URL: libpq cannot read the PostgreSQL URL: {error}"
+            ) from None
+        return cls({key: str(value) for key, value in libpq.items()}, own)
+
+    @property
+    def connect_timeout(self) -> str:
+        """Seconds to wait for a connection: the URL's, else 3 (not the library's 30)."""
+        return self.libpq.get("connect_timeout") or "3"
+
+    def conninfo(self, only: str = "") -> str:
+        """A libpq connection string: everything, or (`only=OPTIONS`) all but what the
+        library's datastore takes as arguments."""
+        from psycopg.conninfo import make_conninfo
+
+        # The library's defaults for host and user, so that every connection meets one server.
+        settings = {"host": "127.0.0.1", "user": "postgres", **self.libpq}
+        settings.setdefault("connect_timeout", self.connect_timeout)
+        if only == OPTIONS:
+            settings = {key: value for key, value in settings.items() if key not in CONNECTION}
+        return make_conninfo(**settings)
 
 
 class DatabaseUnreachable(Exception):
@@ -108,13 +164,19 @@ def database_location(database_url: str) -> str:
     if parsed.scheme.split("+")[0] == "sqlite":
         path = sqlite_path(database_url)
         return f"sqlite:///{path if _in_memory(path) else Path(path).absolute()}"
-    host = parsed.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parsed.port is not None:
-        netloc += f":{parsed.port}"
-    if parsed.username:
-        netloc = f"{parsed.username}@{netloc}"
-    return parsed._replace(netloc=netloc).geturl()
+    url = PostgresURL.parse(database_url)
+    hosts = url.libpq.get("host", "").split(",")
+    ports = url.libpq.get("port", "").split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports  # one port serves every host
+    netloc = ",".join(
+        (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+        for host, port in zip(hosts, ports, strict=False)
+    )
+    if url.libpq.get("user"):
+        netloc = f"{url.libpq['user']}@{netloc}"
+    # Everything but the password, which is never shown.
+    query = [(k, v) for k, v in parse_qsl(parsed.query, keep_blank_values=True) if k != "password"]
+    return parsed._replace(netloc=netloc, query=urlencode(query)).geturl()
 
 
 def missing_event_store(database_url: str) -> str | None:
@@ -128,7 +190,7 @@ def missing_event_store(database_url: str) -> str | None:
     if scheme == "sqlite":
         return _missing_in_sqlite(sqlite_path(database_url))
     if scheme in ("postgresql", "postgres"):
-        schema = parse_qs(parsed.query).get("schema", [""])[0].strip() or "public"
+        schema = PostgresURL.parse(database_url).own.get("schema", "").strip() or "public"
         return _missing_in_postgres(database_url, schema)
     environment_for(database_url)  # raises DatabaseURLError, naming the schemes it takes
     return None

@@ -13,7 +13,7 @@ import psycopg
 from eventsourcing.persistence import DatabaseError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from psycopg import Connection
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.errors import InvalidSchemaName, UndefinedFunction, UndefinedTable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -77,9 +77,10 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         return parse_timestamp(row["last"])
 
     def open_signals(self) -> Signals:
-        kwargs = self.datastore.pool.kwargs  # the pool's own connection settings
-        keys = ("dbname", "host", "port", "user", "password")
-        conninfo = make_conninfo(**{key: kwargs[key] for key in keys if kwargs.get(key)})
+        kwargs = self.datastore.pool.kwargs  # the pool's own connection settings, whole
+        conninfo = make_conninfo(
+            **{key: value for key, value in kwargs.items() if value and key != "row_factory"}
+        )
         return ListenNotify(conninfo, self.signal_names())
 
     def signal_names(self) -> dict[Channel, str]:
@@ -249,3 +250,9 @@ class SanctionsPostgresFactory(PostgresFactory):
         # The library builds its datastore in this constructor, with no hook to choose its
         # class; FailFastDatastore adds no state, only a different get_connection.
         self.datastore.__class__ = FailFastDatastore
+        # libpq's other settings from the URL (target_session_attrs, sslmode, …), which the
+        # library has no setting for: every pooled connection opens with them.
+        options = self.env.get("SANCTIONS_POSTGRES_OPTIONS") or ""
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)  # the library gives the pool a dict
+        kwargs.update(conninfo_to_dict(options))
