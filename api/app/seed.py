@@ -5,8 +5,12 @@ The bundled file is corrected from time to time (dates, legal bases, new cases).
 database seeded from an earlier file is brought up to date the event-sourced way:
 nothing is rewritten; each stream whose bundled history changed has its earlier seeded
 events retracted (latest effective first, each with a note saying why) and the
-corrected ones recorded, all in one transaction. Streams whose bundled events are
-unchanged are left as they are, so seeding again records nothing.
+corrected ones recorded, in one transaction (or one per renewal that names an event of
+the same correction: its target is recorded first, to be named by the id it got). Streams
+whose bundled events are unchanged are left as they are, so seeding again records nothing.
+
+A bundled `renewed` event names the event it renews by that event's `event_id` in the file
+(as an exported file does); the import maps it to the id the event gets when recorded.
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from api.app.service import Service
-from api.app.transfer import import_events, read_import_file
+from api.app.transfer import ImportLine, import_events, read_import_file
 from api.schemas.answers import EventIn
 from domain.recorded import IdempotentRequest
 from domain.rules import EventType
@@ -48,46 +52,103 @@ def bundled_events(path: Path = TIMELINE_FILE) -> list[EventIn]:
     return [line.event for line in read_import_file(path)]
 
 
+Named = tuple[str, date | None] | None
+"""What a renewal renews, as a fingerprint tells it: the renewed event's type and date."""
+
+
 def seed(svc: Service, path: Path = TIMELINE_FILE) -> SeedReport:
     """Record every bundled event not yet recorded; running it again records nothing. On a
     database seeded from an earlier bundled file, replace each stream that changed."""
-    bundled = bundled_events(path)
-    by_stream: dict[str, list[EventIn]] = defaultdict(list)
-    for event in bundled:
-        by_stream[event.draft().key.name].append(event)
+    by_stream: dict[str, list[ImportLine]] = defaultdict(list)
+    for line in read_import_file(path):
+        by_stream[line.event.draft().key.name].append(line)
     seeded = {
         stream: live_seeded(events) for stream, events in svc.events_of(list(by_stream)).items()
     }
     if not any(seeded.values()):
         report = import_events(svc, path, caller=SEED_CALLER)
         return SeedReport(report.recorded, report.already_there)
-    drafts: list[EventDraft] = []
+    steps: list[tuple[EventDraft, str | None]] = []
     retracted = already = 0
-    for stream, events in by_stream.items():
+    for stream, lines in by_stream.items():
         earlier = seeded[stream]
-        if Counter(map(fingerprint_of_draft, (e.draft() for e in events))) == Counter(
-            map(fingerprint_of_event, earlier)
-        ):
-            already += len(events)
+        if Counter(bundled_fingerprints(lines)) == Counter(seeded_fingerprints(earlier)):
+            already += len(lines)
             continue
         latest_first = sorted(
             earlier, key=lambda e: (e.effective or date.min, e.originator_version), reverse=True
         )
-        drafts += [
-            EventDraft(EventType.RETRACTED, old.key, retracts=old.event_id, note=SUPERSEDED)
+        steps += [
+            (EventDraft(EventType.RETRACTED, old.key, retracts=old.event_id, note=SUPERSEDED), None)
             for old in latest_first
         ]
         retracted += len(earlier)
-        drafts += [event.draft() for event in events]
-    if drafts:
+        steps += [(line.event.draft(), line.exported_id) for line in lines]
+    record_in_order(svc, steps)
+    return SeedReport(len(steps) - retracted, already, retracted)
+
+
+def record_in_order(svc: Service, steps: list[tuple[EventDraft, str | None]]) -> None:
+    """Record the drafts in order, in as few transactions as the renewals allow: a renewal
+    whose target (named by its id in the file) is in the same batch waits for the next one,
+    and names the target by the id it got."""
+    ids: dict[str, UUID] = {}
+    batch: list[tuple[EventDraft, str | None]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        drafts = [mapped(draft, ids) for draft, _ in batch]
         content = [fingerprint_of_draft(draft) for draft in drafts]
         key = "seed:" + hashlib.sha256(json.dumps(content).encode()).hexdigest()
-        svc.record(
+        outcome = svc.record(
             drafts,
             recorded_by=SEED_CALLER,
             idempotency=IdempotentRequest.of(SEED_CALLER, key, content),
         )
-    return SeedReport(len(drafts) - retracted, already, retracted)
+        for (_, exported_id), done in zip(batch, outcome.events, strict=True):
+            if exported_id is not None:
+                ids[exported_id] = done.event.event_id
+        batch.clear()
+
+    for draft, exported_id in steps:
+        if draft.renews is not None and any(str(draft.renews) == named for _, named in batch):
+            flush()
+        batch.append((draft, exported_id))
+    flush()
+
+
+def mapped(draft: EventDraft, ids: dict[str, UUID]) -> EventDraft:
+    if draft.renews is None or str(draft.renews) not in ids:
+        return draft
+    return replace(draft, renews=ids[str(draft.renews)])
+
+
+def bundled_fingerprints(lines: list[ImportLine]) -> list[str]:
+    """A stream's bundled events as fingerprints, a renewal's target told by what it is."""
+    by_id = {line.exported_id: line.event for line in lines if line.exported_id}
+    prints = []
+    for line in lines:
+        draft = line.event.draft()
+        target = None if draft.renews is None else by_id.get(str(draft.renews))
+        named: Named = None
+        if draft.renews is not None:
+            named = ("?", None) if target is None else (target.type, target.effective_date)
+        prints.append(fingerprint_of_draft(draft, named))
+    return prints
+
+
+def seeded_fingerprints(events: list[SanctionsStream.Event]) -> list[str]:
+    by_id = {str(event.event_id): event for event in events}
+    prints = []
+    for event in events:
+        renews = getattr(event, "renews", None)
+        target = None if renews is None else by_id.get(str(renews))
+        named: Named = None
+        if renews is not None:
+            named = ("?", None) if target is None else (target.TYPE.value, target.effective)
+        prints.append(fingerprint_of_event(event, named))
+    return prints
 
 
 def live_seeded(events: list[SanctionsStream.Event]) -> list[SanctionsStream.Event]:
@@ -102,8 +163,11 @@ def live_seeded(events: list[SanctionsStream.Event]) -> list[SanctionsStream.Eve
     ]
 
 
-def fingerprint_of_draft(draft: EventDraft) -> str:
-    """What makes a bundled event the one recorded before: every posted field alike."""
+def fingerprint_of_draft(draft: EventDraft, named: Named | str = None) -> str:
+    """What makes a bundled event the one recorded before: every posted field alike (what a
+    renewal renews told by `named`, its target's type and date; by default its id)."""
+    if named is None and draft.renews is not None:
+        named = str(draft.renews)
     return fingerprint(
         draft.type.value,
         draft.key.name,
@@ -113,10 +177,12 @@ def fingerprint_of_draft(draft: EventDraft) -> str:
         draft.source,
         draft.note,
         draft.retracts,
+        draft.expires,
+        named,
     )
 
 
-def fingerprint_of_event(event: SanctionsStream.Event) -> str:
+def fingerprint_of_event(event: SanctionsStream.Event, named: Named = None) -> str:
     return fingerprint(
         event.TYPE.value,
         event.stream,
@@ -126,6 +192,8 @@ def fingerprint_of_event(event: SanctionsStream.Event) -> str:
         event.source,
         event.note,
         event.retracted_id,
+        getattr(event, "expires", None),
+        named,
     )
 
 
@@ -138,6 +206,8 @@ def fingerprint(
     source: dict[str, Any] | None,
     note: str | None,
     retracts: UUID | None,
+    expires: date | None = None,
+    named: Named | str = None,
 ) -> str:
     return json.dumps(
         [
@@ -149,6 +219,8 @@ def fingerprint(
             source,
             note,
             None if retracts is None else str(retracts),
+            None if expires is None else expires.isoformat(),
+            named if isinstance(named, str | None) else [named[0], str(named[1])],
         ],
         sort_keys=True,
     )
