@@ -5,6 +5,7 @@ for a test: Debian's PostgreSQL binaries, `initdb` and `pg_basebackup -R`, run a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -67,10 +68,8 @@ class Node:
             ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
         ).stdout.split()
         for each in [pid, *map(int, children)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(each, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
