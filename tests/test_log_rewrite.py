@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from api.app.bootstrap import build_service
-from api.app.seed import seed
+from api.app.seed import bundled_events, seed
 from api.app.service import Service
 from api.app.settings import Settings
 from api.schemas.answers import EventIn
@@ -28,6 +28,15 @@ from tests.tamper import behind_the_back
 pytestmark = pytest.mark.e2e  # the insider's rewrite, caught by the CLI and a served app
 
 LIFT_STREAM = "US/BY/potash"
+SEEDED = len(bundled_events())
+"""How many events the bundled timeline seeds (the first checkpoint's size)."""
+LIFT_POSITION = 1 + next(
+    number
+    for number, event in enumerate(bundled_events())
+    if event.draft().key.name == LIFT_STREAM and event.type == "lifted"
+)
+"""The seeded US lift's log position (the import records the file in order); its leaf is
+one less."""
 
 
 def seeded_and_served(
@@ -54,15 +63,15 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     assert code == 0, said
     assert "no checkpoint kept yet" in said
     first_note = kept.read_text()
-    assert first_note.splitlines()[1] == "60"
+    assert first_note.splitlines()[1] == str(SEEDED)
 
     # Honest growth after the checkpoint passes, and the newer checkpoint is kept.
     posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
     code, said = audit_check(database_url, kept, url)
     assert code == 0, said
-    assert "grew from 60 to 61 events" in said, said
-    assert kept.read_text().splitlines()[1] == "61"
+    assert f"grew from {SEEDED} to {SEEDED + 1} events" in said, said
+    assert kept.read_text().splitlines()[1] == str(SEEDED + 1)
 
     # The insider: the US lift moved from 2025-12 to 2024-01-01, every hash recomputed.
     rewrite(svc.log, LIFT_STREAM, "lifted", {"effective_date": date(2024, 1, 1)})
@@ -85,7 +94,7 @@ def test_a_rewrite_with_every_hash_recomputed_is_caught_by_audit_check(
     code, said = audit_check(database_url, kept, url)
     assert code == 1, said
     assert "history was rewritten" in said
-    assert kept.read_text().splitlines()[1] == "61"  # the kept checkpoint is left alone
+    assert kept.read_text().splitlines()[1] == str(SEEDED + 1)  # the kept checkpoint is left alone
 
     # Covering the tracks (the service's own checkpoints deleted) does not help.
     with behind_the_back(svc) as execute:
@@ -255,8 +264,8 @@ def test_a_rewrite_behind_a_tree_put_back_is_caught_by_audit_check(
     assert code == 0 and "no checkpoint kept yet" in said, said
     posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
-    signed = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)  # someone reads it: 61
-    assert signed.status_code == 200 and signed.text.splitlines()[1] == "61"
+    signed = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)  # someone reads it: SEEDED + 1
+    assert signed.status_code == 200 and signed.text.splitlines()[1] == str(SEEDED + 1)
 
     lift = rewrite_behind_the_old_tree(svc, database_url)
     status = httpx.get(
@@ -266,14 +275,16 @@ def test_a_rewrite_behind_a_tree_put_back_is_caught_by_audit_check(
     ).json()
     assert status["results"][0]["status"] == "lifted"  # the rewrite took hold
 
-    # The service serves the checkpoint of 61 events it signed before the rewrite: the
-    # tree put back still extends the kept checkpoint of 60. The events served do not.
+    # The service serves the checkpoint of SEEDED + 1 events it signed before the rewrite:
+    # the tree put back still extends the kept checkpoint of SEEDED. The events served do not.
     assert httpx.get(f"{url}/v1/audit/checkpoint", timeout=30).text == signed.text
     code, said = check()
     assert code == 1, said
-    assert f"event {lift} ({LIFT_STREAM} v3, lifted, position 59) as served" in said, said
-    assert "is not leaf 58 of the signed checkpoint of 61 events" in said, said
-    assert kept.read_text().splitlines()[1] == "60"  # the kept checkpoint is left alone
+    assert f"event {lift} ({LIFT_STREAM} v3, lifted, position {LIFT_POSITION}) as served" in said
+    assert (
+        f"is not leaf {LIFT_POSITION - 1} of the signed checkpoint of {SEEDED + 1} events" in said
+    )
+    assert kept.read_text().splitlines()[1] == str(SEEDED)  # the kept checkpoint is left alone
 
 
 @pytest.mark.shared_store
@@ -289,21 +300,24 @@ def test_the_service_signs_no_checkpoint_over_leaves_its_events_do_not_match(
     match, signs nothing, and verify still reports the tree."""
     svc, url = seeded_and_served(make_services, serve, tmp_path)
     first = httpx.get(f"{url}/v1/audit/checkpoint", timeout=30)
-    assert first.status_code == 200 and first.text.splitlines()[1] == "60"
+    assert first.status_code == 200 and first.text.splitlines()[1] == str(SEEDED)
 
     lift = rewrite_behind_the_old_tree(svc, database_url)
     posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
 
-    for path in ("/v1/audit/checkpoint", "/v1/audit/proof/consistency?from=60"):
+    for path in ("/v1/audit/checkpoint", f"/v1/audit/proof/consistency?from={SEEDED}"):
         refused = httpx.get(f"{url}{path}", timeout=30)
         assert refused.status_code == 503, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
         problem = refused.json()
         assert problem["type"].endswith("/tree-mismatch"), problem
-        assert f"leaf 58 stands for event {lift} at position 59" in problem["detail"], problem
+        assert (
+            f"leaf {LIFT_POSITION - 1} stands for event {lift} at position {LIFT_POSITION}"
+            in (problem["detail"])
+        ), problem
         assert f"({LIFT_STREAM} v3)" in problem["detail"], problem
-    assert [c.size for c in svc.projector.view.tree.checkpoints()] == [60]  # nothing signed
+    assert [c.size for c in svc.projector.view.tree.checkpoints()] == [SEEDED]  # nothing signed
 
     # Another process, which never checked this tree, refuses it as well.
     elsewhere = make_services(signing_key_file=tmp_path / "signing.key")
@@ -317,7 +331,7 @@ def test_the_service_signs_no_checkpoint_over_leaves_its_events_do_not_match(
     # A rebuild makes the tree match the events again (the rewrite is then plain for any
     # auditor: the new root does not extend the checkpoint signed before).
     svc.rebuild()
-    assert svc.notary.checkpoint().size == 61
+    assert svc.notary.checkpoint().size == SEEDED + 1
 
 
 def test_the_leaf_check_reads_only_new_leaves_while_the_rows_are_unchanged(
@@ -325,7 +339,7 @@ def test_the_leaf_check_reads_only_new_leaves_while_the_rows_are_unchanged(
 ) -> None:
     """Signing compares with their events only the leaves added since the last check."""
     seed(services)
-    assert services.notary.checkpoint().size == 60  # every leaf compared: the first check
+    assert services.notary.checkpoint().size == SEEDED  # every leaf compared: the first check
     compared: list[tuple[int, int]] = []
     real = leaf_check.compare_leaves
 
@@ -334,10 +348,12 @@ def test_the_leaf_check_reads_only_new_leaves_while_the_rows_are_unchanged(
         real(log, tree, start, end, stored)
 
     monkeypatch.setattr(leaf_check, "compare_leaves", counting)
-    assert services.notary.checkpoint().size == 60  # kept already: nothing to sign
+    assert services.notary.checkpoint().size == SEEDED  # kept already: nothing to sign
     services.record(
         [EventIn.model_validate(IRAN_GOLD).draft()],
         recorded_by="test",
     )
-    assert services.notary.checkpoint().size == 61
-    assert compared == [(60, 61)]  # the rows checked before are unchanged: the new leaf only
+    assert services.notary.checkpoint().size == SEEDED + 1
+    assert compared == [
+        (SEEDED, SEEDED + 1)
+    ]  # the rows checked before are unchanged: the new leaf only
