@@ -110,12 +110,23 @@ def reference_fold(
 
 def ended_by(entries: list[TimelineEntry], as_of: date) -> set[str]:
     """The events whose term ended (while it was pending) by `as_of`."""
-    return sweep(entries, as_of)[1]
+    return {event_id for _, event_id, _, _ in sweep(entries, as_of)[1]}
+
+
+WHAT_ENDS = {EventType.IMPOSED: "run", EventType.EXPANDED: "measures", EventType.EASED: "easing"}
+Ended = tuple[date, str, str, list[str]]
+"""A term that ran out: its date, its event, what ends, the measures ending or returning."""
+
+
+def reference_expiries(entries: list[TimelineEntry], start: date, end: date) -> list[Ended]:
+    """Every term of a valid timeline that runs out in `[start, end)`, in the order the
+    sweep meets them (by date, then the order of their events)."""
+    return [ended for ended in sweep(entries, date.max)[1] if start <= ended[0] < end]
 
 
 def sweep(
     entries: list[TimelineEntry], as_of: date
-) -> tuple[tuple[str, list[str], date | None, list[str], date | None], set[str]]:
+) -> tuple[tuple[str, list[str], date | None, list[str], date | None], list[Ended]]:
     ends = term_ends(entries, as_of)
     happenings: list[Happening] = [(e.effective_date, 1, e.order, e) for e in entries]
     happenings += [(ends[e.event_id], 0, e.order, e) for e in entries if e.event_id in ends]
@@ -124,6 +135,7 @@ def sweep(
     run: set[str] = set()  # events of the current run
     added: dict[str, set[str]] = {}  # what each expansion added
     over: set[str] = set()  # terms ended
+    ended: list[Ended] = []
     for day, kind, _, e in sorted(happenings, key=lambda h: h[:3]):
         if day > as_of:
             break
@@ -131,12 +143,14 @@ def sweep(
             if e.event_id not in run or e.event_id in over:
                 continue
             over.add(e.event_id)
+            before = set(measures)
             if e.type is EventType.IMPOSED:
                 measures = set()
             elif e.type is EventType.EXPANDED:
                 measures -= added[e.event_id]
             else:
                 measures |= e.measures
+            ended.append((day, e.event_id, WHAT_ENDS[e.type], sorted(before ^ measures)))
             since = day
             if not measures:
                 status, run = "expired", set()
@@ -155,7 +169,7 @@ def sweep(
         event_ids.append(e.event_id)
     pending = [ends[i] for i in run if i in ends and i not in over]
     expires = min(pending) if status == "active" and pending else None
-    return (status, sorted(measures), since, event_ids, expires), over
+    return (status, sorted(measures), since, event_ids, expires), ended
 
 
 def happening_days(entries: list[TimelineEntry], as_of: date) -> set[date]:
