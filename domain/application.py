@@ -41,6 +41,7 @@ from domain.store.cursor import as_bytes
 from domain.store.failed_writes import FailedWrites
 from domain.store.kept import Recent, StreamStates
 from domain.store.records import DateAsISO, EventStore
+from domain.store.signals import Signals
 from domain.store.stamping import Stamper
 from domain.store.writes import StaleStreams, WriteExtras
 from domain.stream import SanctionsStream
@@ -56,9 +57,14 @@ class SanctionsLog(Application[uuid.UUID]):
 
     name = APPLICATION_NAME
 
-    def __init__(self, database_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, database_url: str, env: dict[str, str] | None = None, *, replica: bool = False
+    ) -> None:
+        """The log in the database at `database_url`; a `replica` (a PostgreSQL standby,
+        read only) is opened without creating anything and is never written to."""
         self.database_url = database_url
-        super().__init__(env={**environment_for(database_url), **(env or {})})
+        base = environment_for(database_url, create=not replica)
+        super().__init__(env={**base, **(env or {})})
         if not isinstance(self.recorder, EventStore):
             raise TypeError(f"{type(self.recorder).__name__} is not an EventStore")
         self._write_lock = threading.Lock()
@@ -67,7 +73,8 @@ class SanctionsLog(Application[uuid.UUID]):
         self.commits = CommitQueue(self._commit_group)
         self.fences = Fences()
         self.failures = FailedWrites(self.store, self.page, self.events_by_ids, self.fences)
-        self.signals = self.store.open_signals()
+        # A standby cannot LISTEN: its waiters poll.
+        self.signals = Signals() if replica else self.store.open_signals()
 
     def forget_kept(self) -> None:
         """Forget the streams' states and the recent events kept in memory (the store

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from api.app.identity import TokenStore
 from api.app.notary import Notary
+from api.app.replica import Replica
 from api.app.service import Service
 from api.app.settings import Settings
 from api.app.webhooks.registry import Webhooks
@@ -25,7 +26,11 @@ def build_service(settings: Settings) -> Service:
     projector = Projector(log, view)
     with setup_lock(settings.database_url):
         webhooks = Webhooks(settings, log, projector)
+    replica = None
+    if settings.read_database_url:
+        replica = Replica.open(settings.database_url, settings.read_database_url)
     return Service(
+        replica=replica,
         settings=settings,
         log=log,
         tokens=TokenStore(tokens, settings.api_tokens),

@@ -58,6 +58,18 @@ class Metrics:
             "Age of the oldest event not yet in the read models (0 when caught up)",
             registry=self.registry,
         )
+        self.reads_placed = Counter(
+            "sanctions_reads_placed",
+            "Reads with a standby configured, by where they were answered: standby, "
+            "primary_away (the standby alone), standby_behind or standby_away (the primary)",
+            ["place"],
+            registry=self.registry,
+        )
+        self.standby_lag_bytes = Gauge(
+            "sanctions_standby_replay_lag_bytes",
+            "Bytes of the primary's WAL the standby reads are answered from has yet to replay",
+            registry=self.registry,
+        )
 
 
 def route_of(scope: Scope, received: Scope) -> str:

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -21,6 +21,7 @@ from api.app.changes import ChangeQuestions
 from api.app.identity import TokenStore
 from api.app.notary import Notary
 from api.app.observability import Metrics
+from api.app.replica import Replica, place_read
 from api.app.settings import Settings
 from api.app.signing import Rotation, rotate, verifiers
 from api.app.webhooks.registry import Webhooks
@@ -80,6 +81,10 @@ class Service(ChangeQuestions):
     notary: Notary
     webhooks: Webhooks
     metrics: Metrics = field(default_factory=Metrics)
+    replica: Replica | None = None
+    """A standby that reads are answered from (SANCTIONS_READ_DATABASE_URL), if any."""
+    horizon: datetime | None = None
+    """The horizon reads are settled at, when the primary gave it (a read on a standby)."""
 
     verifying: Future[VerifyOut] | None = None
     """The verification now running, which concurrent calls wait for and share."""
@@ -129,11 +134,26 @@ class Service(ChangeQuestions):
         log's horizon; the oldest event not yet projected): the answer says which
         moment it is for, and stays true for ever.
         """
-        known_at = min(known_at, self.log.horizon())
+        known_at = min(known_at, self.horizon or self.log.horizon())
         oldest = self.projector.oldest_unprojected()
         if oldest is not None:
             known_at = min(known_at, oldest - timedelta(microseconds=1))
         return known_at
+
+    def for_reads(self) -> Service:
+        """The service a read asked now is answered by: this one, or with a standby the
+        same questions on the standby's copy (`api.app.replica`). Blocks: a worker
+        thread's."""
+        if self.replica is None:
+            return self
+        place = place_read(self.log, self.replica, self.settings.read_your_writes_timeout)
+        self.metrics.reads_placed.labels(place.why).inc()
+        if not place.on_standby:
+            return self
+        replica = self.replica
+        return replace(
+            self, log=replica.log, projector=replica.projector, replica=None, horizon=place.horizon
+        )
 
     def known_at(self, value: str | None) -> datetime:
         """The settled moment a `known_at` input asks for (now when absent)."""
@@ -257,3 +277,5 @@ class Service(ChangeQuestions):
     def close(self) -> None:
         self.projector.stop()
         self.log.close()
+        if self.replica is not None:
+            self.replica.close()

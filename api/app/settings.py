@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     """`sqlite:///path/file.db` (default, under ./data/) or `postgresql://user:pass@host:port/db`."""
 
+    read_database_url: str | None = None
+    """A PostgreSQL standby (or several: a multi-host URL, `target_session_attrs=
+    prefer-standby`) that reads are answered from, each settled at what the standby has
+    replayed and projected; writes, verify and rebuild stay on `database_url`."""
+
     signing_key_file: Path | None = None
     """The Ed25519 key that signs checkpoints of the log; created (mode 0600) if absent.
     Default: beside the SQLite file (`data/sanctions.signing.key`), or `data/signing.key`

@@ -105,8 +105,18 @@ async def service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
+async def read_service(request: Request) -> Service:
+    """The service a read is answered by: with a standby configured, the standby's copy
+    once it holds every write acknowledged before the read (`Service.for_reads`)."""
+    svc: Service = request.app.state.service
+    if svc.replica is None:
+        return svc
+    return await run_in_threadpool(svc.for_reads)
+
+
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
 ServiceDep = Annotated[Service, Depends(service)]
+ReadServiceDep = Annotated[Service, Depends(read_service)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

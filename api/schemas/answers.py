@@ -275,6 +275,11 @@ class VerifyOut(BaseModel):
 class Readiness(BaseModel):
     status: str
     projection_lag_events: int
+    standby_replay_lag_bytes: int | None = Field(
+        default=None,
+        description="With reads from a standby (SANCTIONS_READ_DATABASE_URL): bytes of the "
+        "primary's WAL the standby has yet to replay; null without one, or when it cannot say",
+    )
 
 
 def keyed(model: type[Answer], row: Any) -> Answer:

@@ -20,8 +20,10 @@ class DatabaseURLError(ValueError):
     """SANCTIONS_DATABASE_URL cannot be used: a configuration error, not a request's."""
 
 
-def environment_for(database_url: str) -> dict[str, str]:
-    """The library's configuration for a `sqlite:///…`, `postgresql://…` or `memory:` URL."""
+def environment_for(database_url: str, *, create: bool = True) -> dict[str, str]:
+    """The library's configuration for a `sqlite:///…`, `postgresql://…` or `memory:` URL;
+    not `create`: a PostgreSQL store that is only read (a standby), where no schema or
+    table is created."""
     parsed = urlparse(database_url)
     scheme = parsed.scheme.split("+")[0]
     if scheme == "memory":  # this process's memory, and an in-memory SQLite beside it
@@ -40,8 +42,10 @@ def environment_for(database_url: str) -> dict[str, str]:
 
         url = PostgresURL.parse(database_url)
         schema, own = url.own.get("schema", ""), url.own
-        ensure_schema(url.conninfo(), schema)
+        if create:
+            ensure_schema(url.conninfo(), schema)
         return {
+            "CREATE_TABLE": "y" if create else "n",
             # The library's, with a datastore that fails fast (domain.store.postgres).
             "PERSISTENCE_MODULE": "domain.store.postgres:SanctionsPostgresFactory",
             # Hosts and ports stay lists (`h1,h2` and `5433,5434`): libpq tries each in turn.

@@ -62,19 +62,47 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
     def horizon(self) -> datetime | None:
+        return self.replication_point()[0]
+
+    def replication_point(self) -> tuple[datetime, str | None]:
+        """The horizon, and the WAL written so far (None on a standby), in one look.
+
+        On a primary, with no write under way, any later write is recorded after now;
+        else the last recorded event is the latest moment settled. On a standby (which
+        knows nothing of the primary's locks) it is the last event replayed: writes are
+        committed one at a time, so every event not replayed yet was recorded after it.
+        A standby that has replayed the WAL up to the position answered here holds
+        every event recorded by the horizon answered with it."""
         with self.autocommit() as cursor:  # the shared lock lasts as long as the statement
             cursor.execute(
-                "SELECT pg_try_advisory_xact_lock_shared(hashtext(?)) AS quiet,"
+                "SELECT CASE WHEN pg_is_in_recovery() THEN false"
+                " ELSE pg_try_advisory_xact_lock_shared(hashtext(?)) END AS quiet,"
                 f" clock_timestamp() AS now, (SELECT last_recorded_at FROM"
-                f" {self.qualified('log_clock')} WHERE id = 1) AS last",
+                f" {self.qualified('log_clock')} WHERE id = 1) AS last,"
+                " CASE WHEN pg_is_in_recovery() THEN NULL"
+                " ELSE pg_current_wal_lsn()::text END AS wal",
                 (self.write_lock_key(),),
             )
             row = cursor.fetchone()
         if row["quiet"]:  # no write under way: any later one is recorded after now
-            return row["now"] - JUST_AFTER  # type: ignore[no-any-return]
+            return row["now"] - JUST_AFTER, row["wal"]
         if row["last"] is None:
-            return datetime.min.replace(tzinfo=UTC)
-        return parse_timestamp(row["last"])
+            return datetime.min.replace(tzinfo=UTC), row["wal"]
+        return parse_timestamp(row["last"]), row["wal"]
+
+    def replay_behind(self, wal: str) -> int | None:
+        """How many bytes of WAL up to `wal` (a primary's position) this server has yet
+        to replay: 0 when it has replayed them all or is a primary itself, None when it
+        is a standby that cannot say (not streaming yet)."""
+        with self.autocommit() as cursor:
+            cursor.execute(
+                "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+                " ELSE greatest(0, pg_wal_lsn_diff(?::pg_lsn, pg_last_wal_replay_lsn()))"
+                " END AS behind",
+                (wal,),
+            )
+            row = cursor.fetchone()
+        return None if row["behind"] is None else int(row["behind"])
 
     def open_signals(self) -> Signals:
         kwargs = self.datastore.pool.kwargs  # the pool's own connection settings, whole

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from eventsourcing.persistence import PersistenceError
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.app.replica import replication
+from api.app.service import Service
 from api.http.deps import ServiceDep, in_worker_thread
 from api.http.problem_types import problems
 from api.http.problems import ProblemError
@@ -39,7 +42,24 @@ def readyz(svc: ServiceDep) -> Readiness:
         raise ProblemError(
             503, f"the read models are {lag} events behind (bound {bound})", kind="not-ready"
         )
-    return Readiness(status="ready", projection_lag_events=lag)
+    return Readiness(
+        status="ready", projection_lag_events=lag, standby_replay_lag_bytes=standby_lag(svc)
+    )
+
+
+def standby_lag(svc: Service) -> int | None:
+    """Bytes the standby reads come from has yet to replay (None: no standby, or it
+    cannot say); kept in the metrics too."""
+    if svc.replica is None:
+        return None
+    try:
+        wal = replication(svc.log).replication_point()[1]
+        behind = None if wal is None else svc.replica.behind(wal)
+    except PersistenceError:
+        behind = None
+    if behind is not None:
+        svc.metrics.standby_lag_bytes.set(behind)
+    return behind
 
 
 @router.get(
@@ -57,4 +77,5 @@ def metrics(svc: ServiceDep) -> Response:
     svc.metrics.lag_events.set(lag)
     age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
     svc.metrics.lag_seconds.set(max(0.0, age))
+    standby_lag(svc)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
