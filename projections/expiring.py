@@ -50,7 +50,9 @@ class Expiry:
     """The measures that end (`run`, `measures`) or return (`easing`) on `date`."""
 
 
-def known_entries(events: Iterable[SanctionsStream.Event], known_at: datetime) -> list[TimelineEntry]:
+def known_entries(
+    events: Iterable[SanctionsStream.Event], known_at: datetime
+) -> list[TimelineEntry]:
     """The entries of one stream's events that count as known at `known_at`: recorded by
     then, and not retracted by a retraction recorded by then."""
     known = [event for event in events if event.recorded_at <= known_at]

@@ -107,9 +107,7 @@ def test_a_renewal_recorded_late_leaves_the_old_end_listed_as_known_before(
     client: TestClient,
 ) -> None:
     run = imposed(client, "2021-06-24", "2022-03-01")
-    renewal = recorded(
-        client, type="renewed", effective_date="2022-02-25", expires="2023-03-01"
-    )
+    renewal = recorded(client, type="renewed", effective_date="2022-02-25", expires="2023-03-01")
     before = {**WIDE, "known_at": run["recorded_at"]}
     assert ends(client, **before) == [
         ("EU/BY/potash", "2022-03-01", run["event_id"], "run", ["import_ban"])

@@ -17,8 +17,8 @@ from tests.reference import reference_expiries
 from tests.test_projection_properties import (
     DAYS,
     KEYS,
-    Operation,
     MEASURES,
+    Operation,
     fresh_services,
     known_entries,
     moments_of,

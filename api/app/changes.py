@@ -1,6 +1,6 @@
 """The service's questions about change: what differs between two bitemporal points, which
-measures a shipment falls under, and which terms run out in a window of dates. Part of `api.app.service.Service`, kept apart to keep
-each module one concern."""
+measures a shipment falls under, and which terms run out in a window of dates. Part of
+`api.app.service.Service`, kept apart to keep each module one concern."""
 
 from __future__ import annotations
 
@@ -107,8 +107,8 @@ class ChangeQuestions:
             lambda: renamed("known_at", lambda: parse_known_at(query.known_at, datetime.now(UTC))),
         )
         if start is not None and end is not None and start > end:
-            errors.append(InvalidInput("query.from", f"{start} is after `to` ({end})"))
-            errors.append(InvalidInput("query.to", f"{end} is before `from` ({start})"))
+            errors.append(InvalidInput("query.from", f"{start} is after the window's end, {end}"))
+            errors.append(InvalidInput("query.to", f"{end} is before the window's start, {start}"))
         InvalidInput.raise_all(errors)
         assert where is not None and start is not None and end is not None and moment is not None
         known_at = self.settled(moment)

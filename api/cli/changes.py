@@ -1,6 +1,7 @@
-"""`sanctions diff` and `sanctions screen`: what changed between two bitemporal points, and
-whether a shipment falls under a measure, answered like the other reading commands (from
-the database, or with `--url` from a running server)."""
+"""`sanctions diff`, `sanctions screen` and `sanctions expiring`: what changed between two
+bitemporal points, whether a shipment falls under a measure, and which terms run out in a
+window of dates, answered like the other reading commands (from the database, or with
+`--url` from a running server)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.markup import escape
 from api.cli.support import (
     AuthorityOpt,
     JsonOpt,
+    KnownAtOpt,
     answering,
     columns_table,
     console,
@@ -133,7 +135,61 @@ def screen(
         )
 
 
+WHAT_ENDS = {
+    "run": "run ends: expired",
+    "measures": "measures end",
+    "easing": "easing ends: measures return",
+}
+
+
+def expiring(
+    ctx: typer.Context,
+    country: Annotated[str | None, typer.Argument(help="Target country.")] = None,
+    commodity: Annotated[str | None, typer.Argument(help="Commodity slug.")] = None,
+    authority: AuthorityOpt = None,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="First date of the window, YYYY-MM-DD (default today)."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(help="The date after the window, YYYY-MM-DD (default: 90 days after --from)."),
+    ] = None,
+    known_at: KnownAtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What ends by itself: every term that runs out from --from up to (not including) --to,
+    as known at a moment — the run of an imposition (the stream expires), the measures an
+    expansion added, or an easing (its measures return). Renewed terms at their new end."""
+
+    from api.schemas.queries import ExpiringQuery
+
+    with answering(ctx) as source:
+        answer = source.answers.expiring(ExpiringQuery.from_options(locals()))
+    if printed_as_json(answer, as_json, by_alias=True):
+        return
+    window = f"from {answer.from_} to {answer.to}, known at {answer.known_at}"
+    if not answer.expiries:
+        console.print(f"nothing ends {window} — from {escape(source.origin)}", highlight=False)
+        return
+    table = columns_table(
+        f"what ends {window} — from {escape(source.origin)}",
+        *("date", "stream", "what ends", "measures"),
+    )
+    table.add_column("event", overflow="fold")
+    for expiry in answer.expiries:
+        table.add_row(
+            str(expiry.date),
+            expiry.stream,
+            WHAT_ENDS[expiry.ends],
+            ", ".join(expiry.measures),
+            expiry.event_id,
+        )
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `sanctions` app."""
     app.command()(diff)
     app.command()(screen)
+    app.command()(expiring)

@@ -64,8 +64,8 @@ def main(
             "--url",
             metavar="http://HOST:PORT",
             help="Ask a running server over its REST API instead of opening a database "
-            "(status, timeline, replay, verify, diff, screen); a token, if reads need one, from "
-            "SANCTIONS_TOKEN.",
+            "(status, timeline, replay, verify, diff, screen, expiring); a token, if reads need "
+            "one, from SANCTIONS_TOKEN.",
         ),
     ] = None,
 ) -> None:

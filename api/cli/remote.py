@@ -12,9 +12,10 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from api.schemas.answers import ReplayOut, ReplayStepOut, StatusOut, TimelineOut, VerifyOut
-from api.schemas.changes import DiffOut, ScreenOut
+from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
 from api.schemas.queries import (
     DiffQuery,
+    ExpiringQuery,
     Question,
     ReplayQuery,
     ScreenQuery,
@@ -85,6 +86,9 @@ class Remote:
 
     def screen(self, query: ScreenQuery) -> ScreenOut:
         return self.ask(query, ScreenOut)
+
+    def expiring(self, query: ExpiringQuery) -> ExpiringOut:
+        return self.ask(query, ExpiringOut)
 
     def ask(self, query: Question, model: type[Answer]) -> Answer:
         """The server's answer to `query`, sent as the query string of its path."""

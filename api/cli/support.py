@@ -26,8 +26,15 @@ if TYPE_CHECKING:
     from api.app.service import Service
     from api.app.settings import Settings
     from api.schemas.answers import ReplayStepOut, StatusOut, TimelineOut, VerifyOut
-    from api.schemas.changes import DiffOut, ScreenOut
-    from api.schemas.queries import DiffQuery, ReplayQuery, ScreenQuery, StatusQuery, TimelineQuery
+    from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
+    from api.schemas.queries import (
+        DiffQuery,
+        ExpiringQuery,
+        ReplayQuery,
+        ScreenQuery,
+        StatusQuery,
+        TimelineQuery,
+    )
 
 CountryArg = Annotated[str, typer.Argument(help="Target country, ISO 3166-1 alpha-2.")]
 CommodityArg = Annotated[str | None, typer.Argument(help="Commodity slug.")]
@@ -52,6 +59,8 @@ CLI_NAMES = {
     "query.hs": "HS",
     "query.origin": "ORIGIN",
     "query.date": "--date",
+    "query.from": "--from",
+    "query.to": "--to",
 }
 """The service names its inputs as the REST API takes them; a command names its own."""
 
@@ -273,6 +282,8 @@ class Answers(Protocol):
     def diff(self, query: DiffQuery) -> DiffOut: ...
 
     def screen(self, query: ScreenQuery) -> ScreenOut: ...
+
+    def expiring(self, query: ExpiringQuery) -> ExpiringOut: ...
 
 
 @dataclass(frozen=True)
