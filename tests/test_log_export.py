@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api.app.seed import seed
+from api.app.seed import bundled_events, seed
 from api.app.service import Service
 from domain.checkpoints import Signer
 from tests.conftest import POSTGRES_URL, drop_schema, run_cli
@@ -51,13 +51,14 @@ def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
     finally:
         del os.environ["SANCTIONS_SIGNING_KEY_FILE"]
     heading, events = lines[0], lines[1:]
-    assert heading["checkpoint"].splitlines()[1] == "60" and len(events) == 60
+    seeded = len(bundled_events())
+    assert heading["checkpoint"].splitlines()[1] == str(seeded) and len(events) == seeded
     assert heading["key"] == key
-    assert [e["proof"]["leaf_index"] for e in events] == list(range(60))
+    assert [e["proof"]["leaf_index"] for e in events] == list(range(seeded))
 
     code, said = verify_export(database_url, path, key)
     assert code == 0, said
-    assert "60 events verified" in said
+    assert f"{seeded} events verified" in said
 
     # The key may be given as a file too.
     key_path = tmp_path / "verifier.key"
@@ -97,7 +98,8 @@ def test_an_export_with_proofs_verifies_offline_and_any_edit_is_caught(
     assert code == 1 and "inclusion proof" in said, said
 
     def edit_the_checkpoint(copy: list[dict[str, Any]]) -> None:
-        copy[0]["checkpoint"] = copy[0]["checkpoint"].replace("\n60\n", "\n59\n", 1)
+        size = len(bundled_events())
+        copy[0]["checkpoint"] = copy[0]["checkpoint"].replace(f"\n{size}\n", f"\n{size - 1}\n", 1)
 
     code, said = altered(edit_the_checkpoint)
     assert code == 1 and "does not verify" in said, said
@@ -144,10 +146,11 @@ def test_an_export_with_proofs_imports_like_any_export(
     events = export_with_proofs(database_url, path)[1:]
     done = run_cli(empty_store, "import", str(path), "--create")
     assert done.returncode == 0, done.stderr
-    assert "60 events recorded, 0 already there" in done.stdout, done.stdout
+    seeded = len(bundled_events())
+    assert f"{seeded} events recorded, 0 already there" in done.stdout, done.stdout
     # The copy holds the same events in the same order: the heading and proofs left out.
     copied = tmp_path / "copy.jsonl"
     assert run_cli(empty_store, "export", "-o", str(copied)).returncode == 0
     copy = [json.loads(line) for line in copied.read_text().splitlines()]
-    assert len(copy) == 60 and not any("proof" in e for e in copy)
+    assert len(copy) == seeded and not any("proof" in e for e in copy)
     assert as_written(copy) == as_written(events)
