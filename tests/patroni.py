@@ -25,13 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.pgcluster import BIN, Node
 from tests.pgcluster import available as postgres_available
 
 ETCD = Path(os.environ.get("SANCTIONS_TEST_ETCD", "/usr/bin/etcd"))
 PATRONI = Path(os.environ.get("SANCTIONS_TEST_PATRONI", "/usr/bin/patroni"))
 SCOPE = "sanctions-test"
+POST_INIT = ROOT / "deploy" / "patroni" / "post-init.sh"
+"""The production cluster's post_init (docker-compose.ha.yml): the service's role and
+database, `sanctions`, created once by the node that bootstraps."""
 TTL, LOOP_WAIT, RETRY_TIMEOUT = 6, 1, 2
 """Patroni's timings: a dead leader's key expires within TTL seconds; Patroni demands
 loop_wait + 2 * retry_timeout <= ttl."""
@@ -45,12 +48,18 @@ def available() -> str | None:
     return postgres_available()
 
 
-def as_postgres(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+def as_postgres(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """`command` as the `postgres` user, in a process group of its own, output to `log`."""
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     with log.open("ab") as out:
         return subprocess.Popen(
-            [*prefix, *command], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [*prefix, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
 
 
@@ -120,6 +129,7 @@ class Member:
                     },
                 },
                 "initdb": [{"encoding": "UTF8"}, {"auth": "trust"}, "no-sync"],
+                "post_init": str(POST_INIT),
             },
             "postgresql": {
                 "listen": f"127.0.0.1:{self.port}",
@@ -148,7 +158,8 @@ class Member:
 
     def start(self, etcd: str) -> None:
         config = self.configure(etcd)
-        self.patroni = as_postgres([str(PATRONI), str(config)], self.log)
+        password = {"SANCTIONS_DB_PASSWORD": "sanctions"}  # trust auth here: not checked
+        self.patroni = as_postgres([str(PATRONI), str(config)], self.log, password)
 
     def kill(self) -> float:
         """As a crashed host: SIGKILL to Patroni, the postmaster and every child of it, all
@@ -186,11 +197,14 @@ class PatroniCluster:
     members: list[Member]
     etcd: subprocess.Popen[bytes] | None = None
 
-    def url(self, database: str = "postgres", **query: str) -> str:
-        """A multi-host URL naming every member, in the order they were started."""
+    def url(self, **query: str) -> str:
+        """A multi-host URL naming every member, in the order they were started, for the
+        service's role and database (made by `POST_INIT`), as production has them."""
         hosts = ",".join(f"127.0.0.1:{member.port}" for member in self.members)
         params = "&".join(f"{key}={value}" for key, value in query.items())
-        return f"postgresql://postgres@{hosts}/{database}" + (f"?{params}" if params else "")
+        return f"postgresql://sanctions:sanctions@{hosts}/sanctions" + (
+            f"?{params}" if params else ""
+        )
 
     def member(self, name: str) -> Member:
         return next(member for member in self.members if member.name == name)

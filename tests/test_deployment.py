@@ -1,5 +1,9 @@
 """The deployment files: docker-compose.yml runs real commands, and the Dockerfile copies
-into the image everything that `pip install .` needs there.
+into the image everything that `pip install .` needs there. docker-compose.ha.yml (the
+high-availability profile) builds every image it runs, its etcd members and Patroni nodes
+name each other, every URL the service is given names every Patroni node and asks for the
+primary (or, for reads, a standby), and Patroni's own validator accepts each node's
+configuration.
 
 No Docker here: the image's /app is laid out from the Dockerfile's COPY lines, then
 built with setuptools' `build_py` (what a wheel installs, without needing the `wheel`
@@ -8,17 +12,20 @@ package or the network) and compared with the same build of the whole project.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 import yaml
 from typer.main import get_command
 
 from api.cli.main import app
+from domain.store.config import PostgresURL
 
 pytestmark = pytest.mark.e2e  # builds the package as the image would, in subprocesses
 
@@ -181,3 +188,144 @@ def test_the_installed_package_finds_the_bundled_timeline(tmp_path: Path) -> Non
     )
     bundled = (ROOT / TIMELINE).read_text(encoding="utf-8")
     assert int(loaded) == len([line for line in bundled.splitlines() if line.strip()])
+
+
+HA = ROOT / "docker-compose.ha.yml"
+CLUSTER_IMAGE = Path("deploy", "patroni")
+"""The build context of the HA profile's etcd and PostgreSQL nodes."""
+
+
+def ha_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = yaml.safe_load(HA.read_text())["services"]
+    return services
+
+
+def interpolated(value: str) -> str:
+    """`${NAME:-default}` as `docker compose` reads it with NAME unset: the default."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda found: found.group(1) or "", value)
+
+
+def patroni_members(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The PostgreSQL nodes under Patroni (the cluster image's default command): each
+    one's environment by service name."""
+    return {
+        name: service["environment"]
+        for name, service in services.items()
+        if service.get("build") == CLUSTER_IMAGE.as_posix() and "command" not in service
+    }
+
+
+def test_ha_compose_file_runs_every_service_from_an_image_it_builds() -> None:
+    services = ha_services()
+    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+    for name, service in services.items():
+        assert (ROOT / service["build"] / "Dockerfile").is_file(), name
+        if service["build"] == ".":  # the service's own image: real `sanctions` commands
+            command = service["command"]
+            assert command[0] == "sanctions" and command[1] in commands, (name, command)
+    etcd = {name for name, service in services.items() if service.get("command") == ["etcd"]}
+    members = patroni_members(services)
+    assert len(etcd) == 3 and len(members) == 3  # majorities that survive one loss
+    apps = {name for name, service in services.items() if service["build"] == "."}
+    assert set(services) == etcd | set(members) | apps
+    assert [services[name]["command"][1] for name in sorted(apps)].count("project") == 1
+
+
+def test_ha_etcd_members_and_patroni_nodes_name_each_other() -> None:
+    services = ha_services()
+    etcd = {
+        name: service["environment"]
+        for name, service in services.items()
+        if service.get("command") == ["etcd"]
+    }
+    peers = {f"{name}=http://{name}:2380" for name in etcd}
+    for name, environment in etcd.items():
+        assert environment["ETCD_NAME"] == name
+        assert environment["ETCD_INITIAL_ADVERTISE_PEER_URLS"] == f"http://{name}:2380"
+        assert environment["ETCD_ADVERTISE_CLIENT_URLS"] == f"http://{name}:2379"
+        assert set(environment["ETCD_INITIAL_CLUSTER"].split(",")) == peers
+    for name, environment in patroni_members(services).items():
+        assert environment["PATRONI_NAME"] == name
+        assert environment["PATRONI_POSTGRESQL_CONNECT_ADDRESS"] == f"{name}:5432"
+        assert environment["PATRONI_RESTAPI_CONNECT_ADDRESS"] == f"{name}:8008"
+        assert set(environment["PATRONI_ETCD3_HOSTS"].split(",")) == {f"{e}:2379" for e in etcd}
+        assert set(services[name]["depends_on"]) == set(etcd)
+
+
+def test_ha_service_urls_name_every_patroni_member_and_ask_for_the_primary() -> None:
+    services = ha_services()
+    members = patroni_members(services)
+    addresses = sorted(env["PATRONI_POSTGRESQL_CONNECT_ADDRESS"] for env in members.values())
+    password = {interpolated(env["SANCTIONS_DB_PASSWORD"]) for env in members.values()}
+    wanted = {"DATABASE": "read-write", "READ_DATABASE": "prefer-standby"}
+    seen = set()
+    for name, service in services.items():
+        if service["build"] != ".":
+            continue
+        assert set(service["depends_on"]) == set(members), name
+        for kind, attrs in wanted.items():
+            url = service["environment"].get(f"SANCTIONS_{kind}_URL")
+            if url is None:
+                continue
+            seen.add(kind)
+            libpq = PostgresURL.parse(interpolated(url)).libpq  # as the service reads it
+            hosts = zip(libpq["host"].split(","), libpq["port"].split(","), strict=True)
+            assert sorted(f"{host}:{port}" for host, port in hosts) == addresses, (name, kind)
+            assert libpq["target_session_attrs"] == attrs, (name, kind)
+            # The role and database deploy/patroni/post-init.sh creates, with its password.
+            assert (libpq["user"], libpq["dbname"]) == ("sanctions", "sanctions")
+            assert {libpq["password"]} == password
+        if service["command"][1] == "serve":
+            assert service["environment"]["SANCTIONS_EMBEDDED_PROJECTOR"] == "false"
+            assert service["secrets"] == ["signing_key"]
+        else:
+            assert "secrets" not in service  # the projector never signs
+    assert seen == set(wanted)  # one API reads from the standbys
+
+
+def test_ha_cluster_image_holds_what_its_patroni_configuration_names() -> None:
+    dockerfile = (ROOT / CLUSTER_IMAGE / "Dockerfile").read_text()
+    for package in ("postgresql-15", "patroni", "etcd-server"):
+        assert re.search(rf"apt-get install [^&]*\b{package}\b", dockerfile), package
+    copied = dict(
+        shlex.split(line)[1:3] for line in dockerfile.splitlines() if line.startswith("COPY ")
+    )
+    for source in copied:
+        assert (ROOT / CLUSTER_IMAGE / source).is_file(), source
+    config = yaml.safe_load((ROOT / CLUSTER_IMAGE / "patroni.yml").read_text())
+    assert copied["patroni.yml"] == "/etc/patroni/patroni.yml"
+    assert dockerfile.rstrip().endswith('CMD ["patroni", "/etc/patroni/patroni.yml"]')
+    assert copied["post-init.sh"] == config["bootstrap"]["post_init"]
+    assert config["postgresql"]["bin_dir"] == "/usr/lib/postgresql/15/bin"
+    dcs = config["bootstrap"]["dcs"]
+    # No acknowledged write lost: only a synchronous standby is promoted, and a commit
+    # waits for it (docs/operations.md, "Failover with Patroni").
+    assert dcs["synchronous_mode"] is True
+    assert dcs["postgresql"]["parameters"]["synchronous_commit"] in ("on", "remote_apply")
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    # The data directory is inside every node's volume.
+    for name, service in ha_services().items():
+        if name in patroni_members(ha_services()):
+            mounted = service["volumes"][0].split(":")[1]
+            assert config["postgresql"]["data_dir"].startswith(f"{mounted}/")
+
+
+def test_patroni_validates_every_members_configuration() -> None:
+    """Patroni's own check of each node's configuration (the file and the node's
+    environment) finds nothing wrong but what holds only inside the compose network:
+    etcd's host names, and port 5432 taken on this machine."""
+    patroni = shutil.which("patroni")
+    if patroni is None:
+        pytest.skip("no patroni here (Debian's package; .ci/ensure-packages installs it)")
+    outside = ("Name or service not known", "is not reachable", "is already in use")
+    for name, environment in patroni_members(ha_services()).items():
+        checked = subprocess.run(
+            [patroni, "--validate-config", str(ROOT / CLUSTER_IMAGE / "patroni.yml")],
+            env={"PATH": "/usr/bin:/bin", **{k: interpolated(v) for k, v in environment.items()}},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        found = (checked.stdout + checked.stderr).splitlines()
+        problems = [line for line in found if line.strip()]
+        assert all(any(word in line for word in outside) for line in problems), (name, problems)
