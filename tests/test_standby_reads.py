@@ -6,9 +6,11 @@ replayed), and /readyz and /metrics say how far behind the standby is."""
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +18,9 @@ import pytest
 from api.app.bootstrap import build_service
 from api.app.service import Service
 from api.app.settings import Settings
-from tests.conftest import TOKENS, WRITER
+from tests.conftest import TOKENS, WRITER, audit_check
 from tests.pgcluster import Cluster, available, build_cluster
+from tests.test_log_proofs import read_log, reference_of
 from tests.test_scaleout import streams
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -171,8 +174,7 @@ def test_with_the_primary_gone_the_standby_answers_what_it_has_replayed(
         base = serve(svc)
         with httpx.Client(base_url=base, timeout=30) as client:
             written = [
-                client.post("/v1/events", json=body, headers=WRITER).json()
-                for body in streams(10)
+                client.post("/v1/events", json=body, headers=WRITER).json() for body in streams(10)
             ]
             last = max(event["recorded_at"] for event in written)
             cluster.primary.kill()
@@ -192,3 +194,36 @@ def test_with_the_primary_gone_the_standby_answers_what_it_has_replayed(
         svc.close()
     finally:
         cluster.close()
+
+
+def test_checkpoints_and_proofs_from_the_standby_agree_with_the_primarys_log(
+    standby_server: tuple[str, Service], tmp_path: Path
+) -> None:
+    base, svc = standby_server
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for body in streams(20):
+            assert client.post("/v1/events", json=body, headers=WRITER).status_code == 201
+        kept = tmp_path / "kept.checkpoint"
+        kept.write_text(client.get("/v1/audit/checkpoint").text)
+        for body in streams(40)[20:]:
+            assert client.post("/v1/events", json=body, headers=WRITER).status_code == 201
+        before = placed(base)
+        note = client.get("/v1/audit/checkpoint").text
+        size = int(note.splitlines()[1])
+        events = read_log(client)  # type: ignore[arg-type]
+        reference = reference_of(events[:size])
+        assert base64.b64decode(note.splitlines()[2]) == reference.root(size)
+        for leaf in (0, size // 2, size - 1):
+            proof = client.get(
+                "/v1/audit/proof/inclusion",
+                params={"event_id": events[leaf]["event_id"], "size": size},
+            ).json()
+            assert [bytes.fromhex(h) for h in proof["hashes"]] == reference.path(leaf, size)
+        old = int(kept.read_text().splitlines()[1])
+        proof = client.get("/v1/audit/proof/consistency", params={"from": old, "to": size}).json()
+        assert [bytes.fromhex(h) for h in proof["hashes"]] == reference.proof(old, size)
+        after = placed(base)
+    assert after.get("standby", 0) - before.get("standby", 0) >= 5
+    # The auditor's check, against the standby-reading server, from the kept checkpoint.
+    code, said = audit_check(svc.settings.database_url, kept, base)
+    assert code == 0, said

@@ -29,12 +29,15 @@ def build_service(settings: Settings) -> Service:
     replica = None
     if settings.read_database_url:
         replica = Replica.open(settings.database_url, settings.read_database_url)
+    notary = Notary(key_file, settings.signing_key_name, projector, settings.embedded_projector)
+    if replica is not None:
+        replica.attach(notary)
     return Service(
         replica=replica,
         settings=settings,
         log=log,
         tokens=TokenStore(tokens, settings.api_tokens),
         projector=projector,
-        notary=Notary(key_file, settings.signing_key_name, projector, settings.embedded_projector),
+        notary=notary,
         webhooks=webhooks,
     )

@@ -18,11 +18,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, cast
+from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 
+from api.app.notary import Notary
+from api.schemas.audit import ConsistencyOut, InclusionOut
 from domain.application import SanctionsLog
+from domain.checkpoints import Signer
+from domain.errors import EventNotFound, NotInTree
 from domain.store.config import DatabaseURLError
+from projections.log.tree import StoredCheckpoint
 from projections.projector import Projector
 from projections.view import StatusView
 
@@ -38,11 +44,58 @@ def replication(log: SanctionsLog) -> PostgresSanctionsRecorder:
 
 
 @dataclass
+class StandbyNotary(Notary):
+    """Proofs from the standby's copy of the Merkle tree. A standby cannot sign (signing
+    keeps the checkpoint in the database): a checkpoint not yet on the standby is signed
+    by the primary's notary, and a proof the standby's tree cannot give yet (a size or
+    event it has not replayed) is answered by the primary's."""
+
+    primary: Notary | None = None
+
+    def _primary(self) -> Notary:
+        assert self.primary is not None, "a standby's notary is built with the primary's"
+        return self.primary
+
+    @property
+    def signer(self) -> Signer:
+        return self._primary().signer
+
+    def checkpoint(self) -> StoredCheckpoint:
+        tree = self.projector.view.tree
+        size = tree.tree_size()
+        kept = tree.checkpoint_of(size, tree.tree_root(size).hex()) if size else None
+        return kept or self._primary().checkpoint()
+
+    def inclusion(self, event_id: UUID, size: int | None) -> InclusionOut:
+        try:
+            return super().inclusion(event_id, size)
+        except (NotInTree, EventNotFound):
+            return self._primary().inclusion(event_id, size)
+
+    def consistency(self, old: int, new: int | None) -> ConsistencyOut:
+        try:
+            return super().consistency(old, new)
+        except NotInTree:
+            return self._primary().consistency(old, new)
+
+
+@dataclass
 class Replica:
     """The log and read models as a standby has them: read, never written."""
 
     log: SanctionsLog
     projector: Projector
+    notary: StandbyNotary | None = None
+    """Proofs and checkpoints from the standby (`attach` gives it the primary's notary)."""
+
+    def attach(self, primary: Notary) -> None:
+        self.notary = StandbyNotary(
+            primary.key_file,
+            primary.key_name,
+            self.projector,
+            embedded_projector=False,
+            primary=primary,
+        )
 
     @classmethod
     def open(cls, primary_url: str, read_url: str) -> Replica:

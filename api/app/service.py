@@ -152,7 +152,12 @@ class Service(ChangeQuestions):
             return self
         replica = self.replica
         return replace(
-            self, log=replica.log, projector=replica.projector, replica=None, horizon=place.horizon
+            self,
+            log=replica.log,
+            projector=replica.projector,
+            notary=replica.notary or self.notary,
+            replica=None,
+            horizon=place.horizon,
         )
 
     def known_at(self, value: str | None) -> datetime:
