@@ -81,6 +81,7 @@ def test_page_renders_the_status_table_without_javascript(
             row.status,
             ", ".join(row.measures) or "—",
             row.since.isoformat() if row.since else "—",
+            row.expires.isoformat() if row.expires else "—",
         ]
     assert rows["US/BY/potash"][1] == rows["EU/BY/potash"][1] == "active"
     assert "asset_freeze" in rows["US/BY/potash"][2]

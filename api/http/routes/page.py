@@ -24,8 +24,8 @@ from domain.hashing import format_timestamp
 from domain.keys import parse_commodity, parse_country
 
 if TYPE_CHECKING:
-    from api.schemas.changes import ScreenOut
-from api.schemas.queries import ScreenQuery, StatusQuery
+    from api.schemas.changes import ExpiringOut, ScreenOut
+from api.schemas.queries import ExpiringQuery, ScreenQuery, StatusQuery
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 templates = Jinja2Templates(directory=WEB / "templates")
@@ -41,6 +41,12 @@ REQUIRED = {
 PARAMETERS = frozenset({"country", "commodity", "as_of", "known_at"}) | SCREEN_PARAMETERS
 """The page's query parameters: any other is refused (422), never silently ignored."""
 DEFAULT_COUNTRY = "BY"
+ENDS_TEXT = {
+    "run": "the run ends (expired)",
+    "measures": "measures end",
+    "easing": "the easing ends: measures return",
+}
+"""What happens when a term runs out, as the upcoming ends say it (timeline.js too)."""
 T = TypeVar("T")
 
 
@@ -94,6 +100,7 @@ def timeline_page(
         }
         return templates.TemplateResponse(request, "problem.html", context, status_code=422)
     status: StatusOut | None = None
+    upcoming: ExpiringOut | None = None
     if readable:
         asked = StatusQuery.of(
             country=context["country"],
@@ -102,11 +109,18 @@ def timeline_page(
             known_at=known_at,
         )
         status = svc.status(asked)
+        upcoming = svc.expiring(
+            ExpiringQuery.of(
+                country=context["country"], commodity=chosen_commodity, known_at=known_at
+            )
+        )
     context |= {
         "as_of": day.isoformat(),
         "as_of_given": bool(as_of and as_of.strip()),
         "known_at": "" if moment is None else format_timestamp(moment),
         "status": status,
+        "upcoming": upcoming,
+        "ends_text": ENDS_TEXT,
         "screen": screen,
     }
     code = 422 if screen.problems else 200

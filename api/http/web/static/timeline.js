@@ -110,9 +110,25 @@ async function drawStatus() {
       el("th", { scope: "row" }, r.stream),
       el("td", { class: `status status-${r.status}` }, r.status),
       el("td", {}, r.measures.join(", ") || "—"),
-      el("td", {}, r.since || "—")));
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "4" }, "Nothing in force or recorded for this selection on this date.")));
+      el("td", {}, r.since || "—"),
+      el("td", { class: "ends-on" }, r.expires || "—")));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5" }, "Nothing in force or recorded for this selection on this date.")));
   $("status-table").tBodies[0].replaceChildren(...rows);
+}
+
+const WHAT_ENDS = { run: "the run ends (expired)", measures: "measures end", easing: "the easing ends: measures return" };
+
+// The terms that run out in the next 90 days (GET /v1/expiring's default window).
+async function drawUpcoming() {
+  const body = await api("/v1/expiring", { ...keyParams(), known_at: state.knownAt });
+  const known = state.knownAt ? body.known_at : "now";
+  $("upcoming-window").textContent = `terms that run out from ${body.from} to ${body.to} (not included), as recorded by ${known}`;
+  const items = body.expiries.map((e) =>
+    el("li", { "data-stream": e.stream, "data-ends": e.ends },
+      el("time", { datetime: e.date }, e.date),
+      ` ${e.stream}: ${WHAT_ENDS[e.ends]}${e.measures.length ? ` (${e.measures.join(", ")})` : ""}`));
+  if (!items.length) items.push(el("li", { class: "muted" }, `Nothing ends in the next 90 days for this selection, as recorded by ${known}.`));
+  $("upcoming").replaceChildren(...items);
 }
 
 async function drawTimeline() {
@@ -215,11 +231,11 @@ function drawEvents() {
 async function redraw() {
   syncUrl();
   try {
-    await Promise.all([drawStatus(), drawTimeline()]);
+    await Promise.all([drawStatus(), drawTimeline(), drawUpcoming()]);
     drawEvents();
     state.needsToken = false;
   } catch (error) {
-    $("status-table").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: "4", class: "bad" }, String(error.message))));
+    $("status-table").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "bad" }, String(error.message))));
     state.needsToken = error.status === 401 || error.status === 403;
     if (state.needsToken) {
       forgetToken();
