@@ -19,7 +19,7 @@ from api.app.seed import TIMELINE_FILE, seed
 from api.app.service import Service
 from api.app.settings import Settings
 from api.schemas.queries import StatusQuery
-from tests.conftest import READER, TOKENS
+from tests.conftest import READER, TOKENS, run_cli
 
 pytestmark = pytest.mark.integration  # the bundled file seeded on a real store
 
@@ -278,3 +278,21 @@ def test_a_file_that_differs_only_in_a_term_is_a_correction(
     corrected = seed(services)
     aviation = len(bundled("EU/BY/aviation"))
     assert (corrected.retracted, corrected.recorded) == (aviation, aviation)
+
+
+@pytest.mark.shared_store
+def test_sanctions_seed_then_verify_on_a_database_seeded_before_the_terms(
+    services: Service, database_url: str
+) -> None:
+    """The commands a user runs: `sanctions seed` corrects the earlier seeding, a second
+    `sanctions seed` records nothing, and `sanctions verify` finds nothing wrong."""
+    seed(services, EARLIER_FILE)
+    first = run_cli(database_url, "seed")
+    assert first.returncode == 0, first.stderr
+    assert "retracted" in first.stdout, first.stdout
+    again = run_cli(database_url, "seed")
+    assert again.returncode == 0, again.stderr
+    assert f"0 events recorded, {len(lines_of(TIMELINE_FILE))} already there" in again.stdout
+    verified = run_cli(database_url, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "chain ok, read models ok" in verified.stdout, verified.stdout
