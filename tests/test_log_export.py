@@ -133,7 +133,15 @@ STAMPED = {"event_id", "position", "recorded_at", "recorded_by", "prev_hash", "h
 
 def as_written(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each event as its writer gave it, in order (its stream and version kept)."""
-    return [{k: v for k, v in e.items() if k not in STAMPED | {"retracts"}} for e in events]
+    return [
+        {k: v for k, v in e.items() if k not in STAMPED | {"retracts", "renews"}} for e in events
+    ]
+
+
+def renewed_positions(events: list[dict[str, Any]]) -> list[int | None]:
+    """For each event, the index of the event its `renews` names (ids are the store's own)."""
+    index = {e["event_id"]: number for number, e in enumerate(events)}
+    return [index.get(e["renews"]) if e.get("renews") else None for e in events]
 
 
 @pytest.mark.shared_store
@@ -154,3 +162,5 @@ def test_an_export_with_proofs_imports_like_any_export(
     copy = [json.loads(line) for line in copied.read_text().splitlines()]
     assert len(copy) == seeded and not any("proof" in e for e in copy)
     assert as_written(copy) == as_written(events)
+    assert renewed_positions(copy) == renewed_positions(events)  # a renewal names its own
+    assert any(position is not None for position in renewed_positions(copy))
