@@ -176,16 +176,14 @@ def expiring(
         f"what ends {window} — from {escape(source.origin)}",
         *("date", "stream", "what ends", "measures"),
     )
-    table.add_column("event", overflow="fold")
     for expiry in answer.expiries:
         table.add_row(
-            str(expiry.date),
-            expiry.stream,
-            WHAT_ENDS[expiry.ends],
-            ", ".join(expiry.measures),
-            expiry.event_id,
+            str(expiry.date), expiry.stream, WHAT_ENDS[expiry.ends], ", ".join(expiry.measures)
         )
     console.print(table)
+    console.print("The events whose term ends:", highlight=False)
+    for expiry in answer.expiries:
+        console.print(f"  {expiry.date}  {expiry.stream}  {expiry.event_id}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -170,8 +170,8 @@ def service(
     exit code 2."""
     if options(ctx).url is not None:
         raise fail(
-            f"`{command_name(ctx)}` works on a database, not over --url (only status, "
-            "timeline, replay, verify, diff and screen can ask a server); leave out --url, or give "
+            f"`{command_name(ctx)}` works on a database, not over --url (only status, timeline, "
+            "replay, verify, diff, screen and expiring ask a server); leave out --url, or give "
             "--database URL"
         )
     from pydantic import ValidationError
