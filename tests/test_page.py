@@ -127,7 +127,7 @@ def test_shared_url_restores_the_view(browser: Browser, site: str) -> None:
 
 
 def test_known_at_shows_a_retracted_event_appear_and_disappear(browser: Browser, site: str) -> None:
-    base = {"authority": "EU", "country": "BY", "commodity": "potash"}
+    base = {"authority": "CA", "country": "BY", "commodity": "potash"}  # one event: no renewal
     with httpx.Client(base_url=site, headers=WRITER) as client:
         wrong = client.post(
             "/v1/events", json={**base, "type": "lifted", "effective_date": "2025-12-13"}
@@ -138,7 +138,7 @@ def test_known_at_shows_a_retracted_event_appear_and_disappear(browser: Browser,
                 **base,
                 "type": "retracted",
                 "retracts": wrong["event_id"],
-                "note": "the EU did not lift; the US did",
+                "note": "Canada did not lift; the US did",
             },
         ).json()
     page = open_page(browser, f"{site}/?country=BY&commodity=potash&as_of=2026-01-15")
@@ -150,7 +150,7 @@ def test_known_at_shows_a_retracted_event_appear_and_disappear(browser: Browser,
     assert wrong["event_id"] in moments
     item = page.locator(f'#events li[data-event-id="{wrong["event_id"]}"]')
     assert "retracted" in (item.get_attribute("class") or "")
-    assert statuses(page)["EU/BY/potash"] == "active"
+    assert statuses(page)["CA/BY/potash"] == "active"
 
     last = int(slider.get_attribute("max") or "0")
     # One step back: the record as it stood when the mistaken lift was the newest event.
@@ -158,11 +158,11 @@ def test_known_at_shows_a_retracted_event_appear_and_disappear(browser: Browser,
     redrawn(page, lambda: page.keyboard.press("ArrowLeft"))
     assert page.locator("#known_at_text").inner_text() == wrong["recorded_at"]
     assert "retracted" not in (item.get_attribute("class") or "")
-    assert statuses(page)["EU/BY/potash"] == "lifted"
+    assert statuses(page)["CA/BY/potash"] == "lifted"
     # One more step back: the mistaken event is not in the record at all.
     redrawn(page, lambda: page.keyboard.press("ArrowLeft"))
     assert item.count() == 0
-    assert statuses(page)["EU/BY/potash"] == "active"
+    assert statuses(page)["CA/BY/potash"] == "active"
     redrawn(page, lambda: slider.fill(str(last)))
     assert page.locator("#known_at_text").inner_text() == "now"
     assert "retracted" in (item.get_attribute("class") or "")
