@@ -165,7 +165,8 @@ class Reckoning:
         ]
 
     def check(self) -> None:
-        assert self.lost() == [], "acknowledged, then gone after the failover"
+        lost = self.lost()
+        assert lost == [], f"{len(lost)} writes acknowledged, then gone after the failover"
         per_stream = Counter(event["stream"] for event in self.log)
         assert per_stream == Counter(self.final[number]["stream"] for number in self.load.answers)
         assert set(per_stream.values()) == {1}, "one event for each key, no more"

@@ -181,6 +181,22 @@ class Member:
         self.postgres.kill()  # waits for the postmaster to be gone
         return killed_at
 
+    @contextlib.contextmanager
+    def sending_nothing(self) -> Iterator[None]:
+        """Inside the block this primary's WAL senders are stopped (SIGSTOP), as behind a
+        network that has gone quiet: its standbys hear nothing of what it commits (a
+        standby's own socket would still hand over what was sent before its receiver
+        stopped, so the senders are the ones held). Resumed on the way out."""
+        senders = self.postgres.sql("SELECT pid FROM pg_stat_replication").split()
+        for pid in map(int, senders):
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in map(int, senders):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def close(self) -> None:
         stop(self.patroni)  # Patroni stops its PostgreSQL on the way out
         self.postgres.stop()  # in case it did not (or was killed)

@@ -1,11 +1,12 @@
 """A failover as production has it, for real: etcd and three PostgreSQL nodes under Patroni
 (Debian's packages, tests/patroni.py) in `synchronous_mode`, a projector and two API
 processes given a multi-host URL naming every node (`target_session_attrs=read-write`),
-clients writing under Idempotency-Keys (tests/failover_load.py). The leader's host dies —
-its Patroni and its PostgreSQL killed at once — and Patroni, not the test, promotes the
-synchronous standby. Then: nothing acknowledged lost, nothing recorded twice, no untrue
-`not_recorded`, writes back within 20 s of Patroni naming the new leader, and every saved
-`known_at` answer the same when asked again."""
+clients writing under Idempotency-Keys (tests/failover_load.py). The standbys stop
+receiving for a moment, then the leader's host dies — its Patroni and its PostgreSQL
+killed at once — and Patroni, not the test, promotes the synchronous standby. Then:
+nothing acknowledged lost, nothing recorded twice, no untrue `not_recorded`, writes back
+within 20 s of Patroni naming the new leader, and every saved `known_at` answer the same
+when asked again."""
 
 from __future__ import annotations
 
@@ -40,8 +41,13 @@ def test_patroni_promotes_the_synchronous_standby_and_nothing_acknowledged_is_lo
         load = Load(bases, prefix="patroni")
         load.start()
         try:
-            load.wait_for_acknowledged(150)  # well under way, then the leader's host dies
-            killed_at = leader.kill()
+            load.wait_for_acknowledged(150)  # well under way
+            # The standbys hear nothing for a moment, then the leader's host dies: with a
+            # synchronous standby no write is acknowledged meanwhile; with asynchronous
+            # ones, writes acknowledged in that moment would die with the leader.
+            with leader.sending_nothing():
+                time.sleep(1.5)
+                killed_at = leader.kill()
             elected = cluster.wait_for_new_leader(leader)
             elected_at = time.time()
             back_at = load.wait_for_acknowledged_after(elected_at, BACK_WITHIN + 10)
