@@ -15,18 +15,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+from domain import rules
 from domain.keys import EventFilter
-from domain.rules import (
-    NOTHING_YET,
-    EventType,
-    RuleBroken,
-    StreamState,
-    TimelineEntry,
-    apply,
-    end_term,
-    in_valid_time_order,
-    next_end,
-)
+from domain.rules import EventType, StreamState, TimelineEntry
 from domain.stream import SanctionsStream
 from projections.view import StatusView
 
@@ -74,19 +65,19 @@ def term_ends(stream: str, entries: Iterable[TimelineEntry]) -> list[Expiry]:
     found: list[Expiry] = []
 
     def run_out(state: StreamState, day: date) -> StreamState:
-        while (term := next_end(state, day)) is not None:
-            after = end_term(state, term)
+        while (term := rules.next_end(state, day)) is not None:
+            after = rules.end_term(state, term)
             changed = sorted(state.measures ^ after.measures)
             found.append(Expiry(stream, term.expires, term.event_id, ENDS[term.type], changed))
             state = after
         return state
 
-    state = NOTHING_YET
-    for entry in in_valid_time_order(entries):
+    state = rules.NOTHING_YET
+    for entry in rules.in_valid_time_order(entries):
         state = run_out(state, entry.effective_date)
         try:
-            state = apply(stream, state, entry)
-        except RuleBroken:
+            state = rules.apply(stream, state, entry)
+        except rules.RuleBroken:
             continue
     run_out(state, date.max)
     return found

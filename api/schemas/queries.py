@@ -263,22 +263,22 @@ class DiffQuery(StreamQuestion):
     to_known_at: KnownAt = None
 
 
+def _day(description: str, example: str) -> WithJsonSchema:
+    """The documented form of a date parameter (blank: its default)."""
+    return string_schema(patterns.blank_or(patterns.DATE), description, examples=[example])
+
+
 WindowStart = Annotated[
     str | None,
-    string_schema(
-        patterns.blank_or(patterns.DATE),
-        "The first date of the window, YYYY-MM-DD (blank: today, UTC)",
-        examples=["2027-01-01"],
-    ),
+    _day("The first date of the window, YYYY-MM-DD (blank: today, UTC)", "2027-01-01"),
     AfterValidator(_check_as_of),
 ]
 WindowEnd = Annotated[
     str | None,
-    string_schema(
-        patterns.blank_or(patterns.DATE),
+    _day(
         "The date after the window (not in it), YYYY-MM-DD, not before `from` (blank: 90 days "
         "after `from`)",
-        examples=["2027-04-01"],
+        "2027-04-01",
     ),
     AfterValidator(_check_as_of),
 ]
