@@ -116,7 +116,7 @@ async def read_service(request: Request) -> Service:
 
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
 ServiceDep = Annotated[Service, Depends(service)]
-ReadServiceDep = Annotated[Service, Depends(read_service)]
+ReadDep = Annotated[Service, Depends(read_service)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

@@ -277,8 +277,8 @@ class Readiness(BaseModel):
     projection_lag_events: int
     standby_replay_lag_bytes: int | None = Field(
         default=None,
-        description="With reads from a standby (SANCTIONS_READ_DATABASE_URL): bytes of the "
-        "primary's WAL the standby has yet to replay; null without one, or when it cannot say",
+        description="Only with reads from a standby (SANCTIONS_READ_DATABASE_URL): bytes of "
+        "the primary's WAL the standby has yet to replay (absent when it cannot say)",
     )
 
 

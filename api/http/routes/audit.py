@@ -11,7 +11,7 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from api.app.service import Service
-from api.http.deps import Auditor, Reader, ReadServiceDep, ServiceDep, asked, in_worker_thread
+from api.http.deps import Auditor, ReadDep, Reader, ServiceDep, asked, in_worker_thread
 from api.http.live import LiveFeed, LiveResponse
 from api.http.params import LastEventId
 from api.http.problem_types import problems
@@ -74,9 +74,7 @@ def skipped_event(found: Undecodable) -> ServerSentEvent:
     "Every matching event, in position order, with its stream's status after it",
 )
 @in_worker_thread
-def replay(
-    svc: ReadServiceDep, _: Reader, query: Annotated[ReplayQuery, Query()]
-) -> StreamingResponse:
+def replay(svc: ReadDep, _: Reader, query: Annotated[ReplayQuery, Query()]) -> StreamingResponse:
     """Streamed as it is read, so any size of log is answered in bounded memory."""
     steps = svc.replay(query)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from api.app.service import Written
-from api.http.deps import Reader, ReadServiceDep, ServiceDep, Writer, asked, in_worker_thread
+from api.http.deps import ReadDep, Reader, ServiceDep, Writer, asked, in_worker_thread
 from api.http.limits import RECEIVED
 from api.http.params import EventIdPath
 from api.http.problem_types import problems
@@ -149,9 +149,7 @@ def record_batch(
 
 @asked(router, EventsQuery, "The log, in position order")
 @in_worker_thread
-def list_events(
-    svc: ReadServiceDep, _: Reader, query: Annotated[EventsQuery, Query()]
-) -> EventPage:
+def list_events(svc: ReadDep, _: Reader, query: Annotated[EventsQuery, Query()]) -> EventPage:
     return svc.events(query)
 
 
@@ -162,5 +160,5 @@ def list_events(
     summary="One stored event",
 )
 @in_worker_thread
-def get_event(event_id: EventIdPath, svc: ReadServiceDep, _: Reader) -> EventOut:
+def get_event(event_id: EventIdPath, svc: ReadDep, _: Reader) -> EventOut:
     return svc.event(event_id)

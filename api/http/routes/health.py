@@ -27,6 +27,7 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     response_model=Readiness,
+    response_model_exclude_none=True,  # standby_replay_lag_bytes only with a standby
     responses=problems(503, _503="The database is unreachable or the read models are behind"),
     summary="The database answers and the read models are caught up within a bound",
 )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
-from api.http.deps import Reader, ReadServiceDep, ServiceDep, asked, in_worker_thread
+from api.http.deps import ReadDep, Reader, ServiceDep, asked, in_worker_thread
 from api.http.problem_types import problems
 from api.schemas.audit import ConsistencyOut, InclusionOut
 from api.schemas.queries import ConsistencyQuery, InclusionQuery
@@ -23,7 +23,7 @@ TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
     responses={200: {**TEXT, "description": "A C2SP signed note"}, **problems(503)},
     summary="The latest signed checkpoint of the whole log",
 )
-async def get_checkpoint(svc: ReadServiceDep, _: Reader) -> PlainTextResponse:
+async def get_checkpoint(svc: ReadDep, _: Reader) -> PlainTextResponse:
     """Origin, tree size and base64 Merkle root, a blank line, and the Ed25519 signature
     line; it covers every event recorded more than two seconds earlier. The header
     `Checkpoint-Signed-At` says when it was signed."""
@@ -50,7 +50,7 @@ async def get_log_key(svc: ServiceDep, _: Reader) -> PlainTextResponse:
 )
 @in_worker_thread
 def get_inclusion_proof(
-    svc: ReadServiceDep, _: Reader, query: Annotated[InclusionQuery, Query()]
+    svc: ReadDep, _: Reader, query: Annotated[InclusionQuery, Query()]
 ) -> InclusionOut:
     return svc.notary.inclusion(query.event_id, query.size)
 
@@ -58,6 +58,6 @@ def get_inclusion_proof(
 @asked(router, ConsistencyQuery, "RFC 9162 consistency proof between two tree sizes", 404)
 @in_worker_thread
 def get_consistency_proof(
-    svc: ReadServiceDep, _: Reader, query: Annotated[ConsistencyQuery, Query()]
+    svc: ReadDep, _: Reader, query: Annotated[ConsistencyQuery, Query()]
 ) -> ConsistencyOut:
     return svc.notary.consistency(query.from_size, query.to)

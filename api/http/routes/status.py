@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.http.deps import Reader, ReadServiceDep, asked, in_worker_thread
+from api.http.deps import ReadDep, Reader, asked, in_worker_thread
 from api.schemas.answers import StatusOut, TimelineOut
 from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
 from api.schemas.queries import (
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["status"])
 
 @asked(router, StatusQuery, "Status per stream on a date")
 @in_worker_thread
-def get_status(svc: ReadServiceDep, _: Reader, query: Annotated[StatusQuery, Query()]) -> StatusOut:
+def get_status(svc: ReadDep, _: Reader, query: Annotated[StatusQuery, Query()]) -> StatusOut:
     """One row per matching stream with anything effective by `as_of` (valid time, default
     today), as recorded by `known_at` (transaction time, default now)."""
     return svc.status(query)
@@ -30,18 +30,14 @@ def get_status(svc: ReadServiceDep, _: Reader, query: Annotated[StatusQuery, Que
 
 @asked(router, TimelineQuery, "Validity intervals per stream")
 @in_worker_thread
-def get_timeline(
-    svc: ReadServiceDep, _: Reader, query: Annotated[TimelineQuery, Query()]
-) -> TimelineOut:
+def get_timeline(svc: ReadDep, _: Reader, query: Annotated[TimelineQuery, Query()]) -> TimelineOut:
     """Consecutive validity intervals of each matching stream, as recorded by `known_at`."""
     return svc.timeline(query)
 
 
 @asked(router, DiffQuery, "What changed between two bitemporal points")
 @in_worker_thread
-def get_status_diff(
-    svc: ReadServiceDep, _: Reader, query: Annotated[DiffQuery, Query()]
-) -> DiffOut:
+def get_status_diff(svc: ReadDep, _: Reader, query: Annotated[DiffQuery, Query()]) -> DiffOut:
     """Every matching stream whose status or measures differ between the point
     (`from_as_of`, `from_known_at`) and the point (`to_as_of`, `to_known_at`), with the events
     and retractions that account for the difference. `to_as_of` defaults to today and
@@ -53,7 +49,7 @@ def get_status_diff(
 
 @asked(router, ScreenQuery, "Screen a shipment by HS code and origin")
 @in_worker_thread
-def screen(svc: ReadServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -> ScreenOut:
+def screen(svc: ReadDep, _: Reader, query: Annotated[ScreenQuery, Query()]) -> ScreenOut:
     """The catalogue commodity whose HS prefix is the longest match of `hs`, and, for each
     authority with any event for that origin and commodity, its status on `date` (default
     today): one row per authority, `none` where nothing had taken effect yet."""
@@ -62,9 +58,7 @@ def screen(svc: ReadServiceDep, _: Reader, query: Annotated[ScreenQuery, Query()
 
 @asked(router, ExpiringQuery, "Terms that run out in a window of dates")
 @in_worker_thread
-def get_expiring(
-    svc: ReadServiceDep, _: Reader, query: Annotated[ExpiringQuery, Query()]
-) -> ExpiringOut:
+def get_expiring(svc: ReadDep, _: Reader, query: Annotated[ExpiringQuery, Query()]) -> ExpiringOut:
     """Every term of the matching streams that runs out in `[from, to)` (default: today and
     the 90 days after), as recorded by `known_at` (default now), by date and then stream:
     the stream, the date (the first without it), the event whose term it is, and what
