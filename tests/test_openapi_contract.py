@@ -171,6 +171,7 @@ READS = {
     "GET /v1/status",
     "GET /v1/status/diff",
     "GET /v1/screen",
+    "GET /v1/screen/receipt",
     "GET /v1/timeline",
     "GET /v1/events",
     "GET /v1/events/{event_id}",

@@ -16,11 +16,13 @@ from api.schemas.changes import DiffOut, ScreenOut
 from api.schemas.queries import (
     DiffQuery,
     Question,
+    ReceiptQuery,
     ReplayQuery,
     ScreenQuery,
     StatusQuery,
     TimelineQuery,
 )
+from api.schemas.receipts import EnvelopeOut
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -85,6 +87,9 @@ class Remote:
 
     def screen(self, query: ScreenQuery) -> ScreenOut:
         return self.ask(query, ScreenOut)
+
+    def receipt(self, query: ReceiptQuery) -> EnvelopeOut:
+        return self.ask(query, EnvelopeOut)
 
     def ask(self, query: Question, model: type[Answer]) -> Answer:
         """The server's answer to `query`, sent as the query string of its path."""
