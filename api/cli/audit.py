@@ -124,7 +124,7 @@ def receipt(
     except AuditFailure as failure:
         console.print(f"audit receipt FAILED: {failure}", markup=False, highlight=False)
         raise typer.Exit(1) from None
-    console.print(said(report), markup=False, highlight=False)
+    console.print(said(report), markup=False, highlight=False, soft_wrap=True)
 
 
 @audit_app.command("verify-export")

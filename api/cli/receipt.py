@@ -225,10 +225,11 @@ def said(report: ReceiptReport) -> str:
     statuses = ", ".join(f"{row.authority} {row.status}" for row in answer.results) or "none"
     lines = [
         f"ok: HS {question.hs} ({answer.commodity}) from {question.origin} on {question.date}, "
-        f"as known at {question.known_at}: {statuses}",
+        f"known at {question.known_at}",
+        f"  answer: {statuses}",
         f"  signed by {report.signer}, issued {report.predicate.issued_at}",
-        f"  {len(report.predicate.events)} events, each in the signed checkpoint of "
-        f"{report.checkpoint.size} events, their chains intact; they fold to the answer",
+        f"  {len(report.predicate.events)} events, each proven in the signed checkpoint of "
+        f"{report.checkpoint.size} events; their chains hold and they fold to the answer",
     ]
     if report.live is not None:
         lines.append(f"  the live log ({report.live.size} events) extends the receipt's checkpoint")
