@@ -204,9 +204,9 @@ def test_the_events_and_proofs_are_the_logs_and_fold_to_the_answer_independently
                 None if row["expires"] is None else date.fromisoformat(row["expires"]),
             ), row["stream"]
     jp = {
-        name: next(r for r in statement_of(e)["predicate"]["answer"]["results"] if r["authority"] == "JP")
-        for name, e in (("before", before), ("after", after))
-    }  # fmt: skip
+        "before": first_row(statement_of(before), "JP"),
+        "after": first_row(statement_of(after), "JP"),
+    }
     assert jp["before"]["measures"] == ["import_ban", "transit_ban"]
     assert jp["after"]["measures"] == ["import_ban"]
     assert jp["after"]["expires"] == "2025-01-01"  # the easing's term
@@ -350,19 +350,31 @@ def known_at_moved_back(s: dict[str, Any]) -> None:
 
 BROKEN = {
     "an answer's status": (status_changed, "the events do not fold to the answer for US/BY/potash"),
-    "an answer's measures": (measure_dropped, "the events do not fold to the answer for EU/BY/potash"),
+    "an answer's measures": (
+        measure_dropped,
+        "the events do not fold to the answer for EU/BY/potash",
+    ),
     "an event's date": (event_date_moved, "its fields do not match its hash"),
     "an event rehashed": (event_rehashed, "its inclusion proof does not lead to the root"),
     "an event left out": (event_dropped, "the events do not fold to the answer for US/BY/potash"),
-    "a first version left out": (middle_event_dropped, "the stream's chain breaks: EU/BY/potash v2 follows v0"),
+    "a first version left out": (
+        middle_event_dropped,
+        "the stream's chain breaks: EU/BY/potash v2 follows v0",
+    ),
     "a row left out": (row_dropped, "its stream is not one of the answer's"),
     "the known_at": (known_at_moved_back, "it was recorded after the question's known_at"),
     "a proof's hash": (proof_hash_flipped, "its inclusion proof does not lead to the root"),
     "a proof's leaf index": (proof_index_moved, "its inclusion proof does not lead to the root"),
     "the checkpoint's root": (checkpoint_root_changed, "the receipt's checkpoint does not verify"),
-    "the question": (question_date_changed, "the statement's subject is not the SHA-256 of the question"),
-    "the question and subject": (question_date_changed_with_subject, "the answer is not to the question"),
-}  # fmt: skip
+    "the question": (
+        question_date_changed,
+        "the statement's subject is not the SHA-256 of the question",
+    ),
+    "the question and subject": (
+        question_date_changed_with_subject,
+        "the answer is not to the question",
+    ),
+}
 
 
 @pytest.mark.parametrize("broken", BROKEN, ids=list(BROKEN))
