@@ -48,6 +48,7 @@ class ReceiptReport:
     predicate: ReceiptPredicate
     checkpoint: Checkpoint
     signer: str
+    """The signing key's name (its id varies with each key: the key given names it)."""
     live: Checkpoint | None
 
 
@@ -215,8 +216,7 @@ def verify_receipt(file: Path, key: str | None, url: str | None) -> ReceiptRepor
         raise AuditFailure(f"cannot read the receipt {file}: {error}") from None
     predicate, checkpoint = check_receipt(document, verifier)
     live = None if url is None else live_checkpoint(url, verifier, checkpoint)
-    signer = f"{verifier.name}+{verifier.key_id.hex()}"
-    return ReceiptReport(predicate, checkpoint, signer, live)
+    return ReceiptReport(predicate, checkpoint, verifier.name, live)
 
 
 def said(report: ReceiptReport) -> str:
@@ -224,12 +224,14 @@ def said(report: ReceiptReport) -> str:
     question, answer = report.predicate.question, report.predicate.answer
     statuses = ", ".join(f"{row.authority} {row.status}" for row in answer.results) or "none"
     lines = [
-        f"ok: HS {question.hs} ({answer.commodity}) from {question.origin} on {question.date}, "
-        f"known at {question.known_at}",
+        f"ok: the receipt holds, signed by {report.signer}",
+        f"  question: HS {question.hs} ({answer.commodity}) from {question.origin} on "
+        f"{question.date}",
+        f"  known at {question.known_at}, issued {report.predicate.issued_at}",
         f"  answer: {statuses}",
-        f"  signed by {report.signer}, issued {report.predicate.issued_at}",
         f"  {len(report.predicate.events)} events, each proven in the signed checkpoint of "
-        f"{report.checkpoint.size} events; their chains hold and they fold to the answer",
+        f"{report.checkpoint.size} events",
+        "  their chains hold, and they fold to the answer",
     ]
     if report.live is not None:
         lines.append(f"  the live log ({report.live.size} events) extends the receipt's checkpoint")
