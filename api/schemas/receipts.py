@@ -26,11 +26,12 @@ PREDICATE_TYPE = "https://sanctions-timeline.dev/screening-receipt/v1"
 
 
 class SignatureOut(BaseModel):
-    keyid: str = Field(
-        description="The signing key as `<name>+<hex key id>`, as the checkpoints' signature "
-        "lines name it (GET /v1/audit/key gives the whole verifier key)"
-    )
-    sig: str = Field(description="Base64 Ed25519 signature over DSSE's PAE(payloadType, payload)")
+    """One DSSE signature: `sig` is the base64 Ed25519 signature over DSSE's
+    PAE(payloadType, payload); `keyid` names the checkpoint key as `<name>+<hex key id>`
+    (GET /v1/audit/key gives the whole verifier key)."""
+
+    keyid: str
+    sig: str
 
 
 class EnvelopeOut(BaseModel):
