@@ -75,6 +75,7 @@ def test_with_reads_behind_a_token_the_receipt_is_fetched_with_it(
     base = seeded(live_server(reads_require_token=True), make_services)
     page = browser.new_page(accept_downloads=True)
     page.goto(f"{base}/?country=BY&commodity=potash&hs=3104.20&origin=BY&date=2026-01-15")
+    page.wait_for_selector("#screen-problem:not([hidden])")  # the screen refused, no token
     give_token(page, "reader-token")
     page.wait_for_selector("#screen-table tbody tr[data-authority]")
     file = downloaded(page, tmp_path)
