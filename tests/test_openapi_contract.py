@@ -88,7 +88,7 @@ def schemathesis(
 
 
 def assert_no_failure(
-    run: subprocess.CompletedProcess[str], phases: tuple[str, ...] = PHASES, tested: int = 25
+    run: subprocess.CompletedProcess[str], phases: tuple[str, ...] = PHASES, tested: int = 26
 ) -> None:
     report = run.stdout[-12000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
@@ -172,6 +172,7 @@ READS = {
     "GET /v1/status/diff",
     "GET /v1/expiring",
     "GET /v1/screen",
+    "GET /v1/screen/receipt",
     "GET /v1/timeline",
     "GET /v1/events",
     "GET /v1/events/{event_id}",

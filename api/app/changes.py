@@ -143,6 +143,11 @@ class ChangeQuestions:
     def screen(self, query: ScreenQuery) -> ScreenOut:
         """A shipment check: the commodity an HS code falls under, and for each authority
         with any event for that origin and commodity, its status on `day` (default today)."""
+        return self.screened(query)[0]
+
+    def screened(self, query: ScreenQuery, known_at: str | None = None) -> tuple[ScreenOut, str]:
+        """`screen`'s answer as recorded by `known_at` (default now), and the settled moment
+        it is for."""
         errors: list[InvalidInput] = []
         commodity = collect(errors, lambda: renamed("hs", lambda: commodity_for_hs(query.hs)))
         country = collect(errors, lambda: renamed("origin", lambda: parse_country(query.origin)))
@@ -155,17 +160,23 @@ class ChangeQuestions:
         assert commodity is not None and country is not None and on is not None
         where = EventFilter(authority=by, country=country, commodity=commodity.slug)
         asked = StatusQuery.of(
-            authority=by, country=country, commodity=commodity.slug, as_of=on.isoformat()
+            authority=by,
+            country=country,
+            commodity=commodity.slug,
+            as_of=on.isoformat(),
+            known_at=known_at,
         )
-        answered = self.status(asked).results
+        status = self.status(asked)
+        answered = status.results
         found = {row.stream: row for row in answered}
         results = [
             found.get(stream) or StatusResult.nothing_in_force(stream)
             for stream in sorted({*self.projector.view.streams(where), *found})
         ]
-        return ScreenOut(
+        answer = ScreenOut(
             hs=query.hs.strip(), commodity=commodity.slug, origin=country, date=on, results=results
         )
+        return answer, status.known_at
 
 
 def point_out(point: Point) -> PointOut:

@@ -21,6 +21,7 @@ from api.app.changes import ChangeQuestions
 from api.app.identity import TokenStore
 from api.app.notary import Notary
 from api.app.observability import Metrics
+from api.app.receipts import Receipts
 from api.app.replica import Replica, place_read
 from api.app.settings import Settings
 from api.app.signing import Rotation, rotate, verifiers
@@ -71,7 +72,7 @@ class Written:
 
 
 @dataclass
-class Service(ChangeQuestions):
+class Service(ChangeQuestions, Receipts):
     """Everything a request or a command may need, built once by `api.app.bootstrap`."""
 
     settings: Settings

@@ -96,6 +96,37 @@ def check(
     console.print(message, markup=False, highlight=False)
 
 
+@audit_app.command("receipt")
+def receipt(
+    file: Annotated[Path, typer.Argument(help="A receipt saved by `sanctions screen --receipt`.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            metavar="http://HOST:PORT",
+            help="The server: its key (unless --key is given), and a consistency proof from "
+            "the receipt's checkpoint to its current one.",
+        ),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="The verifier key (itself, or a file holding it).")
+    ] = None,
+) -> None:
+    """Check a screening receipt offline: its signature, its checkpoint, every event's hash
+    and inclusion proof, each stream's chain, and that the events fold to the answer. With
+    --url, also that the live log still extends the receipt's checkpoint. Exits 1 naming
+    the first thing that does not hold."""
+    from api.cli.auditor import AuditFailure
+    from api.cli.receipt import said, verify_receipt
+
+    try:
+        report = verify_receipt(file, None if key is None else read_key(key), url)
+    except AuditFailure as failure:
+        console.print(f"audit receipt FAILED: {failure}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    console.print(said(report), markup=False, highlight=False, soft_wrap=True)
+
+
 @audit_app.command("verify-export")
 def verify_export_file(
     file: Annotated[Path, typer.Argument(help="An export written with --with-proofs.")],

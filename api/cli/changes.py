@@ -5,7 +5,8 @@ window of dates, answered like the other reading commands (from the database, or
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Protocol, cast
 
 import typer
 from rich.markup import escape
@@ -23,6 +24,14 @@ from api.cli.support import (
 
 if TYPE_CHECKING:
     from api.schemas.answers import StreamStatusOut
+    from api.schemas.queries import ReceiptQuery
+    from api.schemas.receipts import EnvelopeOut
+
+
+class Receipting(Protocol):
+    """What issues screening receipts: the service, or a server (`api.cli.remote.Remote`)."""
+
+    def receipt(self, query: ReceiptQuery) -> EnvelopeOut: ...
 
 
 def described(state: StreamStatusOut) -> str:
@@ -107,15 +116,29 @@ def screen(
         str | None, typer.Option(help="The shipment's date, YYYY-MM-DD (default today).")
     ] = None,
     authority: AuthorityOpt = None,
+    receipt: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Save a signed receipt of the question and the answer here (check it with "
+            "`sanctions audit receipt FILE`).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Does a shipment fall under sanctions? The commodity its HS code maps to, and the
     status of each authority's measures on that origin and commodity on the date."""
 
-    from api.schemas.queries import ScreenQuery
+    from api.schemas.queries import ReceiptQuery, ScreenQuery
 
     with answering(ctx) as source:
-        answer = source.answers.screen(ScreenQuery.from_options(locals()))
+        if receipt is None:
+            answer = source.answers.screen(ScreenQuery.from_options(locals()))
+        else:
+            asked = ReceiptQuery.from_options(locals())
+            envelope = cast("Receipting", source.answers).receipt(asked)
+            receipt.write_text(envelope.model_dump_json(by_alias=True, indent=2) + "\n")
+            answer = envelope.statement().predicate.answer
     if printed_as_json(answer, as_json):
         return
     table = columns_table(
@@ -131,6 +154,13 @@ def screen(
     if not answer.results:
         console.print(
             f"no authority has recorded measures on {answer.commodity} from {answer.origin}",
+            highlight=False,
+        )
+    if receipt is not None:
+        console.print(
+            f"a signed receipt of this answer is in {receipt} (`sanctions audit receipt "
+            f"{receipt}` checks it)",
+            markup=False,
             highlight=False,
         )
 

@@ -17,11 +17,13 @@ from api.schemas.queries import (
     DiffQuery,
     ExpiringQuery,
     Question,
+    ReceiptQuery,
     ReplayQuery,
     ScreenQuery,
     StatusQuery,
     TimelineQuery,
 )
+from api.schemas.receipts import EnvelopeOut
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -89,6 +91,9 @@ class Remote:
 
     def expiring(self, query: ExpiringQuery) -> ExpiringOut:
         return self.ask(query, ExpiringOut)
+
+    def receipt(self, query: ReceiptQuery) -> EnvelopeOut:
+        return self.ask(query, EnvelopeOut)
 
     def ask(self, query: Question, model: type[Answer]) -> Answer:
         """The server's answer to `query`, sent as the query string of its path."""

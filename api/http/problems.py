@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.app.receipts import ReceiptNotReady
 from api.app.webhooks.registry import SubscriptionNotFound
 from domain.errors import (
     DomainError,
@@ -196,6 +197,7 @@ ANSWERED: dict[type[Exception], tuple[int, str, Members]] = {
     SubscriptionNotFound: (404, "not-found", _message_only),
     NotInTree: (404, "not-found", _message_only),
     TreeMismatch: (503, "tree-mismatch", _message_only),
+    ReceiptNotReady: (503, "receipt-not-ready", lambda _: {"headers": {"Retry-After": "2"}}),
 }
 """The errors of the service each with its status, problem kind and the members it adds to
 its message (headers among them, when it sends any)."""

@@ -23,6 +23,7 @@ from api.schemas.answers import EventPage, ReplayOut, StatusOut, TimelineOut
 from api.schemas.audit import ConsistencyOut, InclusionOut
 from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
 from api.schemas.inputs import MAX_POSITION, event_filter, parse_as_of, parse_known_at
+from api.schemas.receipts import EnvelopeOut
 from api.schemas.requests import (
     AUTHORITY,
     AUTHORITY_FORM,
@@ -300,12 +301,22 @@ class ScreenQuery(Question):
     `date` for that origin."""
 
     PATH = "/v1/screen"
-    ANSWER = ScreenOut
+    ANSWER: ClassVar[type[BaseModel]] = ScreenOut
 
     hs: HsCode
     origin: Origin
     date: ShipmentDate = None
     authority: AuthorityFilter = None
+
+
+class ReceiptQuery(ScreenQuery):
+    """A shipment screened as `ScreenQuery` is, as recorded by `known_at`, answered with a
+    signed receipt of the question, the answer and the events it follows from."""
+
+    PATH = "/v1/screen/receipt"
+    ANSWER = EnvelopeOut
+
+    known_at: KnownAt = None
 
 
 class EventsQuery(StreamQuestion):

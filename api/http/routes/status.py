@@ -6,16 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.http.deps import ReadDep, Reader, asked, in_worker_thread
+from api.http.deps import ReadDep, Reader, ServiceDep, asked, in_worker_thread
 from api.schemas.answers import StatusOut, TimelineOut
 from api.schemas.changes import DiffOut, ExpiringOut, ScreenOut
 from api.schemas.queries import (
     DiffQuery,
     ExpiringQuery,
+    ReceiptQuery,
     ScreenQuery,
     StatusQuery,
     TimelineQuery,
 )
+from api.schemas.receipts import EnvelopeOut
 
 router = APIRouter(prefix="/v1", tags=["status"])
 
@@ -67,3 +69,19 @@ def get_expiring(svc: ReadDep, _: Reader, query: Annotated[ExpiringQuery, Query(
     return). A term renewed before its end is listed at its renewed date; one cut off by a
     lift is not listed. `from` after `to` is refused (422)."""
     return svc.expiring(query)
+
+
+@asked(router, ReceiptQuery, "A signed receipt of a shipment's screening", 409)
+@in_worker_thread
+def screen_receipt(
+    svc: ServiceDep, _: Reader, query: Annotated[ReceiptQuery, Query()]
+) -> EnvelopeOut:
+    """What `GET /v1/screen` answers for this shipment, as recorded by `known_at` (default
+    now), in a DSSE envelope signed with the log's checkpoint key: its payload (base64) is an
+    in-toto Statement v1 whose predicate holds the settled `question`, the `answer`, a signed
+    `checkpoint`, every `event` of the answer's streams recorded by `known_at` (retractions
+    included) and each one's RFC 9162 inclusion proof in that checkpoint's tree, and
+    `issued_at`. Check it offline with `sanctions audit receipt FILE`. 503 with Retry-After
+    while no checkpoint covers an event recorded a moment ago; 409 when a stream's stored
+    events cannot be read back."""
+    return svc.receipt(query)

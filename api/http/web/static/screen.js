@@ -60,8 +60,23 @@
         `No authority has recorded sanctions on ${answer.commodity} from ${answer.origin}.`)));
     }
     $("screen-table").tBodies[0].replaceChildren(...rows);
+    $("screen-receipt").href = `/v1/screen/receipt?${query({ hs: answer.hs, origin: answer.origin, date: answer.date })}`;
     $("screen-result").hidden = false;
   }
+
+  // The receipt of the answer shown. A plain link downloads it; when reads need a token, the
+  // link cannot send it, so the receipt is fetched with it and saved from memory.
+  $("screen-receipt").addEventListener("click", async (e) => {
+    const headers = headersFor("application/json");
+    if (!headers.Authorization) return;
+    e.preventDefault();
+    const response = await fetch(e.currentTarget.href, { headers });
+    if (!response.ok) { showProblems(await problemsOf(response)); return; }
+    const saved = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: saved, download: "screening-receipt.json" });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(saved), 1000);
+  });
 
   // A problem document's own words; never the raw body.
   async function problemsOf(response) {
