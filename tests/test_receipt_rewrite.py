@@ -18,10 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app.seed import seed
+from api.app.seed import bundled_events, seed
 from api.app.service import Service
 from tests.conftest import IRAN_GOLD, WRITER, run_cli
 from tests.insider import rewrite
+
+SEEDED = len(bundled_events())
 
 pytestmark = pytest.mark.e2e  # the sanctions command and a served app
 
@@ -61,13 +63,13 @@ def test_a_receipt_outlives_a_rewrite_but_the_live_log_no_longer_extends_it(
     for file in (local, remote):
         done = run_cli(database_url, "audit", "receipt", str(file), "--url", url)
         assert done.returncode == 0, said(done)
-        assert "the live log (60 events) extends the receipt's checkpoint" in said(done)
+        assert f"the live log ({SEEDED} events) extends the receipt's checkpoint" in said(done)
 
     posted = httpx.post(f"{url}/v1/events", json=IRAN_GOLD, headers=WRITER, timeout=30)
     assert posted.status_code == 201, posted.text
     done = run_cli(database_url, "audit", "receipt", str(local), "--url", url)
     assert done.returncode == 0, said(done)
-    assert "the live log (61 events) extends the receipt's checkpoint" in said(done)
+    assert f"the live log ({SEEDED + 1} events) extends the receipt's checkpoint" in said(done)
 
     # The insider: the US lift moved to 2024-01-01, every hash recomputed, models rebuilt.
     rewrite(svc.log, "US/BY/potash", "lifted", {"effective_date": date(2024, 1, 1)})
@@ -81,7 +83,7 @@ def test_a_receipt_outlives_a_rewrite_but_the_live_log_no_longer_extends_it(
     done = run_cli(database_url, "audit", "receipt", str(local), "--url", url)
     assert done.returncode == 1, said(done)
     assert (
-        "audit receipt FAILED: the log of 61 events does not extend the kept checkpoint of 60"
-        in said(done)
+        f"audit receipt FAILED: the log of {SEEDED + 1} events does not extend the kept"
+        f" checkpoint of {SEEDED}" in said(done)
     )
     assert "history was rewritten" in said(done)
