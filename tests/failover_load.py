@@ -35,6 +35,11 @@ class Load:
     acknowledged: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    reader: str | None = None
+    """An API answering reads from a standby: every acknowledged write is read back there."""
+    read_back: list[tuple[str, bool]] = field(default_factory=list)
+    """Each read back: the write's event id, and whether the read broke read-your-writes
+    (settled at or after the write's recorded_at, yet without it)."""
 
     def key(self, number: int) -> dict[str, str]:
         return {"Idempotency-Key": f"{self.prefix}-{number}"}
@@ -56,9 +61,28 @@ class Load:
                 got.append((sent, time.time(), answer.status_code, answer.json()))
                 if answer.status_code in (200, 201):
                     self.acknowledged.release()
+                    if self.reader is not None:
+                        self.read_back_through_reader(answer.json())
                 else:
                     assert answer.status_code == 503, answer.text
                     time.sleep(0.2)
+
+    def read_back_through_reader(self, event: dict[str, Any]) -> None:
+        """The write's stream as the standby-reading API answers right after."""
+        authority, country, commodity = event["stream"].split("/")
+        where = {"authority": authority, "country": country, "commodity": commodity}
+        try:
+            answer = httpx.get(f"{self.reader}/v1/status", params=where, timeout=30)
+        except httpx.TransportError:
+            return
+        if answer.status_code != 200:
+            return  # a 503 during the failover says nothing untrue
+        body = answer.json()
+        shown = any(event["event_id"] in row["event_ids"] for row in body["results"])
+        settled_after = datetime.fromisoformat(body["known_at"]) >= datetime.fromisoformat(
+            event["recorded_at"]
+        )
+        self.read_back.append((event["event_id"], settled_after and not shown))
 
     def ask(self, base: str) -> None:
         """Questions whose answers are saved, to ask again after the failover."""
@@ -174,3 +198,7 @@ class Reckoning:
         assert self.load.saved and self.changed == [], (
             f"{len(self.changed)} saved known_at answers changed"
         )
+        if self.load.reader is not None:
+            misses = [event_id for event_id, missed in self.load.read_back if missed]
+            assert len(self.load.read_back) > 100, "too few writes read back"
+            assert misses == [], f"{len(misses)} reads through the standby missed a write"

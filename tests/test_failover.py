@@ -1,22 +1,27 @@
 """A PostgreSQL failover under load, for real: a primary and a synchronous standby built on
 this machine (tests/pgcluster.py), a projector and two API processes given a multi-host
 URL (`target_session_attrs=read-write`), four clients writing under Idempotency-Keys and
-one asking saved `known_at` questions. The primary is killed as a crashed host dies and
-the standby promoted. Then every key sent is retried and the log counted on its own:
-nothing acknowledged lost, nothing recorded twice, no 503 said `not_recorded` of a key
-that was recorded, writes back within 20 s of the promotion, and every saved `known_at`
-answer the same when asked again."""
+one asking saved `known_at` questions. A third API answers its reads from the standby:
+every acknowledged write is read back through it at once. The primary is killed as a
+crashed host dies and the standby promoted. Then every key sent is retried and the log
+counted on its own: nothing acknowledged lost, nothing recorded twice, no 503 said
+`not_recorded` of a key that was recorded, writes back within 20 s of the promotion,
+every saved `known_at` answer the same when asked again, and no read back through the
+standby settled at or after a write's recorded_at without showing it."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
+from tests.conftest import free_port
 from tests.failover_load import BACK_WITHIN, Load
 from tests.pgcluster import Cluster, available, build_cluster
-from tests.test_scaleout import processes
+from tests.test_scaleout import processes, sanctions, wait_until_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
@@ -30,13 +35,47 @@ def cluster() -> Iterator[Cluster]:
     built.close()
 
 
+@contextmanager
+def standby_reader(cluster: Cluster, url: str) -> Iterator[str]:
+    """One more API, answering its reads from the standby (the promoted node after the
+    failover: `prefer-standby` takes the primary when no standby is left)."""
+    port = free_port()
+    reads = cluster.url(target_session_attrs="prefer-standby", schema="failover")
+    reads = reads.replace(
+        f"127.0.0.1:{cluster.primary.port},127.0.0.1:{cluster.standby.port}",
+        f"127.0.0.1:{cluster.standby.port},127.0.0.1:{cluster.primary.port}",
+    )
+    process = sanctions(
+        url,
+        "serve",
+        "--port",
+        str(port),
+        SANCTIONS_EMBEDDED_PROJECTOR="0",
+        SANCTIONS_READ_DATABASE_URL=reads,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up([base], [process])
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def test_a_failover_under_keyed_writes_loses_nothing_and_is_back_within_20_s(
     cluster: Cluster,
 ) -> None:
     url = cluster.url(target_session_attrs="read-write", schema="failover")
-    with processes(url, api=2) as bases:
-        load = Load(bases, prefix="failover")  # four writers, a questioner per API
-        load.start()
+    # The standby applies what it receives a moment late (it still confirms it at once):
+    # a read through it that did not wait for the write before it would miss that write.
+    cluster.standby.sql("ALTER SYSTEM SET recovery_min_apply_delay = '150ms'")
+    cluster.standby.sql("SELECT pg_reload_conf()")
+    with processes(url, api=2) as bases, standby_reader(cluster, url) as reader:
+        load = Load(bases, prefix="failover", reader=reader)  # four writers, a questioner
+        load.start()  # per API, and each acknowledged write read back through the standby
         try:
             load.wait_for_acknowledged(150)  # well under way, then the primary's host dies
             cluster.fail_over()
