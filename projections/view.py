@@ -308,10 +308,14 @@ class StatusView:
             row["event_ids"],
         )
 
-    def streams(self, where: EventFilter) -> list[str]:
-        """The matching streams that have any event, sorted."""
+    def streams(self, where: EventFilter, known_at: datetime | None = None) -> list[str]:
+        """The matching streams that have any event (recorded by `known_at`, if given), sorted."""
         clauses, params = key_clauses(where)
         statement = f"SELECT stream FROM {self.tables.qualified('current_status')}"
+        if known_at is not None:  # a stream was known once any of its intervals was
+            clauses, params = [*clauses, "tx_from <= ?"], [*params, format_timestamp(known_at)]
+            table = self.tables.qualified("status_intervals")
+            statement = f"SELECT DISTINCT stream FROM {table}"
         if clauses:
             statement += " WHERE " + " AND ".join(clauses)
         with self.tables.transaction(commit=False) as cursor:

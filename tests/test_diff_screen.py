@@ -6,6 +6,7 @@ service's code."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import WRITER, run_cli
+from tests.conftest import US_POTASH_IMPOSED, WRITER, run_cli
 
 pytestmark = pytest.mark.e2e  # mostly in process on a real store; `sanctions diff` and `screen` too
 
@@ -380,3 +381,20 @@ def test_cli_diff_and_screen(
     assert refused.returncode == 2
     assert "HS: no commodity in the catalogue covers HS 9999" in refused.stderr
     assert "ORIGIN: 'XX' is not an ISO 3166-1 alpha-2 country code" in refused.stderr
+
+
+def test_a_screening_as_known_at_a_moment_has_no_row_for_a_stream_first_recorded_later(
+    client: TestClient,
+) -> None:
+    us = {**US_POTASH_IMPOSED, "country": "TJ"}
+    first = client.post("/v1/events", json=us, headers=WRITER).json()
+    time.sleep(0.01)
+    client.post("/v1/events", json={**us, "authority": "EU"}, headers=WRITER)
+    asked = {"hs": "3104.20", "origin": "TJ", "known_at": first["recorded_at"]}
+    receipt = client.get("/v1/screen/receipt", params=asked)
+    assert receipt.status_code == 200, receipt.text
+    statement = json.loads(base64.b64decode(receipt.json()["payload"]))
+    rows = statement["predicate"]["answer"]["results"]
+    assert [row["stream"] for row in rows] == ["US/TJ/potash"]  # EU's came later
+    now = client.get("/v1/screen", params={"hs": "3104.20", "origin": "TJ"}).json()
+    assert [row["stream"] for row in now["results"]] == ["EU/TJ/potash", "US/TJ/potash"]

@@ -13,7 +13,7 @@ from api.schemas.queries import DiffQuery, ExpiringQuery, ScreenQuery, StatusQue
 from domain.application import SanctionsLog
 from domain.catalogue import commodity_for_hs
 from domain.errors import InvalidInput
-from domain.hashing import format_timestamp
+from domain.hashing import format_timestamp, parse_timestamp
 from domain.keys import EventFilter, parse_authority, parse_country
 from domain.stream import SanctionsStream
 from projections.diff import Point, accounting_events, changed_streams
@@ -171,7 +171,10 @@ class ChangeQuestions:
         found = {row.stream: row for row in answered}
         results = [
             found.get(stream) or StatusResult.nothing_in_force(stream)
-            for stream in sorted({*self.projector.view.streams(where), *found})
+            # the streams with an event recorded by then: none first recorded later
+            for stream in sorted(
+                {*self.projector.view.streams(where, parse_timestamp(status.known_at)), *found}
+            )
         ]
         answer = ScreenOut(
             hs=query.hs.strip(), commodity=commodity.slug, origin=country, date=on, results=results
