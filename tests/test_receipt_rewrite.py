@@ -87,3 +87,28 @@ def test_a_receipt_outlives_a_rewrite_but_the_live_log_no_longer_extends_it(
         f" checkpoint of {SEEDED}" in said(done)
     )
     assert "history was rewritten" in said(done)
+
+
+def test_the_cli_names_the_key_a_receipt_is_checked_with_and_never_echoes_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database_url = f"sqlite:///{tmp_path}/log.db"
+    key_file = tmp_path / "signing.key"
+    monkeypatch.setenv("SANCTIONS_SIGNING_KEY_FILE", str(key_file))
+    assert run_cli(database_url, "seed", "--create").returncode == 0
+    receipt = tmp_path / "receipt.json"
+    done = run_cli(database_url, "screen", "3104.20", "BY", "--receipt", str(receipt))
+    assert done.returncode == 0, done.stderr
+    # The hint is a command that works as printed: the verifier key itself.
+    hint = said(done).split("(`", 1)[1].split("` checks it)", 1)[0].split()
+    assert hint[:3] == ["sanctions", "audit", "receipt"] and hint[4] == "--key", hint
+    checked = run_cli(database_url, *hint[1:])
+    assert checked.returncode == 0 and "ok: the receipt holds" in checked.stdout, said(checked)
+    # No key at all: a usage error (2), not a failed receipt.
+    bare = run_cli(database_url, "audit", "receipt", str(receipt))
+    assert bare.returncode == 2 and "FAILED" not in said(bare), said(bare)
+    # The signing key's file given by mistake: refused, and its secret never printed.
+    secret = key_file.read_text(encoding="utf-8").strip()
+    wrong = run_cli(database_url, "audit", "receipt", str(receipt), "--key", str(key_file))
+    assert wrong.returncode == 1 and "signing key" in said(wrong)
+    assert secret.split("+")[-1] not in wrong.stdout + wrong.stderr

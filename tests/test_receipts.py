@@ -424,8 +424,8 @@ def test_another_key_or_a_file_that_is_no_receipt_is_refused(
         file.write_text(text)
         code, said = audit(file, "--key", verifier_text(client))
         assert code == 1 and said.startswith("audit receipt FAILED: "), said
-    code, said = audit(file)
-    assert code == 1 and "give the verifier key with --key" in said, said
+    code, said = audit(file)  # no key at all: a usage error
+    assert code == 2 and "give the key to check the receipt with: --key" in said, said
 
 
 def test_bad_questions_are_refused_with_every_field_named_and_nothing_else(

@@ -119,6 +119,12 @@ def receipt(
     from api.cli.auditor import AuditFailure
     from api.cli.receipt import said, verify_receipt
 
+    if key is None and url is None:  # a usage error, not a receipt that fails
+        errors.print(
+            "give the key to check the receipt with: --key KEY (the verifier key, from "
+            "`curl URL/v1/audit/key`) or --url URL (the server that issued it)"
+        )
+        raise typer.Exit(2)
     try:
         report = verify_receipt(file, None if key is None else read_key(key), url)
     except AuditFailure as failure:

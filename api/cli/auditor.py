@@ -89,10 +89,17 @@ def check_service(
 
 
 def usable(key: str) -> Verifier:
+    """The verifier key given; never echoed back in an error (it might be a secret given by
+    mistake: the signing key's file holds the private key)."""
+    if key.startswith("PRIVATE+KEY"):
+        raise AuditFailure(
+            "that is the signing key, which must stay secret, not the verifier key: give the "
+            "verifier key (`curl URL/v1/audit/key`, or the line `sanctions audit keygen` printed)"
+        )
     try:
         return Verifier.parse(key)
     except NoteError as error:
-        raise AuditFailure(f"the verifier key {key!r} is not usable: {error}") from None
+        raise AuditFailure(f"the verifier key given is not usable: {error}") from None
 
 
 def kept_checkpoint(kept_file: Path, verifier: Verifier) -> Checkpoint:
@@ -258,10 +265,7 @@ def recomputed_hash(event: dict[str, Any]) -> str:
 def verify_export(path: Path, key: str) -> ExportReport:
     """Check an export written with `--with-proofs` offline (AuditFailure if it cannot be
     checked at all; otherwise every problem found, one per line)."""
-    try:
-        verifier = Verifier.parse(key)
-    except NoteError as error:
-        raise AuditFailure(f"the verifier key is not usable: {error}") from None
+    verifier = usable(key)
     lines = export_lines(path)
     first = next(lines, None)
     if first is None or "checkpoint" not in first[1]:

@@ -121,7 +121,7 @@ def screen(
         typer.Option(
             metavar="FILE",
             help="Save a signed receipt of the question and the answer here (check it with "
-            "`sanctions audit receipt FILE`).",
+            "`sanctions audit receipt FILE --url URL` or `--key KEY`).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -159,7 +159,7 @@ def screen(
     if receipt is not None:
         console.print(
             f"a signed receipt of this answer is in {receipt} (`sanctions audit receipt "
-            f"{receipt}` checks it)",
+            f"{receipt} {receipt_key_option(source.answers)}` checks it)",
             markup=False,
             highlight=False,
         )
@@ -221,3 +221,13 @@ def register(app: typer.Typer) -> None:
     app.command()(diff)
     app.command()(screen)
     app.command()(expiring)
+
+
+def receipt_key_option(answers: object) -> str:
+    """How `audit receipt` gets the key a receipt was signed with: from the server, or the
+    verifier key itself when the receipt came from the database."""
+    base_url = getattr(answers, "base_url", None)
+    if base_url is not None:
+        return f"--url {base_url}"
+    notary = getattr(answers, "notary", None)
+    return f"--key {notary.verifier_key}" if notary is not None else "--key KEY"

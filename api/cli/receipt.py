@@ -206,7 +206,10 @@ def verify_receipt(file: Path, key: str | None, url: str | None) -> ReceiptRepor
     """Check the receipt in `file` with the key given, else the one the server serves."""
     if key is None:
         if url is None:
-            raise AuditFailure("give the verifier key with --key, or the server with --url")
+            raise AuditFailure(
+                "no key to check it with: give the verifier key with --key (`curl URL/v1/audit/"
+                "key`), or the server with --url"
+            )
         with httpx.Client(base_url=url.rstrip("/"), timeout=60) as client:
             key = fetch_text(client, "/v1/audit/key").strip()
     verifier = usable(key)
