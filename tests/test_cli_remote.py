@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -105,6 +107,12 @@ def test_an_unreachable_server_is_exit_1() -> None:
 
 def test_other_commands_refuse_url() -> None:
     base = f"http://127.0.0.1:{free_port()}"
+    # `serve`'s port (8000) taken, as by a server a user left running: --url is still the
+    # answer, not the busy port (if something else has the port already, all the same).
+    holder = socket.socket()
+    with contextlib.suppress(OSError):
+        holder.bind(("127.0.0.1", 8000))
+        holder.listen()
     for command in (
         ["seed"],
         ["serve"],
@@ -119,6 +127,7 @@ def test_other_commands_refuse_url() -> None:
         assert f"`sanctions {' '.join(command[:2])}` works on a database, not over --url" in (
             result.stderr
         ), (command, result.stderr)
+    holder.close()
     both = sanctions("--url", base, "--database", "sqlite:///x.db", "status", "BY")
     assert both.returncode == 2 and "not both" in both.stderr
     schemeless = sanctions("--url", "127.0.0.1:8000", "status", "BY")

@@ -53,7 +53,8 @@ def serve(
             "notify other processes, so worker processes could not keep known_at "
             "answers and read-your-writes; run one process, or use PostgreSQL"
         )
-    taken = port_taken(host, port)
+    # With --url, `service` below refuses the command (exit 2), whatever the port.
+    taken = port_taken(host, port) if options(ctx).url is None else None
     if taken is not None:
         raise fail(
             f"cannot listen on {host}:{port}: {taken}. Is another server running there? "
