@@ -10,6 +10,7 @@ import base64
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -111,27 +112,40 @@ def test_known_at_answers_from_the_standby_never_change_and_match_the_primary(
         primary_only.close()
 
 
+@contextmanager
+def applying_late(cluster: Cluster, delay: str) -> Iterator[None]:
+    """The standby applies what it receives `delay` late (it still confirms it at once)."""
+    cluster.standby.sql(f"ALTER SYSTEM SET recovery_min_apply_delay = '{delay}'")
+    cluster.standby.sql("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        cluster.standby.sql("ALTER SYSTEM RESET recovery_min_apply_delay")
+        cluster.standby.sql("SELECT pg_reload_conf()")
+
+
+def write_then_read(base: str, count: int) -> tuple[dict[str, float], dict[str, float]]:
+    """`count` writes, each followed at once by a read of its stream, which must show it;
+    the reads counted by where they were answered, before and after."""
+    before = placed(base)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for body in streams(count):
+            assert client.post("/v1/events", json=body, headers=WRITER).status_code == 201
+            where = {k: body[k] for k in ("authority", "country", "commodity")}
+            rows = client.get("/v1/status", params=where).json()["results"]
+            assert [row["status"] for row in rows] == ["active"], body
+    return before, placed(base)
+
+
 def test_a_standby_held_behind_leaves_reads_to_the_primary(
     cluster: Cluster, standby_server: tuple[str, Service]
 ) -> None:
     base, _ = standby_server
-    cluster.standby.sql("ALTER SYSTEM SET recovery_min_apply_delay = '4s'")
-    cluster.standby.sql("SELECT pg_reload_conf()")
-    try:
-        before = placed(base)
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for body in streams(5):
-                assert client.post("/v1/events", json=body, headers=WRITER).status_code == 201
-                where = {k: body[k] for k in ("authority", "country", "commodity")}
-                rows = client.get("/v1/status", params=where).json()["results"]
-                assert [row["status"] for row in rows] == ["active"]  # from the primary
-            lag = client.get("/readyz").json()["standby_replay_lag_bytes"]
-        after = placed(base)
-        assert after.get("standby_behind", 0) - before.get("standby_behind", 0) == 5
-        assert lag is not None and lag > 0
-    finally:
-        cluster.standby.sql("ALTER SYSTEM RESET recovery_min_apply_delay")
-        cluster.standby.sql("SELECT pg_reload_conf()")
+    with applying_late(cluster, "4s"):
+        before, after = write_then_read(base, 5)  # each read answered by the primary
+        lag = httpx.get(f"{base}/readyz").json()["standby_replay_lag_bytes"]
+    assert after.get("standby_behind", 0) - before.get("standby_behind", 0) == 5
+    assert lag is not None and lag > 0
     deadline = time.monotonic() + 20
     while httpx.get(f"{base}/readyz").json()["standby_replay_lag_bytes"] != 0:
         assert time.monotonic() < deadline, "the standby did not catch up"
@@ -142,20 +156,8 @@ def test_a_standby_a_moment_behind_is_waited_for(
     cluster: Cluster, standby_server: tuple[str, Service]
 ) -> None:
     base, _ = standby_server
-    cluster.standby.sql("ALTER SYSTEM SET recovery_min_apply_delay = '300ms'")
-    cluster.standby.sql("SELECT pg_reload_conf()")
-    try:
-        before = placed(base)
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for body in streams(8):
-                assert client.post("/v1/events", json=body, headers=WRITER).status_code == 201
-                where = {k: body[k] for k in ("authority", "country", "commodity")}
-                rows = client.get("/v1/status", params=where).json()["results"]
-                assert [row["status"] for row in rows] == ["active"], body
-        after = placed(base)
-    finally:
-        cluster.standby.sql("ALTER SYSTEM RESET recovery_min_apply_delay")
-        cluster.standby.sql("SELECT pg_reload_conf()")
+    with applying_late(cluster, "300ms"):
+        before, after = write_then_read(base, 8)
     assert after.get("standby", 0) - before.get("standby", 0) == 8, (before, after)
 
 
