@@ -13,7 +13,6 @@ leaves it to the standby, settled at the last event the standby has replayed.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,8 +33,6 @@ from projections.view import StatusView
 
 if TYPE_CHECKING:
     from domain.store.postgres import PostgresSanctionsRecorder
-
-logger = logging.getLogger("sanctions.replica")
 
 
 def replication(log: SanctionsLog) -> PostgresSanctionsRecorder:
