@@ -226,6 +226,31 @@ def test_a_server_that_needs_tokens_screens_once_a_token_is_given(
     assert page.locator("#screen-token").count() == 0
 
 
+def test_a_screen_script_that_arrives_late_still_screens_the_question_in_the_address(
+    browser: Browser, live_server: Callable[..., str], make_services: Callable[..., Any]
+) -> None:
+    # The page's first redraw rewrites its address. When that comes before screen.js has
+    # run (here: the reads refused for want of a token, the script held back), the
+    # question in the address must survive it, and be screened once a token is given.
+    base = seeded(live_server(reads_require_token=True), make_services)
+    page = browser.new_page()
+    script = httpx.get(f"{base}/static/screen.js").text
+    late = f"setTimeout(() => {{ {script} }}, 700);"
+    page.route(
+        "**/static/screen.js",
+        lambda route: route.fulfill(body=late, content_type="text/javascript"),
+    )
+    page.goto(f"{base}/?country=BY&commodity=potash&hs=3104.20&origin=BY&date=2026-01-15")
+    page.wait_for_selector("#screen-problem:not([hidden])")  # the screen ran, and was refused
+    assert "hs=3104.20" in page.url and "origin=BY" in page.url and "date=2026-01-15" in page.url
+    give_token(page, "reader-token")
+    page.wait_for_selector("#screen-table tbody tr[data-authority]")
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer reader-token"}) as client:
+        params = {"hs": "3104.20", "origin": "BY", "date": "2026-01-15"}
+        expected = client.get("/v1/screen", params=params).json()
+    assert box_rows(page) == expected_rows(expected)
+
+
 def test_a_wrong_address_names_the_screens_problems_with_the_others(client: TestClient) -> None:
     answer = client.get("/?asof=2023-06-01&hs=31x4&origin=BY")
     assert answer.status_code == 422

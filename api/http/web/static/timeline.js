@@ -16,7 +16,10 @@ const state = {
   needsToken: false,
   checkpoint: null,  // a promise of the latest signed checkpoint
   checkpointRetried: false,
-  screen: {},  // the shipment screen's hs, origin and date, kept in the URL (screen.js)
+  // The shipment screen's hs, origin and date, kept in the URL (screen.js). Taken from the URL
+  // here, before the first redraw rewrites it: that redraw may come before screen.js has run.
+  screen: Object.fromEntries([...new URLSearchParams(location.search)]
+    .filter(([name]) => ["hs", "origin", "date"].includes(name))),
 };
 
 function query(params) {
