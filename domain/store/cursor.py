@@ -3,6 +3,7 @@ recorder's own datastore."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +14,12 @@ from eventsourcing.persistence import OperationalError, PersistenceError
 
 Dialect = Literal["sqlite", "postgres"]
 JUST_AFTER = timedelta(microseconds=1)
+# `INSERT INTO <table> VALUES (?,?,…)` and nothing else (no column list, no ON CONFLICT).
+PLAIN_INSERT = re.compile(r"INSERT INTO (\S+) VALUES \(\?(?:, ?\?)*\)")
+# `DELETE FROM <table> WHERE <column> = ?`: one key a row.
+DELETE_BY_KEY = re.compile(r"DELETE FROM (\S+) WHERE (\w+) = \?")
+MULTI_ROW_INSERT = 500  # rows a statement at most
+MAX_PARAMETERS = 65_535  # PostgreSQL's limit of parameters a statement
 
 
 def as_bytes(value: Any) -> bytes:
@@ -34,8 +41,33 @@ class Cursor:
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if self.dialect == "postgres":
+            if len(rows) > 1 and (plain := PLAIN_INSERT.fullmatch(statement)):
+                self._insert_rows(plain[1], rows)
+                return
+            if len(rows) > 1 and (by_key := DELETE_BY_KEY.fullmatch(statement)):
+                # One statement for every key (the same rows go as with one a key).
+                table, column = by_key[1], by_key[2]
+                self.raw.execute(
+                    f"DELETE FROM {table} WHERE {column} = ANY(%s)", ([row[0] for row in rows],)
+                )
+                return
             statement = statement.replace("?", "%s")
         self.raw.executemany(statement, [tuple(row) for row in rows])
+
+    def _insert_rows(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        """A plain `INSERT INTO t VALUES (?, …)` of many rows as multi-row INSERTs: on
+        PostgreSQL each row of an executemany is a statement the server executes (with
+        its own bind and executor start-up), which cost more of the server's CPU than
+        the rows themselves."""
+        width = len(rows[0])
+        per_statement = max(1, min(MULTI_ROW_INSERT, MAX_PARAMETERS // width))
+        row_marks = "(" + ",".join(["%s"] * width) + ")"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ",".join([row_marks] * len(chunk))
+            self.raw.execute(
+                f"INSERT INTO {table} VALUES {values}", [v for row in chunk for v in row]
+            )
 
     def fetchall(self) -> list[Any]:
         return list(self.raw.fetchall())
