@@ -35,6 +35,7 @@ from projections.projector import Projector
 
 logger = logging.getLogger("sanctions.webhooks")
 BATCH = 100
+REFRESH_EVERY = 0.25  # seconds: the subscriptions are read at most this often
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Deliveries:
             self.release_the_dead()
         while not self._stop.is_set():
             seen = self.signals.seen("projected")
+            looked = time.monotonic()
             try:
                 self.refresh()
             except Exception:
@@ -116,6 +118,9 @@ class Deliveries:
                 with contextlib.suppress(Exception):
                     self.table.create_tables()  # a database that came back empty
             self.signals.wait("projected", self.policy.idle, since=seen)
+            # One look at the table for a burst of projected batches, not one per batch:
+            # under a stream of writes that was a query per write.
+            self._stop.wait(max(0.0, looked + REFRESH_EVERY - time.monotonic()))
 
     def release_the_dead(self) -> None:
         """Free at once the leases of processes known to be gone (a predecessor killed
