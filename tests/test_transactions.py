@@ -18,16 +18,20 @@ from datetime import date, timedelta
 from typing import Any
 
 import psycopg
+import pycountry
 import pytest
 from eventsourcing import sqlite as library_sqlite
 from psycopg.pq import TransactionStatus
+from psycopg.sql import SQL, Identifier
 
 from api.app.service import Service
 from api.schemas.queries import StatusQuery
 from domain.keys import StreamKey
 from domain.recorded import IdempotentRequest
 from domain.rules import EventType
+from domain.store.cursor import Cursor
 from domain.stream import EventDraft
+from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.integration  # real stores, connections counted in process
 
@@ -88,20 +92,21 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Counts]]:
             counts["begin"] += 1
         return begin(self, *args, **kwargs)
 
-    def note(cursor: psycopg.Cursor[Any], query: Any) -> None:
+    def note(cursor: psycopg.Cursor[Any], query: Any, executed: int = 1) -> None:
         if not ours() or not str(query).strip() or str(query) == "SQL('')":
             return  # the pool's ping
         idle = cursor.connection.info.transaction_status == TransactionStatus.IDLE
-        counts["autocommit" if idle else "statements"] += 1
+        counts["autocommit" if idle else "statements"] += executed
         read(query.as_string(cursor) if hasattr(query, "as_string") else str(query))
 
     def traced_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
         note(self, query)
         return execute(self, query, *args, **kwargs)
 
-    def traced_executemany(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
-        note(self, query)
-        return executemany(self, query, *args, **kw)
+    def traced_executemany(self: psycopg.Cursor[Any], query: Any, rows: Any, **kw: Any) -> Any:
+        rows = list(rows)
+        note(self, query, executed=len(rows))  # the server executes it once a row
+        return executemany(self, query, rows, **kw)
 
     monkeypatch.setattr(psycopg.Connection, "transaction", transaction)
     monkeypatch.setattr(psycopg.Cursor, "execute", traced_execute)
@@ -187,3 +192,59 @@ def test_a_status_read_is_two_or_three_statements_each_on_its_own(
         store = svc.log.store.dialect
         assert counts["begin"] == 0, counts
         assert counts["autocommit"] == (3 if store == "postgres" else 2), counts
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_on_postgresql_a_groups_rows_take_a_few_statements_not_one_a_row(
+    monkeypatch: pytest.MonkeyPatch, make_services: Callable[..., Service], database_url: str
+) -> None:
+    # Each row of an executemany is a statement PostgreSQL executes on its own; the
+    # index, the read models and the tree take several rows an event. Recorded at once,
+    # 1,203 events (more than two multi-row statements' worth) must cost statements by
+    # the table, not by the row, and every row must still be there.
+    authorities = ("US", "GB", "EU", "CA", "UN")
+    keys = [StreamKey(a, c.alpha_2, "potash") for c in pycountry.countries for a in authorities]
+    drafts = [draft(EventType.IMPOSED, date(2021, 8, 9), "import_ban", key)[0] for key in keys]
+    drafts = drafts[:1203]
+    with counting(monkeypatch) as taken:
+        svc = make_services()
+        taken()
+        svc.record(drafts, recorded_by="t")
+        counts = taken()
+    assert counts["statements"] < 120, counts  # one a row was more than 10,000
+    schema = database_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(database_url.split("?")[0], autocommit=True) as conn:
+        for table, expected in (
+            ("event_index", 1203),
+            ("log_leaves", 1203),
+            ("current_status", 1203),
+            ("projected_entries", 1203),
+            ("status_intervals", 1203),
+        ):
+            found = conn.execute(
+                SQL("SELECT count(*) FROM {}").format(Identifier(schema, table))
+            ).fetchone()
+            assert found is not None and found[0] == expected, table
+    last = drafts[-1].key
+    answer = svc.status(
+        StatusQuery.of(authority=last.authority, country=last.country, commodity=last.commodity)
+    )
+    assert [row.status for row in answer.results] == ["active"]
+
+
+@pytest.mark.postgres
+def test_a_many_row_insert_keeps_every_row_within_postgresqls_parameter_limit() -> None:
+    # 1,000 rows of 140 columns: 140,000 parameters, more than a statement may carry
+    # (65,535), so the rows go in statements of at most 468; all arrive, in order.
+    width, count = 140, 1000
+    rows = [[row * width + column for column in range(width)] for row in range(count)]
+    with psycopg.connect(POSTGRES_URL) as conn:
+        raw = conn.cursor()
+        columns = ", ".join(f"c{column} int" for column in range(width))
+        raw.execute(f"CREATE TEMPORARY TABLE wide ({columns})")
+        marks = ",".join("?" * width)
+        Cursor(raw, "postgres").executemany(f"INSERT INTO wide VALUES ({marks})", rows)
+        raw.execute("SELECT * FROM wide ORDER BY c0")
+        assert [list(found) for found in raw.fetchall()] == rows
