@@ -96,13 +96,15 @@ class Databases:
         self.made.append(url)
         return url
 
-    def count(self, url: str) -> int:
-        """Events in the log of `url`, counted in the database."""
+    def count(self, url: str, table: str | None = None) -> int:
+        """Rows of `table` (default: the log's events) in the database of `url`."""
         if url.startswith("sqlite"):
             with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-                return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+                query = f"SELECT count(*) FROM {table or 'stored_events'}"
+                return int(conn.execute(query).fetchone()[0])
         with psycopg.connect(self.postgres_url, autocommit=True) as conn:
-            query = SQL("SELECT count(*) FROM {}").format(Identifier(schema_of(url), EVENTS_TABLE))
+            name = Identifier(schema_of(url), table or EVENTS_TABLE)
+            query = SQL("SELECT count(*) FROM {}").format(name)
             row = conn.execute(query).fetchone()
         return int(row[0]) if row else 0
 
@@ -133,11 +135,14 @@ def service_env(url: str, **settings: str) -> dict[str, str]:
 
 
 class Server:
-    """`layout` on a fresh database of `kind`; the base URL; stopped and dropped on exit."""
+    """`layout` on a fresh database of `kind` (or on `url`, which is dropped with it); the
+    base URL; stopped and dropped on exit."""
 
-    def __init__(self, sanctions: str, dbs: Databases, kind: str, layout: Layout):
+    def __init__(
+        self, sanctions: str, dbs: Databases, kind: str, layout: Layout, url: str | None = None
+    ):
         self.dbs, self.layout = dbs, layout
-        self.url = dbs.fresh(kind)
+        self.url = url or dbs.fresh(kind)
         rundir = Path(tempfile.mkdtemp(prefix="run-", dir=dbs.workdir))
         # start_layout turns the embedded projector on for `single`, runs `project` else
         env = service_env(
@@ -170,6 +175,14 @@ class Server:
             timeout=60.0,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
+
+    def cpu(self) -> float:
+        """CPU seconds so far of every process of the layout."""
+        return self.cluster.cpu_seconds()
+
+    def tails(self) -> str:
+        """The end of every process's log."""
+        return "\n".join(f"--- {p.name}:\n{p.tail()}" for p in self.cluster.processes)
 
     def check_log(self, answered: int) -> None:
         """The log must hold exactly the events answered 201."""
