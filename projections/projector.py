@@ -28,6 +28,10 @@ from projections.view import ProjectionMoved, StatusView
 
 logger = logging.getLogger("sanctions.projector")
 Progress = Callable[[int, int], None]
+RETRY_FIRST, RETRY_MOST = 0.5, 8.0
+"""Seconds before the projector tries again after a failure: doubling from the first to
+the most while it keeps failing (the database away), so that it neither waits for the
+next event nor fills its log."""
 
 
 class Companion(Protocol):
@@ -238,13 +242,19 @@ class Projector:
         """Catch up whenever an event is recorded (notified) or every `poll_interval`
         seconds where the database cannot notify, until stopped."""
         wait = max(poll_interval, 1.0) if self.signals.listening else poll_interval
+        pause = RETRY_FIRST
         while not self._stop.is_set():
             seen = self.signals.seen("events")
             try:
                 self.catch_up()
             except Exception:
-                logger.exception("projector failed; retrying")
-                self._stop.wait(1.0)
+                logger.exception("projector failed; retrying in %s s", pause)
+                # Not caught up: tried again after a pause, not at the next event, which
+                # may be long in coming (`sanctions project --poll 30` with no writes).
+                self._stop.wait(pause)
+                pause = min(pause * 2, RETRY_MOST)
+                continue
+            pause = RETRY_FIRST
             self.signals.wait("events", wait, since=seen)
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import psycopg
@@ -46,7 +46,8 @@ def schema_url() -> Iterator[str]:
 def sanctions(database_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
     """A `sanctions` process; its output goes to a temporary file (a pipe nobody reads
     would fill up with request log lines and stall the server)."""
-    return subprocess.Popen(
+    output = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- read by output_of, after the process
+    process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", *args],
         env={
             **os.environ,
@@ -55,16 +56,22 @@ def sanctions(database_url: str, *args: str, **env: str) -> subprocess.Popen[str
             **env,
         },
         cwd=ROOT,
-        stdout=tempfile.TemporaryFile("w+"),
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    OUTPUTS[process.pid] = output
+    return process
+
+
+OUTPUTS: dict[int, IO[str]] = {}
+"""Each process's output file, by pid (Popen keeps no handle on a file it was given)."""
 
 
 def output_of(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    process.stdout.seek(0)
-    return process.stdout.read()
+    output = OUTPUTS[process.pid]
+    output.seek(0)
+    return output.read()
 
 
 def wait_until_up(bases: list[str], started: list[subprocess.Popen[str]]) -> None:
@@ -103,13 +110,18 @@ def processes(database_url: str, api: int = 2, projector: bool = True) -> Iterat
         wait_until_up(bases, started)
         yield bases
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(started)
+
+
+def stop(started: list[subprocess.Popen[str]]) -> None:
+    """Stop every process, killing any that has not stopped after 30 s."""
+    for process in started:
+        process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def event(number: int, authority: str = "US") -> dict[str, Any]:
@@ -529,17 +541,22 @@ class Proxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
+            while (data := source.recv(65536)) and self.relays(data):
                 sink.sendall(data)
         except OSError:
             pass
         finally:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
                     end.close()
+
+    def relays(self, data: bytes) -> bool:
+        """Whether `data` is passed on (else its link is cut): always, here."""
+        return True
 
     def cut(self) -> None:
         assert self.server is not None

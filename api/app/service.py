@@ -261,6 +261,11 @@ class Service(ChangeQuestions, Receipts):
             events=report.events, seconds=round(report.seconds, 3), read_models=report.rows
         )
 
+    def connection_lost(self, error: Exception) -> bool:
+        """Whether a storage error says its database connection died under it (a read may
+        then be asked again: it gets a fresh connection)."""
+        return self.log.store.is_connection_lost(error)
+
     def recover(self, error: Exception) -> bool:
         """After a storage error: when the database answers but the store's tables are
         gone (a database dropped and created again, empty), set the store up again, as

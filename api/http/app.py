@@ -16,6 +16,7 @@ from api.app.settings import Settings
 from api.http import contract, docs, problems
 from api.http.deps import strict_query
 from api.http.limits import WriteGuard
+from api.http.retry import RetryReads
 from api.http.routes import (
     admin,
     audit,
@@ -67,6 +68,7 @@ def create_app(svc: Service) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
     docs.install(app)
+    app.add_middleware(RetryReads)  # first added: innermost, inside the request's log line
     app.add_middleware(WriteGuard)
     app.add_middleware(RequestObserver, metrics=svc.metrics)
     app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them

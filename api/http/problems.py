@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.app.receipts import ReceiptNotReady
 from api.app.webhooks.registry import SubscriptionNotFound
+from api.http.retry import mark_lost, may_retry
 from domain.errors import (
     DomainError,
     EventNotFound,
@@ -246,8 +247,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PersistenceError)
     async def on_storage(request: Request, exc: PersistenceError) -> JSONResponse:
-        logger.error("storage error: %s", type(exc).__name__)
         service = getattr(request.app.state, "service", None)
+        if may_retry(request.scope) and service is not None and service.connection_lost(exc):
+            # A read whose connection died: asked once more, on a fresh connection
+            # (api.http.retry), and this answer dropped.
+            logger.warning("storage error: %s; the read is asked again", type(exc).__name__)
+            mark_lost(request.scope)
+            return problem(503, "the database is unavailable", kind="unavailable")
+        logger.error("storage error: %s", type(exc).__name__)
         if service is not None:  # tables gone from a database that answers: set up again
             with contextlib.suppress(Exception):
                 await run_in_threadpool(service.recover, exc)

@@ -46,6 +46,9 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
             cause = cause.__cause__
         return False
 
+    def is_connection_lost(self, error: Exception) -> bool:
+        return connection_lost(error)
+
     def setup(self) -> None:
         # The types and tables are new objects: forget what pooled connections knew of
         # the old ones (composite type adapters, prepared statements).
@@ -239,6 +242,32 @@ class PoolExhausted(DatabaseError):
     failure."""
 
 
+class EveryConnectionBroken(OperationalError):
+    """Every connection the pool handed out in a row was found broken."""
+
+
+LOST_STATES = ("57P01", "57P02", "57P03")
+"""The server ended the session: terminated (`pg_terminate_backend`), crashed, starting."""
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether `error`, or what caused it, says the connection it ran on died (the server
+    closed it, or ended its backend) rather than that the statement failed: the work can
+    be tried again on a fresh connection. Not a pool that gave no connection in time (the
+    database is away: trying again would only wait as long again)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (PoolTimeout, PoolExhausted)):
+            return False
+        if isinstance(cause, EveryConnectionBroken | psycopg.InterfaceError):
+            return True
+        if isinstance(cause, psycopg.OperationalError):
+            state = cause.sqlstate
+            return state is None or state.startswith("08") or state in LOST_STATES
+        cause = cause.__cause__
+    return False
+
+
 class _Dead(Exception):
     """A pooled connection found broken before use (internal to `FailFastDatastore`)."""
 
@@ -267,7 +296,7 @@ class FailFastDatastore(PostgresDatastore):
                 if isinstance(error.__cause__, PoolTimeout):
                     raise PoolExhausted(str(error)) from error.__cause__
                 raise
-        raise OperationalError("every pooled connection was found broken")  # retried
+        raise EveryConnectionBroken("every pooled connection was found broken")  # retried
 
 
 class SanctionsPostgresFactory(PostgresFactory):
@@ -284,3 +313,9 @@ class SanctionsPostgresFactory(PostgresFactory):
         kwargs = self.datastore.pool.kwargs
         assert isinstance(kwargs, dict)  # the library gives the pool a dict
         kwargs.update(conninfo_to_dict(options))
+        # A connection attempt that fails (the database away, out of connection slots, or
+        # the new backend killed) is tried once more at once and then given up, its place
+        # opened again when a request next needs one: with the pool's default (five
+        # minutes of exponential backoff) a pool left waiting out its timers answered
+        # requests 503 for seconds after the database was back.
+        self.datastore.pool.reconnect_timeout = 0.0

@@ -210,6 +210,11 @@ class EventStore(ApplicationRecorder, ABC):
     def is_missing_tables(self, error: Exception) -> bool:
         """Whether `error` says the store's schema or tables are not there."""
 
+    def is_connection_lost(self, error: Exception) -> bool:
+        """Whether `error` says the connection it ran on died (the work may be tried again
+        on a fresh one); never where there is no connection to lose."""
+        return False
+
     @abstractmethod
     def setup(self) -> None:
         """Create the store's tables (again), as on first start."""
