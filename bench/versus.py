@@ -343,7 +343,7 @@ def report(figures: Figures) -> str:
         for name in writes:
             _, kind, layout, clients = name.split(" ")
             cpu = [
-                median(figures, f"{measure} {name} {who}")
+                median(figures, f"{measure} {name.removeprefix('writes ')} {who}")
                 for measure in ("cpu", "machine")
                 for who in ("service", "peer")
             ]
