@@ -39,12 +39,8 @@ class PostgresSanctionsRecorder(SanctionsRecorderMixin, PostgresApplicationRecor
         return Identifier(self.datastore.schema, table).as_string()
 
     def is_missing_tables(self, error: Exception) -> bool:
-        cause: BaseException | None = error
-        while cause is not None:
-            if isinstance(cause, (UndefinedTable, InvalidSchemaName, UndefinedFunction)):
-                return True
-            cause = cause.__cause__
-        return False
+        missing = (UndefinedTable, InvalidSchemaName, UndefinedFunction)
+        return any(isinstance(cause, missing) for cause in causes(error))
 
     def is_connection_lost(self, error: Exception) -> bool:
         return connection_lost(error)
@@ -255,8 +251,7 @@ def connection_lost(error: BaseException) -> bool:
     closed it, or ended its backend) rather than that the statement failed: the work can
     be tried again on a fresh connection. Not a pool that gave no connection in time (the
     database is away: trying again would only wait as long again)."""
-    cause: BaseException | None = error
-    while cause is not None:
+    for cause in causes(error):
         if isinstance(cause, (PoolTimeout, PoolExhausted)):
             return False
         if isinstance(cause, EveryConnectionBroken | psycopg.InterfaceError):
@@ -264,8 +259,15 @@ def connection_lost(error: BaseException) -> bool:
         if isinstance(cause, psycopg.OperationalError):
             state = cause.sqlstate
             return state is None or state.startswith("08") or state in LOST_STATES
-        cause = cause.__cause__
     return False
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what caused it, and so on down the chain of `__cause__`."""
+    cause: BaseException | None = error
+    while cause is not None:
+        yield cause
+        cause = cause.__cause__
 
 
 class _Dead(Exception):
