@@ -180,14 +180,19 @@ class Server:
         """CPU seconds so far of every process of the layout."""
         return self.cluster.cpu_seconds()
 
-    def tails(self) -> str:
-        """The end of every process's log."""
-        return "\n".join(f"--- {p.name}:\n{p.tail()}" for p in self.cluster.processes)
+    def tail(self) -> str:
+        """The end of every process's log, for an error message."""
+        logs = "\n".join(f"--- {p.name}:\n{p.tail()}" for p in self.cluster.processes)
+        return f"; the service's logs end:\n{logs}"
+
+    def count(self) -> int:
+        """The events in its log."""
+        return self.dbs.count(self.url)
 
     def check_log(self, answered: int) -> None:
         """The log must hold exactly the events answered 201."""
         self.cluster.check_alive()
-        stored = self.dbs.count(self.url)
+        stored = self.count()
         if stored != answered:
             self.problems.append(f"the log holds {stored} events, {answered} were answered 201")
 

@@ -30,25 +30,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from peer import open_events  # bench/peer.py
 from read import raw_read_decode, rebuild_in_child  # bench/read.py
-from scaleout import BenchError, Layout, free_ports, machine_ticks, process_cpu, say
+from scaleout import BenchError, Cluster, Layout, free_ports, machine_ticks, say
 from scaleout import event_body as distinct_body
 from serving import WRITER_TOKEN, Databases, Server
 
@@ -123,54 +121,56 @@ def problems_of(load: Load, expected: str) -> list[str]:
 
 
 class Peer:
-    """bench/peer.py under uvicorn with `workers` processes, on a fresh database of `kind`."""
+    """bench/peer.py under uvicorn with `workers` processes, on a fresh database of `kind`:
+    started and stopped as the service's processes are (`scaleout.Cluster`)."""
 
     def __init__(self, dbs: Databases, kind: str, workers: int):
         self.dbs, self.kind, self.workers = dbs, kind, workers
         self.url = dbs.fresh(kind)
+        env = {**os.environ, "PEER_DATABASE_URL": self.url, "PEER_TOKENS": WRITER_TOKEN}
+        rundir = Path(tempfile.mkdtemp(prefix="peer-", dir=dbs.workdir))
+        self.cluster = Cluster(sys.executable, rundir, env)
 
     def __enter__(self) -> Peer:
-        open_events(self.url).close()  # its table made once, not raced by its workers
-        port = free_ports(1)[0]
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="peer-", suffix=".log", delete=False)
-        env = {**os.environ, "PEER_DATABASE_URL": self.url, "PEER_TOKENS": WRITER_TOKEN}
-        command = [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "peer:app"]
-        command += ["--port", str(port), "--workers", str(self.workers), "--log-level", "warning"]
-        self.popen = subprocess.Popen(
-            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        try:
+            open_events(self.url).close()  # its table made once, not raced by its workers
+            port = free_ports(1)[0]
+            self.base = f"http://127.0.0.1:{port}"
+            uvicorn = ["-m", "uvicorn", "--app-dir", str(HERE), "peer:app", "--port", str(port)]
+            workers = ["--workers", str(self.workers), "--log-level", "warning"]
+            self.process = self.cluster.start("peer", [*uvicorn, *workers])
+            self._wait_until_up()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while True:
-            if self.popen.poll() is not None:
-                raise BenchError(f"the peer exited: {Path(self.log.name).read_text()[-800:]}")
+            self.cluster.check_alive()
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
                     time.sleep(1.0 if self.workers > 1 else 0.0)  # every worker up
-                    return self
+                    return
             if time.monotonic() > deadline:
                 raise BenchError("the peer did not start within 60 s")
             time.sleep(0.1)
 
     def __exit__(self, *_: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
         try:
-            self.popen.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-        Path(self.log.name).unlink(missing_ok=True)
-        self.dbs.drop(self.url)
+            self.cluster.stop()
+        finally:
+            self.dbs.drop(self.url)
 
     def count(self) -> int:
         return self.dbs.count(self.url, table="events")
 
     def cpu(self) -> float:
-        return sum(cpu for group, cpu in process_cpu() if group == self.popen.pid)
+        return self.cluster.cpu_seconds()
 
     def tail(self) -> str:
-        return f"; the peer's log ends:\n{Path(self.log.name).read_text()[-1500:]}"
+        return f"; the peer's log ends:\n{self.process.tail()}"
 
 
 # The measures
@@ -189,11 +189,8 @@ def writes_run(args: argparse.Namespace, dbs: Databases, bodies: Path, figures: 
                 with Peer(dbs, kind, layout.processes) as peer:
                     rates["peer"] = posted(peer.base, clients, args, bodies, peer, f"{name} peer")
                 with Server(args.sanctions, dbs, kind, layout) as server:
-                    counted = Counted(
-                        functools.partial(dbs.count, server.url), server.cpu, server.tails
-                    )
                     rates["service"] = posted(
-                        server.base, clients, args, bodies, counted, f"{name} service"
+                        server.base, clients, args, bodies, server, f"{name} service"
                     )
                     if server.problems:
                         raise BenchError(f"{name}: {server.problems}")
@@ -217,24 +214,12 @@ class Posted:
         return f"{self.rate:,.0f} ev/s, CPU {self.own_ms:.2f} ms/ev own, {self.machine_ms:.2f} all"
 
 
-@dataclass
-class Counted:
-    """How to count a server's stored events and its processes' CPU seconds."""
-
-    count: Callable[[], int]
-    cpu: Callable[[], float]
-    logs: Callable[[], str]
-
-    def tail(self) -> str:
-        return f"; the service's logs end:\n{self.logs()}"
-
-
 def posted(
     base: str,
     clients: int,
     args: argparse.Namespace,
     bodies: Path,
-    server: Counted | Peer,
+    server: Server | Peer,
     name: str,
 ) -> Posted:
     """A `--duration` s wrk run after a 1 s warm-up; every answer must be a 201 and every
