@@ -138,6 +138,34 @@ def test_a_retraction_carries_the_status_as_of_the_retracted_event(
         }
 
 
+def test_a_delivery_says_when_the_status_ends_by_itself(
+    make_services: Make, receivers: Callable[..., Receiver]
+) -> None:
+    # stream_status carries `expires`: the next date its answer changes by itself (the
+    # earliest pending term), moved by a renewal; null once nothing is pending.
+    receiver = receivers()
+    with running(make_services, receiver) as client:
+        created = subscribe(client, receiver.url)
+        record(
+            client, type="imposed", effective_date="2021-06-24", measures=["import_ban"],
+            expires="2022-03-01",
+        )  # fmt: skip
+        record(
+            client, type="expanded", effective_date="2021-09-01", measures=["asset_freeze"],
+            expires="2021-12-01",
+        )  # fmt: skip
+        record(client, type="renewed", effective_date="2022-02-25", expires="2023-03-01")
+        record(client, type="lifted", effective_date="2022-06-01")
+        receiver.wait_for(lambda: len(receiver.delivered()) >= 4)
+        statuses = [r.verified(created["secret"])["stream_status"] for r in receiver.delivered()]
+        assert [(s["status"], s["expires"]) for s in statuses] == [
+            ("active", "2022-03-01"),
+            ("active", "2021-12-01"),
+            ("active", "2023-03-01"),
+            ("lifted", None),
+        ]
+
+
 def test_a_receiver_that_fails_first_then_succeeds_gets_every_event_in_order(
     make_services: Make, receivers: Callable[..., Receiver]
 ) -> None:
