@@ -8,7 +8,7 @@ insertion that would invalidate a later event is refused, naming that event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Literal, get_args
@@ -120,6 +120,17 @@ def term_of(entry: TimelineEntry, measures: frozenset[str]) -> Term | None:
     return Term(entry.expires, entry.order, entry.event_id, entry.type, measures)
 
 
+def taken_over(terms: tuple[Term, ...], measures: frozenset[str]) -> tuple[Term, ...]:
+    """The pending terms once `measures` no longer come from the expansions that added them
+    (eased for good, or added again by another event): an expansion's term ends only what
+    it still supplies, and a term left ending nothing is no longer pending."""
+    kept = (
+        t if t.type is not EventType.EXPANDED else replace(t, measures=t.measures - measures)
+        for t in terms
+    )
+    return tuple(t for t in kept if t.measures or t.type is not EventType.EXPANDED)
+
+
 def next_end(state: StreamState, day: date) -> Term | None:
     """The first pending term that has ended by `day` (inclusive: `expires` is exclusive)."""
     if state.terms and state.terms[0].expires <= day:
@@ -165,11 +176,13 @@ def apply(stream: str, state: StreamState, entry: TimelineEntry) -> StreamState:
     built = (*state.event_ids, entry.event_id)
     if entry.type is EventType.EXPANDED:
         check_adds_a_measure(stream, state, entry)
-        terms = with_term(state.terms, term_of(entry, entry.measures - state.measures))
+        added = entry.measures - state.measures
+        terms = with_term(taken_over(state.terms, added), term_of(entry, added))
         return StreamState("active", state.measures | entry.measures, day, built, terms, ended)
     if entry.type is EventType.EASED:
         check_eases_only_measures_in_force(stream, state, entry)
-        terms = with_term(state.terms, term_of(entry, entry.measures))
+        kept = state.terms if entry.expires else taken_over(state.terms, entry.measures)
+        terms = with_term(kept, term_of(entry, entry.measures))
         return StreamState("active", state.measures - entry.measures, day, built, terms, ended)
     if entry.type is EventType.LIFTED:
         return StreamState("lifted", frozenset(), day, built, (), ended)
@@ -188,9 +201,10 @@ def renewed_term(stream: str, state: StreamState, entry: TimelineEntry) -> tuple
     if term is None:
         ended = dict(state.ended).get(target)
         if ended is not None:
+            anew = "`imposed`" if target == state.event_ids[0] else "`expanded` or `eased`"
             raise RuleBroken(
                 f"the term of {what} {target} ended on {ended} (it was not renewed "
-                f"before then), so it cannot be renewed on {day}; record `imposed` anew"
+                f"before then), so it cannot be renewed on {day}; record {anew} anew"
             )
         raise RuleBroken(
             f"{what} {target} has no term in force for {stream} on {day}, so there is "

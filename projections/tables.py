@@ -21,7 +21,7 @@ TRACKED_APPLICATION = APPLICATION_NAME
 OPEN_DATE = OPEN_TIME = "infinity"
 """An open end of an interval: no date or time is written so, and it sorts after all of
 them (the columns are text compared byte by byte), so `valid_to > ?` still holds."""
-READ_MODEL_FORMAT = 5
+READ_MODEL_FORMAT = 6
 """Raised whenever the read models' columns or encoding change: tables written in
 another format are dropped and rebuilt from the log on start-up."""
 

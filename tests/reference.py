@@ -140,8 +140,8 @@ def sweep(
         if day > as_of:
             break
         if kind == 0:
-            if e.event_id not in run or e.event_id in over:
-                continue
+            if e.event_id not in run or e.event_id in over or added.get(e.event_id) == set():
+                continue  # not of this run, ended, or an expansion no longer supplying any
             over.add(e.event_id)
             before = set(measures)
             if e.type is EventType.IMPOSED:
@@ -159,15 +159,21 @@ def sweep(
         if e.type is EventType.IMPOSED:
             status, measures, run, event_ids = "active", set(e.measures), set(), []
         elif e.type is EventType.EXPANDED:
-            added[e.event_id] = set(e.measures) - measures
+            new = set(e.measures) - measures
+            for supplied in added.values():  # the measures it adds are its own from now on
+                supplied -= new
+            added[e.event_id] = new
             measures |= e.measures
         elif e.type is EventType.EASED:
             measures -= e.measures
+            if e.expires is None:  # eased for good: no earlier expansion supplies them
+                for supplied in added.values():
+                    supplied -= e.measures
         elif e.type is EventType.LIFTED:
             status, measures, run = "lifted", set(), set()
         run.add(e.event_id)
         event_ids.append(e.event_id)
-    pending = [ends[i] for i in run if i in ends and i not in over]
+    pending = [ends[i] for i in run if i in ends and i not in over and added.get(i) != set()]
     expires = min(pending) if status == "active" and pending else None
     return (status, sorted(measures), since, event_ids, expires), ended
 

@@ -129,6 +129,47 @@ def test_an_expansion_term_ends_only_the_measures_it_added(stream: SanctionsStre
     assert on(stream, "2023-01-01") == ("active", {"import_ban"}, None)
 
 
+def test_an_expansion_term_does_not_end_a_measure_eased_for_good_and_added_again(
+    stream: SanctionsStream,
+) -> None:
+    # The rule: an expansion's term ends only the measures it added. Once a measure it added
+    # was eased without a term, that addition is over; a later expansion without a term that
+    # adds the measure again owns it, and the first term's end leaves it in force.
+    record(stream, draft(T.IMPOSED, "2020-01-01", "import_ban"))
+    record(stream, draft(T.EXPANDED, "2020-02-01", "export_ban", expires="2020-06-01"))
+    record(stream, draft(T.EASED, "2020-03-01", "export_ban"))
+    assert on(stream, "2020-03-01") == ("active", {"import_ban"}, None)
+    record(stream, draft(T.EXPANDED, "2020-04-01", "export_ban"))
+    assert on(stream, "2020-04-01") == ("active", {"export_ban", "import_ban"}, None)
+    assert on(stream, "2020-06-01") == ("active", {"export_ban", "import_ban"}, None)
+
+
+def test_an_expansion_term_does_not_end_a_measure_another_expansion_added_again(
+    stream: SanctionsStream,
+) -> None:
+    # Eased by a licence, the measure is out of force; an expansion without a term adds it
+    # again before the first expansion's term ends: it stays after that end.
+    record(stream, draft(T.IMPOSED, "2020-01-01", "import_ban"))
+    record(stream, draft(T.EXPANDED, "2020-02-01", "export_ban", expires="2020-06-01"))
+    record(stream, draft(T.EASED, "2020-03-01", "export_ban", expires="2020-05-01"))
+    record(stream, draft(T.EXPANDED, "2020-04-01", "export_ban"))
+    assert on(stream, "2020-06-01") == ("active", {"export_ban", "import_ban"}, None)
+
+
+def test_a_renewal_after_an_expansions_term_ended_says_to_record_the_measures_anew(
+    stream: SanctionsStream,
+) -> None:
+    # The run goes on: what ended is the expansion's term, so the way out is a new
+    # expansion, not a new imposition (which an active stream refuses).
+    record(stream, draft(T.IMPOSED, "2020-01-01", "import_ban"))
+    added = record(stream, draft(T.EXPANDED, "2020-02-01", "export_ban", expires="2020-03-01"))
+    with pytest.raises(RuleViolation, match="record `expanded` or `eased` anew") as refused:
+        record(
+            stream, draft(T.RENEWED, "2020-03-01", expires="2021-01-01", renews=uuid.UUID(added))
+        )
+    assert "imposed" not in str(refused.value)
+
+
 def test_a_new_imposition_after_expiry_begins_a_new_run(stream: SanctionsStream) -> None:
     record(stream, draft(T.IMPOSED, "2021-06-24", "import_ban", expires="2022-03-01"))
     with pytest.raises(RuleViolation, match="already active"):

@@ -78,6 +78,28 @@ def test_the_timeline_splits_where_a_term_ends_naming_its_event(client: TestClie
     assert change["before"]["expires"] == "2024-04-18" and change["after"]["expires"] is None
 
 
+def test_a_measure_added_again_without_a_term_outlives_the_first_expansions_term(
+    client: TestClient,
+) -> None:
+    # The rule: an expansion's term ends only the measures it added. Eased for good and
+    # added again by an expansion without a term, the measure no longer ends with the first.
+    recorded(client, type="imposed", effective_date="2020-01-01", measures=["import_ban"])
+    recorded(
+        client, type="expanded", effective_date="2020-02-01", measures=["export_ban"],
+        expires="2020-06-01",
+    )  # fmt: skip
+    recorded(client, type="eased", effective_date="2020-03-01", measures=["export_ban"])
+    again = recorded(client, type="expanded", effective_date="2020-04-01", measures=["export_ban"])
+    row = status(client, "2020-06-01")
+    assert (row["measures"], row["expires"]) == (["export_ban", "import_ban"], None)
+    assert status(client, "2020-04-01")["expires"] is None
+    intervals = client.get("/v1/timeline", params=EU).json()["intervals"]
+    assert intervals[-1]["valid_from"] == "2020-04-01" and intervals[-1]["valid_to"] is None
+    assert intervals[-1]["event_id"] == again["event_id"]
+    window = {**EU, "from": "2020-01-01", "to": "2021-01-01"}
+    assert client.get("/v1/expiring", params=window).json()["expiries"] == []
+
+
 def test_a_renewal_recorded_late_changes_only_what_is_known_after_it(
     client: TestClient,
 ) -> None:
