@@ -37,8 +37,9 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(svc: Service) -> FastAPI:
-    """The HTTP face of the service, on already built services."""
+def create_app(svc: Service, *, shortcuts: bool = True) -> FastAPI:
+    """The HTTP face of the service, on already built services. Without `shortcuts` every
+    request goes through the framework's routing (the tests compare the two)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +70,7 @@ def create_app(svc: Service) -> FastAPI:
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
     docs.install(app)
     app.add_middleware(RetryReads)  # first added: innermost, inside the request's log line
-    app.add_middleware(WriteGuard)
+    app.add_middleware(WriteGuard, shortcut=events.RecordShortcut(app) if shortcuts else None)
     app.add_middleware(RequestObserver, metrics=svc.metrics)
     app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app
