@@ -1,4 +1,4 @@
-"""`POST /v1/events` answered by its shortcut (`api.http.routes.events.RecordShortcut`) is
+"""`POST /v1/events` answered by its shortcut (`api.http.routes.shortcuts.RecordShortcut`) is
 answered exactly as the framework's route answers it: every write below is sent to an app
 with the shortcut and to one without, on streams that differ only in their country, and
 the two answers must match in status, headers and body (ids and times aside)."""
@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app.service import Service
 from api.http.app import create_app
-from api.http.routes import events
+from api.http.routes import shortcuts
 from tests.conftest import READER, WRITER
 
 IMPOSED = {
@@ -134,13 +134,13 @@ def test_the_shortcut_answers_as_the_route_does(
     services: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answered: Counter[str] = Counter()
-    real = events.shortcut_answer
+    real = shortcuts.recorded
 
     def counted(*args: Any) -> Any:
         answered[SHORTCUT] += 1
         return real(*args)
 
-    monkeypatch.setattr(events, "shortcut_answer", counted)
+    monkeypatch.setattr(shortcuts, "recorded", counted)
     framework = TestClient(create_app(services, shortcuts=False))
     with TestClient(create_app(services)) as shortcut:
         for write in WRITES:

@@ -28,6 +28,7 @@ from api.http.routes import (
     streams,
     subscriptions,
 )
+from api.http.routes.shortcuts import AskShortcut, RecordShortcut
 from api.http.security import SecurityHeaders
 
 
@@ -69,8 +70,10 @@ def create_app(svc: Service, *, shortcuts: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=page.WEB / "static"), name="static")
     docs.install(app)
-    app.add_middleware(RetryReads)  # first added: innermost, inside the request's log line
-    app.add_middleware(WriteGuard, shortcut=events.RecordShortcut(app) if shortcuts else None)
+    if shortcuts:  # first added: innermost, inside the retry of a read and the log line
+        app.add_middleware(AskShortcut, api=app)
+    app.add_middleware(RetryReads)
+    app.add_middleware(WriteGuard, shortcut=RecordShortcut(app) if shortcuts else None)
     app.add_middleware(RequestObserver, metrics=svc.metrics)
     app.add_middleware(SecurityHeaders)  # last added: outermost, so every answer has them
     return app

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-import json
-from collections.abc import Callable
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from fastapi.routing import APIRoute
-from fastapi.security.utils import get_authorization_scheme_param
-from pydantic import ValidationError
-from starlette.types import Receive, Scope, Send
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from api.app.identity import Caller, Role
+from api.app.identity import Caller
 from api.app.service import Service, Written
 from api.http.deps import ReadDep, Reader, ServiceDep, Writer, asked, in_worker_thread
 from api.http.limits import RECEIVED
@@ -182,97 +174,3 @@ def list_events(svc: ReadDep, _: Reader, query: Annotated[EventsQuery, Query()])
 @in_worker_thread
 def get_event(event_id: EventIdPath, svc: ReadDep, _: Reader) -> EventOut:
     return svc.event(event_id)
-
-
-class RecordShortcut:
-    """`POST /v1/events` in its common case, answered without the framework's routing,
-    dependencies and answer validation — a third of a write's CPU on this path.
-
-    The common case: no query string, a writer's bearer token the service already knows
-    (`TokenTable.cached_caller`), at most one `Idempotency-Key` of 1 to 255 characters, and a
-    body that is a valid `EventIn`. Anything else returns False before anything is done,
-    and `record_event` answers it through the framework: every refusal of input, token or
-    role is the route's own. From the record on the answer is the route's too: the same
-    `svc.record` in a worker thread, the same 201/200 and headers, the body as FastAPI
-    writes `EventOut`, and an error answered by the app's own handler of its type."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.route = next(
-            route
-            for route in router.routes
-            if isinstance(route, APIRoute) and route.endpoint is record_event
-        )
-
-    async def __call__(
-        self, scope: Scope, headers: dict[bytes, bytes], body: bytes, receive: Receive, send: Send
-    ) -> bool:
-        """Answer the write of `scope` and `body` if it is the common case: True when done."""
-        if scope["method"] != "POST" or scope["path"] != "/v1/events" or scope["query_string"]:
-            return False
-        svc: Service = self.app.state.service
-        caller = known_writer(svc, headers.get(b"authorization"))
-        keys = [value for name, value in scope["headers"] if name == b"idempotency-key"]
-        if caller is None or len(keys) > 1 or (keys and not 1 <= len(keys[0]) <= 255):
-            return False  # the route judges several keys, or one of a length it refuses
-        key = keys[0].decode("latin-1") if keys else None
-        try:
-            event_in = EventIn.model_validate(json.loads(body.decode("utf-8")))
-        except (ValueError, ValidationError, RecursionError):
-            return False  # the route names what is wrong, where
-        scope["route"] = self.route  # the request's log line and metrics name the route
-        scope.setdefault("state", {})["caller"] = caller.name
-        request = Request(scope, receive)
-        response: Response
-        try:
-            response = await run_in_threadpool(shortcut_answer, svc, caller, event_in, key, request)
-        except Exception as error:
-            response = await self.answer_error(request, error)
-        await response(scope, receive, send)
-        return True
-
-    async def answer_error(self, request: Request, error: Exception) -> Response:
-        """`error` answered as the app answers it: by its handler, found as Starlette finds
-        it (the nearest class of `error` that has one)."""
-        handler: Callable[..., Any] | None = next(
-            (
-                self.app.exception_handlers[kind]
-                for kind in type(error).__mro__
-                if kind in self.app.exception_handlers
-            ),
-            None,
-        )
-        if handler is None:
-            raise error
-        if inspect.iscoroutinefunction(handler):
-            answered = await handler(request, error)
-        else:
-            answered = await run_in_threadpool(handler, request, error)
-        return cast(Response, answered)
-
-
-def known_writer(svc: Service, authorization: bytes | None) -> Caller | None:
-    """The caller of a bearer token the service knows without a read, if a writer."""
-    if authorization is None:
-        return None
-    scheme, token = get_authorization_scheme_param(authorization.decode("latin-1"))
-    if scheme.lower() != "bearer" or not token:
-        return None
-    caller = svc.tokens.cached_caller(token)
-    return caller if caller is not None and caller.may(Role.WRITER) else None
-
-
-def shortcut_answer(
-    svc: Service, caller: Caller, body: EventIn, key: str | None, request: Request
-) -> Response:
-    """What `record_event` answers, as FastAPI writes it (run in a worker thread)."""
-    headers = Response()  # the route's own `response`, holding its status and headers
-    del headers.headers["content-length"]
-    event = record_one(svc, caller, body, key, request, headers)
-    answered = Response(
-        event.model_dump_json(by_alias=True),
-        status_code=headers.status_code,
-        media_type="application/json",
-    )
-    answered.headers.raw.extend(headers.headers.raw)
-    return answered
