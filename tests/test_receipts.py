@@ -302,6 +302,21 @@ def event_dropped(s: dict[str, Any]) -> None:
     del predicate["events"][last], predicate["proofs"][last]
 
 
+def event_position_moved(s: dict[str, Any]) -> None:
+    """A position is not in the event's hash: the second event said to be where the first is."""
+    events = s["predicate"]["events"]
+    events[1]["position"] = events[0]["position"]
+
+
+def events_swapped(s: dict[str, Any]) -> None:
+    """Two neighbouring events of different streams swapped, with their proofs: each stream's
+    chain still holds, but the events leave log order."""
+    events, proofs = s["predicate"]["events"], s["predicate"]["proofs"]
+    i = next(i for i in range(len(events) - 1) if events[i]["stream"] != events[i + 1]["stream"])
+    events[i], events[i + 1] = events[i + 1], events[i]
+    proofs[i], proofs[i + 1] = proofs[i + 1], proofs[i]
+
+
 def proof_hash_flipped(s: dict[str, Any]) -> None:
     proof = s["predicate"]["proofs"][0]
     proof["hashes"][0] = flip_hex(proof["hashes"][0])
@@ -362,6 +377,8 @@ BROKEN = {
         middle_event_dropped,
         "the stream's chain breaks: EU/BY/potash v2 follows v0",
     ),
+    "an event's position": (event_position_moved, "does not fit its leaf"),
+    "the events' order": (events_swapped, "the events are not in log order"),
     "a row left out": (row_dropped, "its stream is not one of the answer's"),
     "the known_at": (known_at_moved_back, "it was recorded after the question's known_at"),
     "a proof's hash": (proof_hash_flipped, "its inclusion proof does not lead to the root"),
