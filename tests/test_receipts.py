@@ -281,6 +281,16 @@ def row_dropped(s: dict[str, Any]) -> None:
     s["predicate"]["answer"]["results"].pop()
 
 
+def row_repeated(s: dict[str, Any]) -> None:
+    """A row twice: each copy still the fold of its stream, but not what GET /v1/screen says."""
+    rows = s["predicate"]["answer"]["results"]
+    rows.append(copy.deepcopy(rows[0]))
+
+
+def rows_reversed(s: dict[str, Any]) -> None:
+    s["predicate"]["answer"]["results"].reverse()
+
+
 def event_date_moved(s: dict[str, Any]) -> None:
     first_event(s, "US/BY/potash")["effective_date"] = "2021-08-10"
 
@@ -380,6 +390,8 @@ BROKEN = {
     ),
     "an event's position": (event_position_moved, "does not fit its leaf"),
     "the events' order": (events_swapped, "the events are not in log order"),
+    "a row repeated": (row_repeated, "the answer's rows are not one per stream in stream order"),
+    "the rows' order": (rows_reversed, "the answer's rows are not one per stream in stream order"),
     "a row left out": (row_dropped, "its stream is not one of the answer's"),
     "the known_at": (known_at_moved_back, "it was recorded after the question's known_at"),
     "a proof's hash": (proof_hash_flipped, "its inclusion proof does not lead to the root"),

@@ -176,8 +176,9 @@ def folded(stream: str, events: list[EventOut], day: Any) -> StatusResult:
 
 
 def check_answer(predicate: ReceiptPredicate) -> None:
-    """That the answer is to the question asked, and that each row is the fold of its
-    stream's events on the question's date."""
+    """That the answer is to the question asked, with one row per stream in stream order as
+    `GET /v1/screen` gives them, and that each row is the fold of its stream's events on
+    the question's date."""
     question, answer = predicate.question, predicate.answer
     try:
         commodity = commodity_for_hs(question.hs).slug
@@ -187,6 +188,10 @@ def check_answer(predicate: ReceiptPredicate) -> None:
     if (answer.hs, answer.commodity, answer.origin, answer.date) != asked:
         raise AuditFailure("the answer is not to the question: its HS code, commodity, "
                            "origin or date differs")  # fmt: skip
+    streams = [row.stream for row in answer.results]
+    if streams != sorted(set(streams)):
+        raise AuditFailure("the answer's rows are not one per stream in stream order, as "
+                           f"GET /v1/screen gives them: {', '.join(streams)}")  # fmt: skip
     for row in answer.results:
         if (row.country, row.commodity) != (question.origin, commodity) or (
             question.authority is not None and row.authority != question.authority
