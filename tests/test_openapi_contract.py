@@ -265,6 +265,25 @@ def test_every_refusal_is_documented_as_a_problem_document(
     assert "HTTPValidationError" not in schemas
 
 
+def test_the_receipt_route_documents_its_envelope_and_when_it_is_not_ready(
+    documents: Callable[..., dict[str, Any]],
+) -> None:
+    """A DSSE envelope of the in-toto payload type; a 503 that may be a receipt not ready yet,
+    to be asked again after Retry-After (SPEC: "Screening receipts")."""
+    document = documents()
+    operation = document["paths"]["/v1/screen/receipt"]["get"]
+    assert [p["name"] for p in operation["parameters"]] == [
+        "hs", "origin", "date", "authority", "known_at",
+    ]  # fmt: skip
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    envelope = document["components"]["schemas"][ok["$ref"].rsplit("/", 1)[1]]
+    assert set(envelope["required"]) == {"payload", "payloadType", "signatures"}
+    assert envelope["properties"]["payloadType"]["const"] == "application/vnd.in-toto+json"
+    unavailable = operation["responses"]["503"]["description"]
+    assert "receipt-not-ready" in unavailable and "Retry-After" in unavailable, unavailable
+    assert {"409", "422"} <= set(operation["responses"])
+
+
 def test_the_event_body_is_documented_as_a_union_on_its_type(
     documents: Callable[..., dict[str, Any]],
 ) -> None:

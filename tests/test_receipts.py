@@ -36,6 +36,7 @@ from domain.rules import EventType, TimelineEntry
 from domain.store.keyfile import read as read_key_file
 from tests.conftest import WRITER
 from tests.reference import reference_fold
+from tests.tamper import behind_the_back
 from tests.test_log_proofs import Reference
 
 pytestmark = pytest.mark.integration  # the app in process on a real store; the CLI in process
@@ -280,6 +281,16 @@ def row_dropped(s: dict[str, Any]) -> None:
     s["predicate"]["answer"]["results"].pop()
 
 
+def row_repeated(s: dict[str, Any]) -> None:
+    """A row twice: each copy still the fold of its stream, but not what GET /v1/screen says."""
+    rows = s["predicate"]["answer"]["results"]
+    rows.append(copy.deepcopy(rows[0]))
+
+
+def rows_reversed(s: dict[str, Any]) -> None:
+    s["predicate"]["answer"]["results"].reverse()
+
+
 def event_date_moved(s: dict[str, Any]) -> None:
     first_event(s, "US/BY/potash")["effective_date"] = "2021-08-10"
 
@@ -300,6 +311,21 @@ def event_dropped(s: dict[str, Any]) -> None:
         (i for i, e in enumerate(predicate["events"]) if e["stream"] == "US/BY/potash"),
     )
     del predicate["events"][last], predicate["proofs"][last]
+
+
+def event_position_moved(s: dict[str, Any]) -> None:
+    """A position is not in the event's hash: the second event said to be where the first is."""
+    events = s["predicate"]["events"]
+    events[1]["position"] = events[0]["position"]
+
+
+def events_swapped(s: dict[str, Any]) -> None:
+    """Two neighbouring events of different streams swapped, with their proofs: each stream's
+    chain still holds, but the events leave log order."""
+    events, proofs = s["predicate"]["events"], s["predicate"]["proofs"]
+    i = next(i for i in range(len(events) - 1) if events[i]["stream"] != events[i + 1]["stream"])
+    events[i], events[i + 1] = events[i + 1], events[i]
+    proofs[i], proofs[i + 1] = proofs[i + 1], proofs[i]
 
 
 def proof_hash_flipped(s: dict[str, Any]) -> None:
@@ -362,6 +388,10 @@ BROKEN = {
         middle_event_dropped,
         "the stream's chain breaks: EU/BY/potash v2 follows v0",
     ),
+    "an event's position": (event_position_moved, "does not fit its leaf"),
+    "the events' order": (events_swapped, "the events are not in log order"),
+    "a row repeated": (row_repeated, "the answer's rows are not one per stream in stream order"),
+    "the rows' order": (rows_reversed, "the answer's rows are not one per stream in stream order"),
     "a row left out": (row_dropped, "its stream is not one of the answer's"),
     "the known_at": (known_at_moved_back, "it was recorded after the question's known_at"),
     "a proof's hash": (proof_hash_flipped, "its inclusion proof does not lead to the root"),
@@ -442,3 +472,45 @@ def test_bad_questions_are_refused_with_every_field_named_and_nothing_else(
     response = client.get("/v1/screen/receipt", params={**POTASH, "knownat": "2026-01-01"})
     assert response.status_code == 422 and "known_at" in response.json()["detail"]
     assert client.get("/v1/screen/receipt", params={"origin": "BY"}).status_code == 422
+
+
+@pytest.mark.shared_store  # the tree's table changed behind the service's back
+def test_an_event_no_checkpoint_covers_yet_is_answered_503_never_a_receipt(
+    client: TestClient,
+    signed: tuple[Service, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The read models hold an event the log's tree does not (yet): no checkpoint can cover
+    it, so the receipt is refused with Retry-After rather than issued unverifiable; once the
+    tree holds it again, the receipt is issued and checks."""
+    from api.app import receipts
+
+    monkeypatch.setattr(receipts, "COVERAGE_WAIT_SECONDS", 0.0)  # one look, no waiting
+    posted = client.post(
+        "/v1/events",
+        json={**JP, "type": "imposed", "effective_date": "2024-01-01", "measures": ["import_ban"]},
+        headers=WRITER,
+    )
+    assert posted.status_code == 201, posted.text
+    event_id = posted.json()["event_id"]
+    asked = {**POTASH, "authority": "JP"}
+    with behind_the_back(signed[0]) as execute:
+        [leaf] = execute("SELECT * FROM log_leaves WHERE event_id = %s", (event_id,))
+        execute("DELETE FROM log_leaves WHERE event_id = %s", (event_id,))
+    refused = client.get("/v1/screen/receipt", params=asked)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert int(refused.headers["retry-after"]) > 0
+    assert refused.json()["type"].endswith("/receipt-not-ready")
+    assert event_id in refused.json()["detail"]
+    assert client.get("/v1/screen", params=asked).json()["results"][0]["status"] == "active"
+
+    with behind_the_back(signed[0]) as execute:
+        execute("INSERT INTO log_leaves VALUES (%s, %s, %s, %s)", tuple(leaf))
+    envelope = receipt(client, authority="JP")
+    assert [e["event_id"] for e in statement_of(envelope)["predicate"]["events"]] == [event_id]
+    file = tmp_path / "receipt.json"
+    file.write_text(json.dumps(envelope))
+    code, said = audit(file, "--key", verifier_text(client))
+    assert code == 0, said

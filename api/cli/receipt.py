@@ -3,7 +3,8 @@
 In order, each check naming what does not hold: the DSSE envelope's signature by the
 service's key; the statement's form and its subject's digest of the question; the
 checkpoint's signature; each event's hash recomputed from its fields (`domain.hashing`)
-and its RFC 9162 inclusion proof against the checkpoint's root (`domain.merkle`); each
+and its RFC 9162 inclusion proof against the checkpoint's root (`domain.merkle`); that
+the events run in log order, each `position` (in no hash) fitting its leaf; each
 stream's chain of versions and `prev_hash` from version 1; that every event belongs to the
 answer's streams and was recorded by the question's `known_at`; and that the events fold,
 with the project's own rules (`domain.rules` through `projections.model.valid_intervals`),
@@ -90,6 +91,7 @@ def check_events(events: list[Any], predicate: ReceiptPredicate, checkpoint: Che
     known_at = parse_timestamp(predicate.question.known_at)
     streams = {row.stream for row in predicate.answer.results}
     last: dict[str, tuple[int, str]] = {}
+    before = (-1, 0)  # the leaf index and position of the event before, in log order
     for event, parsed, proof in zip(events, predicate.events, predicate.proofs, strict=True):
         where = f"event {parsed.event_id} ({parsed.stream} v{parsed.version})"
         if recomputed_hash(event) != parsed.hash:
@@ -106,6 +108,8 @@ def check_events(events: list[Any], predicate: ReceiptPredicate, checkpoint: Che
                 f"{where}: its inclusion proof does not lead to the root of the checkpoint of "
                 f"{checkpoint.size} events"
             )
+        check_place(where, parsed.position, proof.leaf_index, before)
+        before = (proof.leaf_index, parsed.position)
         for problem in check_link(event, last):
             raise AuditFailure(f"{where}: the stream's chain breaks: {problem}")
         if parsed.stream not in streams:
@@ -119,6 +123,21 @@ def check_events(events: list[Any], predicate: ReceiptPredicate, checkpoint: Che
             raise AuditFailure(f"{where}: its authority, country or commodity is not its stream's")
         if parse_timestamp(parsed.recorded_at) > known_at:
             raise AuditFailure(f"{where}: it was recorded after the question's known_at")
+
+
+def check_place(where: str, position: int, leaf: int, before: tuple[int, int]) -> None:
+    """That the events run in log order, and that each one's `position` fits its proven leaf.
+    A position is not in the event's hash, so only this much of it can be checked: leaf *i*
+    is the (i+1)-th event of the log, whose positions start at 1 and only grow (they may
+    skip numbers)."""
+    if leaf <= before[0]:
+        raise AuditFailure(f"{where}: its leaf {leaf} does not follow the event before's "
+                           f"{before[0]}: the events are not in log order")  # fmt: skip
+    if position <= before[1] or position <= leaf:
+        raise AuditFailure(
+            f"{where}: its position {position} does not fit its leaf {leaf} (the event before "
+            f"is at position {before[1]}, leaf {before[0]}): it was altered"
+        )
 
 
 def entries(events: list[EventOut]) -> list[TimelineEntry]:
@@ -157,8 +176,9 @@ def folded(stream: str, events: list[EventOut], day: Any) -> StatusResult:
 
 
 def check_answer(predicate: ReceiptPredicate) -> None:
-    """That the answer is to the question asked, and that each row is the fold of its
-    stream's events on the question's date."""
+    """That the answer is to the question asked, with one row per stream in stream order as
+    `GET /v1/screen` gives them, and that each row is the fold of its stream's events on
+    the question's date."""
     question, answer = predicate.question, predicate.answer
     try:
         commodity = commodity_for_hs(question.hs).slug
@@ -168,6 +188,10 @@ def check_answer(predicate: ReceiptPredicate) -> None:
     if (answer.hs, answer.commodity, answer.origin, answer.date) != asked:
         raise AuditFailure("the answer is not to the question: its HS code, commodity, "
                            "origin or date differs")  # fmt: skip
+    streams = [row.stream for row in answer.results]
+    if streams != sorted(set(streams)):
+        raise AuditFailure("the answer's rows are not one per stream in stream order, as "
+                           f"GET /v1/screen gives them: {', '.join(streams)}")  # fmt: skip
     for row in answer.results:
         if (row.country, row.commodity) != (question.origin, commodity) or (
             question.authority is not None and row.authority != question.authority

@@ -28,14 +28,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def asked(
-    router: APIRouter, question: type[Question], summary: str, *refusals: int
+    router: APIRouter, question: type[Question], summary: str, *refusals: int, **meanings: str
 ) -> Callable[[F], F]:
     """The GET route answering `question`: at its path, with its answer's model, refused
-    with 422 (a bad parameter), 503 (the database unreachable) and any other `refusals`."""
+    with 422 (a bad parameter), 503 (the database unreachable) and any other `refusals`
+    (a meaning given as `_503="…"` replaces the general one, as `problems` says)."""
     return router.get(
         question.PATH.removeprefix(router.prefix),
         response_model=question.ANSWER,
-        responses=problems(*sorted({*refusals, 422, 503})),
+        responses=problems(*sorted({*refusals, 422, 503}), **meanings),
         summary=summary,
     )
 

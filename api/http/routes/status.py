@@ -71,7 +71,15 @@ def get_expiring(svc: ReadDep, _: Reader, query: Annotated[ExpiringQuery, Query(
     return svc.expiring(query)
 
 
-@asked(router, ReceiptQuery, "A signed receipt of a shipment's screening", 409)
+@asked(
+    router,
+    ReceiptQuery,
+    "A signed receipt of a shipment's screening",
+    409,
+    _503="The database is unreachable or the server is shutting down; or no signed checkpoint "
+    "covers an event of the answer yet (`receipt-not-ready`): ask again after `Retry-After` "
+    "seconds",
+)
 @in_worker_thread
 def screen_receipt(
     svc: ServiceDep, _: Reader, query: Annotated[ReceiptQuery, Query()]
