@@ -2,12 +2,14 @@
 this machine (tests/pgcluster.py), a projector and two API processes given a multi-host
 URL (`target_session_attrs=read-write`), four clients writing under Idempotency-Keys and
 one asking saved `known_at` questions. A third API answers its reads from the standby:
-every acknowledged write is read back through it at once. The primary is killed as a
-crashed host dies and the standby promoted. Then every key sent is retried and the log
-counted on its own: nothing acknowledged lost, nothing recorded twice, no 503 said
-`not_recorded` of a key that was recorded, writes back within 20 s of the promotion,
-every saved `known_at` answer the same when asked again, and no read back through the
-standby settled at or after a write's recorded_at without showing it."""
+every acknowledged write is read back through it at once, and its `known_at` answers are
+saved too. The primary stalls (a commit reaches the standby, its answer never leaves),
+then is killed as a crashed host dies and the standby promoted. Then every key sent is
+retried and the log counted on its own: nothing acknowledged lost, nothing recorded
+twice, no 503 said `not_recorded` of a key recorded by the time it answered, writes back
+within 20 s of the promotion, every saved `known_at` answer the same when asked again,
+and no read back through the standby settled at or after a write's recorded_at without
+showing it."""
 
 from __future__ import annotations
 
@@ -78,7 +80,9 @@ def test_a_failover_under_keyed_writes_loses_nothing_and_is_back_within_20_s(
         load.start()  # per API, and each acknowledged write read back through the standby
         try:
             load.wait_for_acknowledged(150)  # well under way, then the primary's host dies
-            cluster.fail_over()
+            # First it stalls: a commit under way reaches the standby, but not its answer.
+            with cluster.primary.stalled():
+                cluster.fail_over()
             promoted_at = time.time()
             back_at = load.wait_for_acknowledged_after(promoted_at, BACK_WITHIN + 10)
             time.sleep(2)  # a little load on the new primary
