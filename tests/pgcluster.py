@@ -12,6 +12,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ def as_postgres(*command: str, check: bool = True) -> subprocess.CompletedProces
     return subprocess.run(
         [*prefix, *command], capture_output=True, text=True, check=check, timeout=120
     )
+
+
+def signal_each(pids: list[int], how: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, how)
 
 
 @dataclass
@@ -77,6 +84,32 @@ class Node:
             except ProcessLookupError:
                 return
             time.sleep(0.05)
+
+    def pids(self, query: str) -> list[int]:
+        return [int(pid) for pid in self.sql(query).split()]
+
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """As a host that stalls before it dies: its WAL senders are held a moment
+        (SIGSTOP), so that a commit waits for the standby; then the backends serving
+        clients are stopped and the senders let go. The standby confirms that commit,
+        and its client never hears of it: it must be told the truth (recorded after
+        all) by the new primary. Everything stopped is resumed on the way out."""
+        senders = self.pids("SELECT pid FROM pg_stat_replication")
+        backends: list[int] = []
+        signal_each(senders, signal.SIGSTOP)
+        try:
+            time.sleep(0.3)
+            backends = self.pids(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+            signal_each(backends, signal.SIGSTOP)
+            signal_each(senders, signal.SIGCONT)
+            time.sleep(0.3)
+            yield
+        finally:
+            signal_each(senders + backends, signal.SIGCONT)
 
     def sql(self, statement: str) -> str:
         done = as_postgres(

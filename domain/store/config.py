@@ -110,6 +110,18 @@ OWN_PARAMETERS = ("schema", "pool_size", "max_overflow")
 CONNECTION = ("dbname", "host", "port", "user", "password")
 """What the library's datastore takes as arguments of its own."""
 OPTIONS = "options"
+VANISHED_HOST = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+"""libpq's TCP settings for a server whose host vanished (powered off, cut off by the
+network: no reset ever comes back), which the kernel would otherwise wait on for a
+quarter of an hour: an idle connection (pooled, listening) is found dead by keepalives
+after about 11 s of silence, one waiting on an answer once what it sent has gone 10 s
+unacknowledged. The URL's own values win."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +162,7 @@ class PostgresURL:
         from psycopg.conninfo import make_conninfo
 
         # The library's defaults for host and user, so that every connection meets one server.
-        settings = {"host": "127.0.0.1", "user": "postgres", **self.libpq}
+        settings = {"host": "127.0.0.1", "user": "postgres", **VANISHED_HOST, **self.libpq}
         settings.setdefault("connect_timeout", self.connect_timeout)
         if only == OPTIONS:
             settings = {key: value for key, value in settings.items() if key not in CONNECTION}
