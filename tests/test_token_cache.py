@@ -134,4 +134,8 @@ def test_requests_with_a_stored_token_read_no_tokens_and_hand_off_once(
             hops.clear()
             assert client.get("/v1/status", headers=bearer(token)).status_code == 200
             assert client.get(f"/v1/events/{posted.json()['event_id']}").status_code == 200
-            assert (hops, reads) == (Counter(answered=1, get_event=1), Counter())
+            # A status read is answered by its shortcut: on the event loop itself on an
+            # embedded store, in a worker thread on PostgreSQL.
+            on_loop = services.settings.database_url.startswith(("sqlite", "memory"))
+            status_hops = Counter() if on_loop else Counter(answered=1)
+            assert (hops, reads) == (status_hops + Counter(get_event=1), Counter())
