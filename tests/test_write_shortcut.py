@@ -154,3 +154,21 @@ def test_the_shortcut_answers_as_the_route_does(
             ]
     statuses = [post_status for post_status in answered.values()]
     assert statuses == [sum(write[4] for write in WRITES)]
+
+
+def test_the_first_authorization_header_counts_as_for_the_route(services: Service) -> None:
+    # A reader's token first and a writer's second: the route reads the first (403), and
+    # so must the shortcut; the writer's first and a reader's second: recorded by both.
+    framework = TestClient(create_app(services, shortcuts=False))
+    with TestClient(create_app(services)) as shortcut:
+        for country, client in (("RU", framework), ("BY", shortcut)):
+            body = json.dumps(IMPOSED).replace("{country}", country)
+            headers = [("Content-Type", "application/json")]
+            refused = client.post(
+                "/v1/events", content=body, headers=[*headers, *READER.items(), *WRITER.items()]
+            )
+            assert refused.status_code == 403, (country, refused.text)
+            accepted = client.post(
+                "/v1/events", content=body, headers=[*headers, *WRITER.items(), *READER.items()]
+            )
+            assert accepted.status_code == 201, (country, accepted.text)

@@ -28,7 +28,7 @@ JSON_WRITES = ("/v1/events", "/v1/events:batch", "/v1/subscriptions")
 RECEIVED = "sanctions.received"
 """The ASGI scope key under which `WriteGuard` notes when a write arrived
 (`time.monotonic()`): an Idempotency-Key's attempt began then."""
-Shortcut = Callable[[Scope, dict[bytes, bytes], bytes, Receive, Send], Awaitable[bool]]
+Shortcut = Callable[[Scope, bytes, Receive, Send], Awaitable[bool]]
 """Answers a write whose body was read whole, when it can (True), before the app is asked."""
 
 
@@ -116,11 +116,7 @@ class WriteGuard:
         if json_route and bodiless and body:
             await self.unsupported(send, content_type)
             return
-        if (
-            json_route
-            and self.shortcut
-            and await self.shortcut(scope, headers, body, receive, send)
-        ):
+        if json_route and self.shortcut and await self.shortcut(scope, body, receive, send):
             return
         if json_route and body:
             wrong = json_problem(body)

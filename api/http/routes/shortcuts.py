@@ -6,9 +6,10 @@ by more). A shortcut takes a request only when it can tell, before anything is d
 the route would take it as it is: a known token of the right role (or reads open), no
 parameter the route would refuse, refine or remark on, a body or question that validates.
 Anything else goes the framework's way, so every refusal of input, token or role is the
-route's own. From there on the answer is the route's too: the same service call in a
-worker thread, the same status and headers, the body as FastAPI writes the route's answer
-model, and an error answered by the app's own handler of its type.
+route's own. From there on the answer is the route's too: the same service call (in a
+worker thread, or for a read on an embedded store on the event loop), the same status and
+headers, the body as FastAPI writes the route's answer model, and an error answered by the
+app's own handler of its type.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def route_of(router_routes: list[Any], endpoint: Callable[..., Any]) -> APIRoute
     return next(r for r in router_routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
 
 
-def known_caller(svc: Service, authorization: bytes | None, role: Role) -> Caller | None:
-    """The caller of a bearer token the service knows without a read, if allowed `role`."""
+def known_caller(svc: Service, scope: Scope, role: Role) -> Caller | None:
+    """The caller of the request's bearer token, if the service knows it without a read and
+    it is allowed `role`. The first Authorization header counts, as for the route."""
+    authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
     if authorization is None:
         return None
     scheme, token = get_authorization_scheme_param(authorization.decode("latin-1"))
@@ -87,8 +90,7 @@ async def answer_error(app: FastAPI, request: Request, error: Exception) -> Resp
 
 async def answer(
     app: FastAPI,
-    scope: Scope,
-    receive: Receive,
+    request: Request,
     send: Send,
     work: Callable[..., Response],
     *args: Any,
@@ -96,12 +98,11 @@ async def answer(
 ) -> None:
     """Send what `work(*args)` answers, or its error's answer: run in a worker thread, or
     `inline` on the event loop."""
-    request = Request(scope, receive)
     try:
         response = work(*args) if inline else await run_in_threadpool(work, *args)
     except Exception as error:
         response = await answer_error(app, request, error)
-    await response(scope, receive, send)
+    await response(request.scope, request.receive, send)
 
 
 class RecordShortcut:
@@ -113,14 +114,12 @@ class RecordShortcut:
         self.app = app
         self.route = route_of(events.router.routes, events.record_event)
 
-    async def __call__(
-        self, scope: Scope, headers: dict[bytes, bytes], body: bytes, receive: Receive, send: Send
-    ) -> bool:
+    async def __call__(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
         """Answer the write of `scope` and `body` if it is the common case: True when done."""
         if scope["method"] != "POST" or scope["path"] != "/v1/events" or scope["query_string"]:
             return False
         svc: Service = self.app.state.service
-        caller = known_caller(svc, headers.get(b"authorization"), Role.WRITER)
+        caller = known_caller(svc, scope, Role.WRITER)
         keys = [value for name, value in scope["headers"] if name == b"idempotency-key"]
         if caller is None or len(keys) > 1 or (keys and not 1 <= len(keys[0]) <= 255):
             return False  # the route judges several keys, or one of a length it refuses
@@ -132,7 +131,7 @@ class RecordShortcut:
         scope["route"] = self.route  # the request's log line and metrics name the route
         scope.setdefault("state", {})["caller"] = caller.name
         request = Request(scope, receive)
-        await answer(self.app, scope, receive, send, recorded, svc, caller, event_in, key, request)
+        await answer(self.app, request, send, recorded, svc, caller, event_in, key, request)
         return True
 
 
@@ -197,9 +196,8 @@ class AskShortcut:
             await self.app(scope, receive, send)
             return
         scope["route"] = route
-        await answer(
-            self.api, scope, receive, send, answered, svc, ask, question, inline=self.inline
-        )
+        request = Request(scope, receive)
+        await answer(self.api, request, send, answered, svc, ask, question, inline=self.inline)
 
     def question(
         self, scope: Scope, svc: Service, question_type: type[Question]
@@ -208,8 +206,7 @@ class AskShortcut:
         if svc.replica is not None:
             return None
         if svc.settings.reads_require_token:
-            authorization = dict(scope["headers"]).get(b"authorization")
-            caller = known_caller(svc, authorization, Role.READER)
+            caller = known_caller(svc, scope, Role.READER)
             if caller is None:
                 return None
             scope.setdefault("state", {})["caller"] = caller.name
