@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -80,16 +80,21 @@ async def strict_query(request: Request, response: Response) -> None:
     if names is None:
         names = _QUERY_NAMES[id(route)] = query_names(route.dependant)
     check_query_names(request.query_params.keys(), names)
-    hints = [
-        known_at_hint(name, value)
-        for name, value in request.query_params.multi_items()
-        if (name == "known_at" or name.endswith("_known_at")) and BARE_DATE.fullmatch(value)
-    ]
+    hints = known_at_hints(request.query_params.multi_items())
     if hints:
         response.headers["Known-At-Hint"] = " ".join(hints)
 
 
 BARE_DATE = re.compile(r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}\s*")
+
+
+def known_at_hints(params: Iterable[tuple[str, str]]) -> list[str]:
+    """A hint for each `known_at` (or `…_known_at`) among `params` given as a bare date."""
+    return [
+        known_at_hint(name, value)
+        for name, value in params
+        if (name == "known_at" or name.endswith("_known_at")) and BARE_DATE.fullmatch(value)
+    ]
 
 
 def known_at_hint(name: str, value: str) -> str:

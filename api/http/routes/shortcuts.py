@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.app.identity import Caller, Role
 from api.app.service import Service
-from api.http.deps import BARE_DATE
+from api.http.deps import known_at_hints, query_names
 from api.http.routes import events, status
 from api.schemas.answers import EventIn
 from api.schemas.queries import (
@@ -173,9 +173,9 @@ class AskShortcut:
             question.PATH: (question, ask, self.route_for(question))
             for question, ask in ASKED.items()
         }
+        # What `strict_query` takes from each route: the names it declares.
         self.names = {
-            question.PATH: {field.alias or name for name, field in question.model_fields.items()}
-            for question in ASKED
+            path: query_names(route.dependant) for path, (_, _, route) in self.questions.items()
         }
 
     @staticmethod
@@ -216,9 +216,8 @@ class AskShortcut:
         names = self.names[question_type.PATH]
         if len(values) != len(items) or not values.keys() <= names:
             return None
-        for name, value in items:
-            if not value or ("known_at" in name and BARE_DATE.fullmatch(value)):
-                return None
+        if not all(value for _, value in items) or known_at_hints(items):
+            return None  # blank: the route's default; a bare date: the route adds a hint
         try:
             return question_type.model_validate(values)
         except ValidationError:
